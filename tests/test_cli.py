@@ -1,0 +1,124 @@
+"""The CLI as a user runs it: subprocesses, against `lx-addin sandbox` in another process."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture(scope="module")
+def cli_sandbox():
+    """`lx-addin sandbox --port N` as a separate process; yields (env for clients)."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xl_addin", "sandbox", "--port", str(port), "--token", "cli-test-token-0123456789"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    lines = []
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "Ctrl+C" in line:
+            break
+    text = "".join(lines)
+    assert "LIXINGER_BASE_URL=" in text and "LIXINGER_TOKEN=cli-test-token" in text, text + proc.stderr.read()
+    env = {"LIXINGER_BASE_URL": f"http://127.0.0.1:{port}/api", "LIXINGER_TOKEN": "cli-test-token-0123456789"}
+    yield env
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_fetch_json_against_the_sandbox_process(cli_sandbox, documented):
+    r = run_cli("fetch", "700", "5", "0700.HK", "--format", "json", env=cli_sandbox)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [row["stockCode"] for row in rows] == ["00700", "00005"]  # distinct codes, input order
+    expected = dict(documented["data"][0], last_data_date="2026-03-17")
+    assert rows[0] == {k: expected[k] for k in rows[0]} and len(rows[0]) == 42
+    assert "cli-test-token" not in r.stdout + r.stderr
+
+
+def test_fetch_json_marks_invalid_and_no_data_codes(cli_sandbox):
+    r = run_cli("fetch", "700", "ABC", "99999", "--format", "json", "--fields", "mm_sh,港股通持仓金额", env=cli_sandbox)
+    rows = json.loads(r.stdout)
+    assert rows[0] == {"stockCode": "00700", "mm_sh": 1085238279, "mm_sha": 596881053450}
+    assert rows[1]["stockCode"] == "ABC" and "not a Hong Kong stock code" in rows[1]["error"]
+    assert rows[2]["stockCode"] == "99999" and "no Stock Connect data" in rows[2]["error"]
+    assert r.returncode == 1  # an invalid input is a failure for scripts
+    assert "'ABC' is not a Hong Kong stock code" in r.stderr
+
+
+def test_fetch_csv_and_table(cli_sandbox):
+    r = run_cli("fetch", "700", "5", "--fields", "mm_sh_nba_d20", "--format", "csv", env=cli_sandbox)
+    assert r.stdout.splitlines()[0] == "stockCode,mm_sh_nba_d20,error"
+    assert r.stdout.splitlines()[1].startswith("00700,18171578592.486744")
+    r = run_cli("fetch", "700", env=cli_sandbox)
+    assert r.returncode == 0 and "Net buy amount, 20D" in r.stdout and "18,171,578,592" in r.stdout
+
+
+def test_fields_json():
+    r = run_cli("fields", "--format", "json")
+    rows = json.loads(r.stdout)
+    assert len(rows) == 42 and rows[2] == {"key": "mm_sh", "zh": "港股通持仓", "en": rows[2]["en"], "kind": "shares", "window": None}
+
+
+@pytest.mark.parametrize(
+    "args,env,needle",
+    [
+        (["fetch", "700"], {}, "lx-addin token set"),
+        (["fetch", "700", "--fields", "mm_sh_nba_d21", "--sandbox"], {}, "did you mean"),
+        (["fetch", "700"], {"LIXINGER_BASE_URL": "http://example.com/api", "LIXINGER_TOKEN": "x" * 20}, "plain http"),
+        (["fetch", "700"], {"LIXINGER_TIMEOUT": "soon", "LIXINGER_TOKEN": "x" * 20}, "LIXINGER_TIMEOUT"),
+    ],
+)
+def test_errors_are_one_line_no_traceback(args, env, needle):
+    r = run_cli(*args, env=env)
+    assert r.returncode != 0
+    assert needle in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_service_down_is_one_line(cli_sandbox):
+    env = dict(cli_sandbox, LIXINGER_BASE_URL=f"http://127.0.0.1:{_free_port()}/api", LIXINGER_BUDGET="1")
+    r = run_cli("fetch", "700", "5", env=env)
+    assert r.returncode == 1 and "cannot reach" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_token_says_how_to_fix(cli_sandbox):
+    r = run_cli("fetch", "700", env=dict(cli_sandbox, LIXINGER_TOKEN="wrong-token-000000"))
+    assert r.returncode == 1 and "rejected the token" in r.stderr and "wrong-token" not in r.stderr
+
+
+def test_cache_info_and_clear(cli_sandbox):
+    run_cli("fetch", "700", "5", env=cli_sandbox)
+    r = run_cli("cache", "info", "--format", "json", env=cli_sandbox)
+    info = json.loads(r.stdout)
+    assert info["codes"] == 2 and info["newest_data_date"] == "2026-03-17"
+    assert "Cleared 2 snapshot" in run_cli("cache", "clear", env=cli_sandbox).stdout
+    assert json.loads(run_cli("cache", "info", "--format", "json", env=cli_sandbox).stdout)["codes"] == 0
+
+
+def test_every_command_help_has_an_example():
+    for cmd in ("fetch", "fields", "sandbox", "cache", "token"):
+        r = run_cli(cmd, "--help")
+        assert r.returncode == 0 and "example" in r.stdout and "lx-addin " + cmd in r.stdout, cmd
+
+
+def test_debug_shows_the_traceback():
+    r = run_cli("--debug", "fetch", "700")
+    assert "Traceback" in r.stderr and "NoTokenError" in r.stderr

@@ -1,0 +1,211 @@
+"""The local SQLite cache: every distinct (code, data date) snapshot, kept.
+
+The API only has the latest snapshot; the cache keeps each one we ever fetched, so
+history builds up. Within the freshness window a code is served without a request.
+WAL journal, a busy timeout and ``BEGIN IMMEDIATE`` writes let Excel, a cron job
+and the CLI use one file at once. A corrupt file is moved aside and rebuilt.
+Rows are keyed by the service they came from, so sandbox data never mixes with
+real data. No token is ever stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from .exceptions import CacheError
+from .records import parse_record
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS snapshot (
+    source     TEXT NOT NULL,
+    code       TEXT NOT NULL,
+    data_date  TEXT NOT NULL,
+    fetched_at REAL NOT NULL,
+    record     TEXT NOT NULL,
+    PRIMARY KEY (source, code, data_date)
+);
+CREATE TABLE IF NOT EXISTS absent (
+    source     TEXT NOT NULL,
+    code       TEXT NOT NULL,
+    fetched_at REAL NOT NULL,
+    PRIMARY KEY (source, code)
+);
+CREATE INDEX IF NOT EXISTS snapshot_latest ON snapshot (source, code, fetched_at);
+"""
+
+NO_DATA = "no data"  # marker for a code the service answered without a record
+BUSY_TIMEOUT_MS = 15000
+
+
+class Cache:
+    def __init__(self, path: Path | str, source: str):
+        self.path = Path(path)
+        self.source = source
+        self._ready = False
+
+    def __repr__(self) -> str:
+        return f"Cache({str(self.path)!r}, source={self.source!r})"
+
+    # -- connection ---------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        if not self._ready:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                log.debug("cache journal mode is %s", mode)
+            conn.executescript(SCHEMA)
+            self._ready = True
+        return conn
+
+    def _rebuild(self, exc: Exception) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        log.warning("cache %s is unreadable (%s); moved to %s and rebuilt", self.path, exc, aside.name)
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(str(self.path) + suffix)
+            if part.exists():
+                part.replace(Path(str(aside) + suffix))
+        self._ready = False
+
+    @contextmanager
+    def _conn(self, write: bool = False):
+        for attempt in (1, 2):
+            try:
+                conn = self._connect()
+                break
+            except sqlite3.DatabaseError as exc:
+                if attempt == 2 or not _is_corruption(exc):
+                    raise CacheError(f"cannot open the cache {self.path}: {exc}") from None
+                self._rebuild(exc)
+        try:
+            if write:
+                conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if write:
+                    conn.execute("ROLLBACK")
+                raise
+            if write:
+                conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            if _is_corruption(exc):
+                conn.close()
+                self._rebuild(exc)
+                raise CacheError(f"the cache {self.path} was corrupt and has been rebuilt") from None
+            raise CacheError(f"cache {self.path}: {exc}") from None
+        finally:
+            conn.close()
+
+    # -- reads --------------------------------------------------------------------------
+    def latest(self, codes: list[str]) -> dict[str, tuple[object, float]]:
+        """For each code, the newest thing we know: ``(record or NO_DATA, fetched_at)``."""
+        if not codes:
+            return {}
+        out: dict[str, tuple[object, float]] = {}
+        with self._conn() as conn:
+            for chunk in _chunks(codes, 500):
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    f"""SELECT code, record, fetched_at FROM snapshot s
+                        WHERE source = ? AND code IN ({marks})
+                          AND fetched_at = (SELECT MAX(fetched_at) FROM snapshot t
+                                            WHERE t.source = s.source AND t.code = s.code)""",
+                    [self.source, *chunk],
+                ).fetchall()
+                for code, record, fetched_at in rows:
+                    try:
+                        out[code] = (parse_record(json.loads(record)), fetched_at)
+                    except (ValueError, Exception) as exc:  # a bad row is a miss, not a failure
+                        log.warning("ignoring unreadable cache row for %s: %s", code, exc)
+                rows = conn.execute(
+                    f"SELECT code, fetched_at FROM absent WHERE source = ? AND code IN ({marks})",
+                    [self.source, *chunk],
+                ).fetchall()
+                for code, fetched_at in rows:
+                    if code not in out or out[code][1] < fetched_at:
+                        out[code] = (NO_DATA, fetched_at)
+        return out
+
+    def history(self, code: str) -> list[dict]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT record FROM snapshot WHERE source = ? AND code = ? ORDER BY data_date",
+                [self.source, code],
+            ).fetchall()
+        return [parse_record(json.loads(r[0])) for r in rows]
+
+    def info(self) -> dict:
+        exists = self.path.exists()
+        info = {"path": str(self.path), "source": self.source, "exists": exists}
+        if not exists:
+            return {**info, "snapshots": 0, "codes": 0, "newest_data_date": None, "size_bytes": 0}
+        with self._conn() as conn:
+            snapshots, codes, newest, last_fetch = conn.execute(
+                "SELECT COUNT(*), COUNT(DISTINCT code), MAX(data_date), MAX(fetched_at) FROM snapshot WHERE source = ?",
+                [self.source],
+            ).fetchone()
+            sources = [r[0] for r in conn.execute("SELECT DISTINCT source FROM snapshot")]
+        size = sum(Path(str(self.path) + s).stat().st_size for s in ("", "-wal") if Path(str(self.path) + s).exists())
+        return {
+            **info,
+            "snapshots": snapshots,
+            "codes": codes,
+            "newest_data_date": newest,
+            "last_fetch": last_fetch,
+            "sources": sources,
+            "size_bytes": size,
+        }
+
+    # -- writes -------------------------------------------------------------------------
+    def store(self, raw_records: dict[str, dict], records: dict[str, dict], absent: list[str], fetched_at: float | None = None) -> None:
+        """Keep each record as its (code, data date) snapshot; remember codes with no data."""
+        if not raw_records and not absent:
+            return
+        now = time.time() if fetched_at is None else fetched_at
+        rows = []
+        for code, raw in raw_records.items():
+            date = records[code].get("last_data_date")
+            rows.append((self.source, code, date.isoformat() if date else "", now, json.dumps(raw, ensure_ascii=False)))
+        with self._conn(write=True) as conn:
+            conn.executemany(
+                """INSERT INTO snapshot (source, code, data_date, fetched_at, record) VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (source, code, data_date) DO UPDATE SET fetched_at = excluded.fetched_at, record = excluded.record""",
+                rows,
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO absent (source, code, fetched_at) VALUES (?, ?, ?)",
+                [(self.source, code, now) for code in absent],
+            )
+            if raw_records:
+                marks = ",".join("?" * len(raw_records))
+                conn.execute(f"DELETE FROM absent WHERE source = ? AND code IN ({marks})", [self.source, *raw_records])
+
+    def clear(self) -> int:
+        """Delete everything; returns the number of snapshots removed."""
+        if not self.path.exists():
+            return 0
+        with self._conn(write=True) as conn:
+            n = conn.execute("SELECT COUNT(*) FROM snapshot").fetchone()[0]
+            conn.execute("DELETE FROM snapshot")
+            conn.execute("DELETE FROM absent")
+        return n
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _is_corruption(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(s in text for s in ("not a database", "malformed", "corrupt", "file is encrypted"))

@@ -1,0 +1,405 @@
+"""`lx-addin`: a thin command line over the library. Every command's help has an example."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import datetime as dt
+import json
+import logging
+import os
+import sys
+import tempfile
+
+from . import __version__
+from .codes import normalize_code
+from .exceptions import InvalidCodeError, LixingerError, NoDataError, UnknownFieldError
+from .fields import FIELDS, resolve
+
+EPILOGS = {
+    "fetch": """examples:
+  lx-addin fetch 700 0005.HK 9988
+  lx-addin fetch 700 5 --fields mm_sh_nba_d5,mm_sh_nba_d20 --format csv > flows.csv
+  lx-addin fetch 700 --format json --no-cache
+  lx-addin fetch 700 --sandbox            (offline, synthetic data, no token)""",
+    "demo": """examples:
+  lx-addin demo
+  lx-addin demo --out /tmp/lx-demo""",
+    "fields": """examples:
+  lx-addin fields
+  lx-addin fields --format json""",
+    "sandbox": """examples:
+  lx-addin sandbox --port 8765
+  lx-addin sandbox --latency 100 --fault 500:2   (the next 2 requests fail with HTTP 500)
+then, in another shell, use the URL and token it prints:
+  LIXINGER_BASE_URL=http://127.0.0.1:8765/api LIXINGER_TOKEN=<token> lx-addin fetch 700""",
+    "cache": """examples:
+  lx-addin cache info
+  lx-addin cache clear""",
+    "token": """examples:
+  lx-addin token set                      (prompts, without echo)
+  echo "$MY_TOKEN" | lx-addin token set   (from a script)
+  lx-addin token status
+  lx-addin token test
+  lx-addin --profile team token set       (a second token, e.g. a team account)
+  lx-addin token delete""",
+}
+
+
+# --- output helpers ---------------------------------------------------------------------
+def _cell_text(field, value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if field.kind == "ratio" and isinstance(value, (int, float)):
+        return f"{value * 100:,.2f}%"
+    if field.kind in ("amount", "shares") and isinstance(value, (int, float)):
+        return f"{value:,.0f}"
+    return str(value)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in rows:
+        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _service(args, **kwargs):
+    """The data service, against the real API or an in-process sandbox (--sandbox)."""
+    from .config import Settings
+    from .service import MMAH
+
+    if getattr(args, "sandbox", False):
+        from .sandbox import Sandbox
+
+        with Sandbox() as sb, tempfile.TemporaryDirectory(prefix="lx-sandbox-cache-") as tmp:
+            from pathlib import Path
+
+            settings = Settings.from_env(base_url=sb.url, cache_dir=Path(tmp), profile=args.profile)
+            svc = MMAH(settings, token=sb.token, **kwargs)
+            svc.sandbox = sb
+            yield svc
+            svc.close()
+        return
+    settings = Settings.from_env(profile=args.profile)
+    svc = MMAH(settings, **kwargs)
+    try:
+        yield svc
+    finally:
+        svc.close()
+
+
+def _parse_inputs(raw_codes: list[str]):
+    """[(input, code or None, error or None)] with one entry per distinct code, input order."""
+    seen = set()
+    out = []
+    for raw in raw_codes:
+        try:
+            code = normalize_code(raw)
+        except InvalidCodeError as exc:
+            if raw not in seen:
+                seen.add(raw)
+                out.append((raw, None, exc))
+            continue
+        if code not in seen:
+            seen.add(code)
+            out.append((raw, code, None))
+    return out
+
+
+# --- commands ---------------------------------------------------------------------------
+def cmd_fetch(args) -> int:
+    fields = resolve([f for f in (args.fields or "").split(",") if f.strip()])
+    if fields and fields[0].key != "stockCode":
+        fields = [FIELDS[0]] + [f for f in fields if f.key != "stockCode"]
+    inputs = _parse_inputs(args.codes)
+    codes = [code for _, code, _ in inputs if code]
+    with _service(args) as svc:
+        result = svc.fetch(codes, use_cache=not args.no_cache) if codes else None
+    errors = {code: result.errors[code] for code in codes if code in result.errors} if result else {}
+    hard = {c: e for c, e in errors.items() if not isinstance(e, NoDataError)}
+    if codes and len(hard) == len(codes) and len({str(e) for e in hard.values()}) == 1:
+        raise next(iter(hard.values()))  # one failure for all: one line, not a table of it
+    entries = []
+    for raw, code, error in inputs:
+        if code is None:
+            entries.append((raw, None, error))
+        else:
+            entries.append((code, result.records.get(code), errors.get(code)))
+    _print_entries(entries, fields, args.format)
+    if result is not None and result.stale:
+        print(f"lx-addin: warning: the service failed; {len(result.stale)} code(s) shown from the cache "
+              f"(fetched earlier)", file=sys.stderr)
+    bad = [e for _, _, e in entries if e is not None and not isinstance(e, NoDataError)]
+    for e in bad:
+        print(f"lx-addin: {e}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _print_entries(entries, fields, fmt) -> None:
+    from .records import record_to_json
+
+    keys = [f.key for f in fields]
+    if fmt == "json":
+        out = []
+        for code, record, error in entries:
+            if record is not None:
+                obj = record_to_json(record, keys)
+            else:
+                obj = {"stockCode": code, "error": str(error)}
+            out.append(obj)
+        json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(keys + ["error"])
+        for code, record, error in entries:
+            if record is not None:
+                j = record_to_json(record, keys)
+                writer.writerow(["" if j[k] is None else j[k] for k in keys] + [""])
+            else:
+                writer.writerow([code] + [""] * (len(keys) - 1) + [str(error)])
+    else:
+        if len(fields) > 8:  # wide: one column per code, one row per field
+            headers = ["field"] + [code for code, _, _ in entries]
+            rows = []
+            for f in fields[1:]:
+                rows.append([f"{f.key}  {f.en}"] + [
+                    _cell_text(f, rec.get(f.key)) if rec is not None else ("no data" if isinstance(err, NoDataError) else "error")
+                    for _, rec, err in entries
+                ])
+            print(_table(headers, rows))
+        else:
+            headers = keys
+            rows = []
+            for code, record, error in entries:
+                if record is not None:
+                    rows.append([_cell_text(f, record.get(f.key)) for f in fields])
+                else:
+                    rows.append([code] + ["no data" if isinstance(error, NoDataError) else "error"] + [""] * (len(fields) - 2))
+            print(_table(headers, rows))
+
+
+def cmd_fields(args) -> int:
+    if args.format == "json":
+        json.dump(
+            [{"key": f.key, "zh": f.zh, "en": f.en, "kind": f.kind, "window": f.window} for f in FIELDS],
+            sys.stdout, ensure_ascii=False, indent=2,
+        )
+        sys.stdout.write("\n")
+    else:
+        print(_table(["key", "中文", "English", "kind", "window"],
+                     [[f.key, f.zh, f.en, f.kind, str(f.window or "")] for f in FIELDS]))
+    return 0
+
+
+def cmd_sandbox(args) -> int:
+    from .sandbox import Sandbox
+
+    sb = Sandbox(port=args.port, token=args.token, latency=args.latency / 1000.0, quiet=not args.verbose)
+    for spec in args.fault or []:
+        kind, _, times = spec.partition(":")
+        sb.inject(kind, times=int(times) if times else None)
+    import socket
+    import threading
+
+    probe = socket.socket()
+    try:
+        probe.bind(("127.0.0.1", args.port))
+    except OSError as exc:
+        raise LixingerError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
+    finally:
+        probe.close()
+    print(f"Lixinger sandbox ({len(sb.dataset.codes)} codes, data date {sb.dataset.as_of})")
+    server = sb
+    server.start()
+    print(f"  LIXINGER_BASE_URL={server.url}")
+    print(f"  LIXINGER_TOKEN={server.token}")
+    print("Press Ctrl+C to stop.", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def cmd_cache(args) -> int:
+    from .cache import Cache
+    from .config import Settings
+
+    settings = Settings.from_env(profile=args.profile)
+    cache = Cache(settings.cache_path, settings.base_url)
+    if args.action == "clear":
+        n = cache.clear()
+        print(f"Cleared {n} snapshot(s) from {cache.path}")
+        return 0
+    info = cache.info()
+    if args.format == "json":
+        json.dump(info, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(f"cache file:        {info['path']}{'' if info['exists'] else ' (not created yet)'}")
+    print(f"service:           {info['source']}")
+    print(f"codes:             {info['codes']}")
+    print(f"snapshots:         {info['snapshots']}")
+    print(f"newest data date:  {info['newest_data_date'] or '-'}")
+    if info.get("last_fetch"):
+        print(f"last fetch:        {dt.datetime.fromtimestamp(info['last_fetch']):%Y-%m-%d %H:%M:%S}")
+    print(f"size:              {info['size_bytes'] / 1024:,.0f} KiB")
+    return 0
+
+
+def cmd_token(args) -> int:
+    from . import credentials as cr
+
+    if args.action == "set":
+        if sys.stdin.isatty():
+            import getpass
+
+            value = getpass.getpass("Lixinger token (input hidden): ")
+        else:
+            value = sys.stdin.readline()
+        value = value.strip()
+        if not value:
+            raise LixingerError("no token given: nothing was stored")
+        backend = cr.store_token(value, args.profile)
+        print(f"Stored the token for profile {args.profile!r} in the system keyring ({backend}).")
+        if cr.is_plaintext(cr._backend()):
+            print(
+                "lx-addin: warning: this keyring backend keeps the token in a file on disk. "
+                f"To avoid that, remove keyrings.alt and set the {cr.ENV_VAR} environment variable instead.",
+                file=sys.stderr,
+            )
+        return 0
+    if args.action == "delete":
+        if cr.delete_token(args.profile):
+            print(f"Deleted the token for profile {args.profile!r} from the system keyring.")
+        else:
+            print(f"No token stored for profile {args.profile!r}; nothing to delete.")
+        return 0
+    if args.action == "status":
+        try:
+            token = cr.resolve_token(args.profile)
+        except LixingerError as exc:
+            print(f"No token: {exc}", file=sys.stderr)
+            return 1
+        print(f"token:   {token.masked()}")
+        print(f"source:  {token.source}")
+        if os.environ.get(cr.ENV_VAR, "").strip():
+            print(f"note:    {cr.ENV_VAR} overrides the keyring entry while it is set")
+        return 0
+    if args.action == "test":
+        with _service(args, use_cache=False) as svc:
+            token = svc.token()
+            result = svc.fetch(["00700"], use_cache=False)
+        error = result.errors.get("00700")
+        if error is not None and not isinstance(error, NoDataError):
+            print(f"FAILED: {error}", file=sys.stderr)
+            return 1
+        date = result.newest_data_date
+        print(f"OK: {svc.settings.base_url} accepted the token ({token.masked()}, from {token.source})"
+              + (f"; data date {date}" if date else ""))
+        return 0
+    raise AssertionError(args.action)
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(out_dir=args.out)
+
+
+# --- parser -------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lx-addin",
+        description="Lixinger Hong Kong Stock Connect holdings (hk/company/hot/mm_ah), from the command line.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `lx-addin COMMAND --help` for examples. Start with: lx-addin fetch 700 --sandbox",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and HTTP logging")
+    parser.add_argument("--profile", default=os.environ.get("XL_ADDIN_PROFILE", "").strip() or "default",
+                        help="which stored token to use (default: %(default)s; env XL_ADDIN_PROFILE)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, help_):
+        return sub.add_parser(name, help=help_, description=help_, epilog=EPILOGS.get(name),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = add("fetch", "Fetch the mm_ah record for each code.")
+    p.add_argument("codes", nargs="+", metavar="CODE", help="HK codes as you would type them: 700, 00700, 0700.HK")
+    p.add_argument("--fields", metavar="F,...", help="comma-separated field keys or 中文 labels (default: all 42)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--no-cache", action="store_true", help="ask the service even if the cache is fresh")
+    p.add_argument("--sandbox", action="store_true", help="use an in-process sandbox: offline, synthetic data")
+    p.set_defaults(func=cmd_fetch)
+
+    p = add("demo", "Run the main job offline against the embedded sandbox (no token needed).")
+    p.add_argument("--out", default="out", help="where to leave the results (default: %(default)s)")
+    p.set_defaults(func=cmd_demo)
+
+    p = add("fields", "List the 42 fields: key, 中文, English, kind.")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_fields)
+
+    p = add("sandbox", "Run the local sandbox server (same protocol, synthetic data).")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--token", help="the token to accept (default: a new random one, printed)")
+    p.add_argument("--latency", type=float, default=0.0, metavar="MS", help="delay every answer")
+    p.add_argument("--fault", action="append", metavar="KIND[:N]",
+                   help="misbehave on the next N requests (all, without N): 500 502 503 429 garbage drop api_error malformed slow 401")
+    p.add_argument("--verbose", action="store_true", help="log each request")
+    p.set_defaults(func=cmd_sandbox)
+
+    p = add("cache", "Show or clear the local cache.")
+    p.add_argument("action", choices=("info", "clear"))
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_cache)
+
+    p = add("token", "Keep the Lixinger token in the system keyring.")
+    p.add_argument("action", choices=("set", "status", "test", "delete"))
+    p.set_defaults(func=cmd_token, sandbox=False)
+    return parser
+
+
+def _redact(text: str) -> str:
+    from .credentials import ENV_VAR, redact
+
+    return redact(text, os.environ.get(ENV_VAR, "").strip() or None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (LixingerError, UnknownFieldError) as exc:
+        if args.debug:
+            raise
+        print(f"lx-addin: {_redact(str(exc))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # never a traceback for an analyst, unless asked
+        if args.debug:
+            raise
+        print(f"lx-addin: unexpected error: {type(exc).__name__}: {_redact(str(exc))} (run with --debug for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Pure transforms of the API's answers (no I/O): answer -> typed records.
+
+A record is a plain dict keyed by the API's field names, with every catalog field
+present: numbers exactly as the API sent them, ``last_data_date`` as the
+Beijing/Hong Kong calendar date, and ``None`` for a field the record lacks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+from .exceptions import BadResponseError, MalformedRecordError
+from .fields import KEYS, NUMERIC_KEYS
+
+BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
+
+
+def parse_data_date(value: object) -> dt.date:
+    """``2026-03-17T00:00:00+08:00`` -> 2026-03-17 (the Beijing date, never the 16th)."""
+    if not isinstance(value, str) or not value.strip():
+        raise MalformedRecordError(f"last_data_date {value!r} is not a date")
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        stamp = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise MalformedRecordError(f"last_data_date {value!r} is not an ISO 8601 date") from None
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(BEIJING)
+    return stamp.date()
+
+
+def _check_number(key: str, value: object, code: str) -> object:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MalformedRecordError(f"{code}: field {key} is {value!r}, not a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def parse_record(raw: object) -> dict:
+    """One API record -> a typed record with every catalog field."""
+    if not isinstance(raw, dict):
+        raise MalformedRecordError(f"record {raw!r:.60} is not an object")
+    code = raw.get("stockCode")
+    if not isinstance(code, str) or not code:
+        raise MalformedRecordError("record without a stockCode")
+    record = {"stockCode": code}
+    for key in KEYS[1:]:
+        value = raw.get(key)
+        if key == "last_data_date":
+            record[key] = parse_data_date(value) if value is not None else None
+        elif key in NUMERIC_KEYS:
+            record[key] = _check_number(key, value, code)
+    return record
+
+
+def split_answer(payload: object) -> list:
+    """The ``data`` list of a successful answer (``code`` == 1 checked by the caller)."""
+    if not isinstance(payload, dict):
+        raise BadResponseError("the answer is not a JSON object")
+    data = payload.get("data")
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise BadResponseError("the answer's data is not a list")
+    return data
+
+
+def index_records(raw_records: list, requested: list[str]) -> tuple[dict, dict, dict]:
+    """Match raw records to the codes asked for.
+
+    Returns ``(raw_by_code, records_by_code, errors_by_code)``: a malformed record is
+    an error for its own code only; records for codes we did not ask for are dropped.
+    """
+    wanted = set(requested)
+    raw_by_code: dict[str, dict] = {}
+    records: dict[str, dict] = {}
+    errors: dict[str, Exception] = {}
+    for raw in raw_records:
+        code = raw.get("stockCode") if isinstance(raw, dict) else None
+        if code not in wanted:
+            continue
+        try:
+            records[code] = parse_record(raw)
+            raw_by_code[code] = raw
+        except MalformedRecordError as exc:
+            errors[code] = exc
+    return raw_by_code, records, errors
+
+
+def record_to_json(record: dict, keys=KEYS) -> dict:
+    """A typed record as JSON-ready dict (dates as YYYY-MM-DD)."""
+    out = {}
+    for key in keys:
+        value = record.get(key)
+        out[key] = value.isoformat() if isinstance(value, dt.date) else value
+    return out

@@ -1,0 +1,188 @@
+"""The data service every front end uses (CLI, formulas, refresh).
+
+Like xbbg's cached bdp: ask the cache what is missing and query only that.
+Two cache layers: an in-process memory (so a warm formula costs microseconds) in
+front of the SQLite file (shared between processes, keeps history). When the
+service fails, the newest cached value is served and marked stale.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .cache import NO_DATA, Cache
+from .codes import unique
+from .config import Settings
+from .credentials import Token
+from .exceptions import CacheError, LixingerError, NoDataError, TokenError
+
+
+@dataclass
+class Result:
+    codes: list[str]
+    records: dict[str, dict] = field(default_factory=dict)
+    errors: dict[str, LixingerError] = field(default_factory=dict)
+    stale: set[str] = field(default_factory=set)
+    from_cache: set[str] = field(default_factory=set)
+    requests: int = 0
+
+    def rows(self):
+        """(code, record or None, error or None) in request order."""
+        for code in self.codes:
+            yield code, self.records.get(code), self.errors.get(code)
+
+    @property
+    def newest_data_date(self):
+        dates = [r["last_data_date"] for r in self.records.values() if r.get("last_data_date")]
+        return max(dates) if dates else None
+
+
+class MMAH:
+    """Records for HK codes, from memory, the cache file or the service, in that order."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        token: Token | str | None = None,
+        token_provider: Callable[[], Token] | None = None,
+        use_cache: bool = True,
+        session=None,
+    ):
+        self.settings = settings or Settings.from_env()
+        if token is not None and not isinstance(token, Token):
+            token = Token(token)
+        self._token = token
+        self._token_provider = token_provider
+        self.use_cache = use_cache
+        self._session = session
+        self._client = None
+        self._memory: dict[str, tuple[object, float]] = {}
+        self._lock = threading.RLock()
+        self.cache = Cache(self.settings.cache_path, self.settings.base_url) if use_cache else None
+        self.requests_sent = 0
+        self.last_error: LixingerError | None = None
+        self.last_stale = False
+
+    def __repr__(self) -> str:
+        return f"MMAH(base_url={self.settings.base_url!r}, cache={self.cache!r})"
+
+    # -- token and client ---------------------------------------------------------------
+    def token(self) -> Token:
+        if self._token is None:
+            provider = self._token_provider
+            if provider is None:
+                from .credentials import resolve_token
+
+                def provider():
+                    return resolve_token(self.settings.profile)
+
+            return provider()
+        return self._token
+
+    def _client_for(self, token: Token):
+        from .client import MMAHClient
+
+        if self._client is None or self._client._token != token:
+            self._client = MMAHClient(token, self.settings, session=self._session)
+        return self._client
+
+    # -- cache layers ------------------------------------------------------------------
+    def _cached(self, codes: list[str]) -> dict[str, tuple[object, float]]:
+        """Newest known entry per code: memory first, then the cache file."""
+        found = {c: self._memory[c] for c in codes if c in self._memory}
+        rest = [c for c in codes if c not in found]
+        if rest and self.cache is not None:
+            try:
+                from_file = self.cache.latest(rest)
+            except CacheError as exc:
+                self.last_error = exc
+                from_file = {}
+            self._memory.update(from_file)
+            found.update(from_file)
+        return found
+
+    def _remember(self, fetched, now: float) -> None:
+        for code, record in fetched.records.items():
+            self._memory[code] = (record, now)
+        for code in fetched.absent:
+            self._memory[code] = (NO_DATA, now)
+        if self.cache is not None:
+            try:
+                self.cache.store(fetched.raw, fetched.records, fetched.absent, now)
+            except CacheError as exc:
+                self.last_error = exc
+
+    # -- public ---------------------------------------------------------------------------
+    def peek(self, codes: list[str], max_age: float | None = None) -> Result:
+        """What the caches hold that is fresh, with no request at all."""
+        max_age = self.settings.max_age if max_age is None else max_age
+        result = Result(unique(codes))
+        now = time.time()
+        with self._lock:
+            known = self._cached(result.codes) if self.use_cache else {}
+        for code, (value, fetched_at) in known.items():
+            if now - fetched_at <= max_age:
+                self._serve(result, code, value)
+                result.from_cache.add(code)
+        return result
+
+    def fetch(self, codes: list[str], max_age: float | None = None, use_cache: bool | None = None) -> Result:
+        """Records for five-digit *codes*; per-code errors in ``Result.errors``."""
+        use_cache = self.use_cache if use_cache is None else use_cache
+        max_age = self.settings.max_age if max_age is None else max_age
+        result = Result(unique(codes))
+        with self._lock:
+            now = time.time()
+            known = self._cached(result.codes) if self.use_cache else {}
+            missing = []
+            for code in result.codes:
+                entry = known.get(code)
+                if use_cache and entry is not None and now - entry[1] <= max_age:
+                    self._serve(result, code, entry[0])
+                    result.from_cache.add(code)
+                else:
+                    missing.append(code)
+            if not missing:
+                return result
+            try:
+                client = self._client_for(self.token())
+                fetched = client.fetch(missing)
+            except TokenError as exc:
+                self.last_error = exc
+                for code in missing:
+                    self._fail(result, code, exc, known.get(code))
+                return result
+            result.requests = fetched.requests
+            self.requests_sent += fetched.requests
+            now = time.time()
+            self._remember(fetched, now)
+            for code, record in fetched.records.items():
+                result.records[code] = record
+            for code in fetched.absent:
+                result.errors[code] = NoDataError(code)
+            for code, exc in fetched.errors.items():
+                self.last_error = exc
+                self._fail(result, code, exc, known.get(code))
+            self.last_stale = bool(result.stale)
+        return result
+
+    @staticmethod
+    def _serve(result: Result, code: str, value) -> None:
+        if value is NO_DATA or value == NO_DATA:
+            result.errors[code] = NoDataError(code)
+        else:
+            result.records[code] = value
+
+    def _fail(self, result: Result, code: str, exc: LixingerError, entry) -> None:
+        if entry is not None and entry[0] != NO_DATA:
+            result.records[code] = entry[0]
+            result.stale.add(code)
+        else:
+            result.errors[code] = exc
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
