@@ -106,3 +106,11 @@ def test_two_processes_at_once_do_not_fail(settings, sandbox):
         counts = pool.map(_worker, jobs)
     assert counts == [15 * 30, 15 * 30]
     assert Cache(settings.cache_path, sandbox.url).info()["codes"] == 60
+
+
+def test_a_token_problem_is_not_papered_over_with_cached_values(settings, sandbox):
+    from xl_addin.exceptions import TokenRejectedError
+
+    MMAH(settings, token=sandbox.token).fetch(["00700"])
+    result = MMAH(settings, token="a-wrong-token-0000").fetch(["00700"], max_age=0)
+    assert "00700" not in result.records and isinstance(result.errors["00700"], TokenRejectedError)

@@ -151,9 +151,10 @@ class MMAH:
                 client = self._client_for(self.token())
                 fetched = client.fetch(missing)
             except TokenError as exc:
+                # no stale fallback here: a token problem must be seen and fixed, not papered over
                 self.last_error = exc
                 for code in missing:
-                    self._fail(result, code, exc, known.get(code))
+                    result.errors[code] = exc
                 return result
             result.requests = fetched.requests
             self.requests_sent += fetched.requests
