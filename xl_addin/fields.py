@@ -7,7 +7,7 @@ read from here. Order is the API documentation's order.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .exceptions import UnknownFieldError
 
@@ -23,8 +23,7 @@ KIND_FORMATS = {
 WINDOWS = (1, 5, 20, 60, 120, 240)
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     key: str
     zh: str
     en: str

@@ -17,7 +17,7 @@ from .cache import NO_DATA, Cache
 from .codes import unique
 from .config import Settings
 from .credentials import Token
-from .exceptions import CacheError, LixingerError, NoDataError, TokenError
+from .exceptions import CacheError, LixingerError, NoDataError, ServiceUnavailableError, TokenError
 
 
 @dataclass
@@ -41,7 +41,12 @@ class Result:
 
 
 class MMAH:
-    """Records for HK codes, from memory, the cache file or the service, in that order."""
+    """Records for HK codes, from memory, the cache file or the service, in that order.
+
+    ``cooldown`` (seconds): after the service failed outright, answer from the cache
+    without asking it again for that long, so that a sheet full of formulas does
+    not wait out the retries once per cell.
+    """
 
     def __init__(
         self,
@@ -50,6 +55,7 @@ class MMAH:
         token_provider: Callable[[], Token] | None = None,
         use_cache: bool = True,
         session=None,
+        cooldown: float = 0.0,
     ):
         self.settings = settings or Settings.from_env()
         if token is not None and not isinstance(token, Token):
@@ -63,6 +69,9 @@ class MMAH:
         self._lock = threading.RLock()
         self.cache = Cache(self.settings.cache_path, self.settings.base_url) if use_cache else None
         self.requests_sent = 0
+        self.cooldown = cooldown
+        self._down_until = 0.0
+        self._down_error: LixingerError | None = None
         self.last_error: LixingerError | None = None
         self.last_stale = False
 
@@ -147,6 +156,12 @@ class MMAH:
                     missing.append(code)
             if not missing:
                 return result
+            if time.monotonic() < self._down_until:
+                # the service just failed: answer at once from the cache (or with that error)
+                for code in missing:
+                    self._fail(result, code, self._down_error, known.get(code))
+                self.last_stale = bool(result.stale)
+                return result
             try:
                 client = self._client_for(self.token())
                 fetched = client.fetch(missing)
@@ -167,6 +182,11 @@ class MMAH:
             for code, exc in fetched.errors.items():
                 self.last_error = exc
                 self._fail(result, code, exc, known.get(code))
+            if self.cooldown and not fetched.records and not fetched.absent and any(
+                isinstance(e, ServiceUnavailableError) for e in fetched.errors.values()
+            ):
+                self._down_until = time.monotonic() + self.cooldown
+                self._down_error = next(e for e in fetched.errors.values() if isinstance(e, ServiceUnavailableError))
             self.last_stale = bool(result.stale)
         return result
 

@@ -1,0 +1,196 @@
+"""LX_MMAH & co. through xlwings' own Windows UDF machinery, against the sandbox over HTTP."""
+
+import datetime as dt
+import io
+import os
+import subprocess
+import sys
+import types
+
+import pytest
+
+import excel_harness as xh
+from conftest import ROOT
+
+REF, DIV0 = -2146826265, -2146826281  # error cells as COM hands them over
+
+
+@pytest.fixture
+def udfs(sandbox, monkeypatch):
+    module = xh.load()
+    monkeypatch.setenv("LIXINGER_BASE_URL", sandbox.url)
+    monkeypatch.setenv("LIXINGER_TOKEN", sandbox.token)
+    module.reset()
+    yield module
+    module.reset()
+
+
+def value_of(sandbox, code, key):
+    return sandbox.dataset.record(code).get(key)
+
+
+def test_column_of_codes_typed_every_way(udfs, sandbox):
+    raw = ((700.0,), ("0005.HK",), (None,), ("ABC",), (REF,), (99999.0,), ("  939 ",))
+    out = xh.call(udfs.LX_MMAH, raw, "mm_sh_nba_d20")
+    assert out == [
+        [value_of(sandbox, "00700", "mm_sh_nba_d20")],
+        [value_of(sandbox, "00005", "mm_sh_nba_d20")],
+        [""],  # a blank code cell gives a blank row
+        ["#N/A Invalid Code"],
+        ["#N/A Input Error #REF!"],  # an error cell is not a blank
+        ["#N/A No Data"],
+        [value_of(sandbox, "00939", "mm_sh_nba_d20")],
+    ]
+    assert all(isinstance(r[0], str) and r[0].startswith("#N/A") for r in out[3:6])
+
+
+def test_row_of_codes_with_one_field_gives_a_row(udfs, sandbox):
+    out = xh.call(udfs.LX_MMAH, ((700.0, 5.0, "9988"),), "MM_SH")
+    assert out == [[value_of(sandbox, c, "mm_sh") for c in ("00700", "00005", "09988")]]
+
+
+def test_block_of_codes_read_row_by_row_into_a_matrix(udfs, sandbox):
+    out = xh.call(udfs.LX_MMAH, ((700.0, 5.0), (939.0, None)), (("mm_sh", "spc"),))
+    assert [r[0] for r in out] == [value_of(sandbox, c, "mm_sh") for c in ("00700", "00005", "00939")] + [""]
+    assert len(out) == 4 and all(len(r) == 2 for r in out)
+
+
+def test_fields_by_chinese_label_with_headers_and_an_unknown_field(udfs, sandbox):
+    out = xh.call(udfs.LX_MMAH, ((700.0,), (5.0,)), (("港股通持仓金额", "mm_sh_NBA_d5", "mm_sh_nba_d7"),), True)
+    assert out[0] == ["港股通持仓金额", "mm_sh_nba_d5", "mm_sh_nba_d7"]
+    assert out[1][:2] == [value_of(sandbox, "00700", "mm_sha"), value_of(sandbox, "00700", "mm_sh_nba_d5")]
+    assert out[1][2] == out[2][2] == "#N/A Invalid Field: mm_sh_nba_d7"
+
+
+def test_data_date_is_a_real_naive_date(udfs):
+    (cell,), = xh.call(udfs.LX_MMAH, 700.0, "last_data_date")
+    assert isinstance(cell, dt.datetime) and cell.tzinfo is None
+    assert (cell.year, cell.month, cell.day) == (2026, 3, 17)
+
+
+def test_a_field_missing_from_a_record_is_blank(udfs, sandbox):
+    young = next(c for c in sandbox.dataset.codes if "mm_sh_nba_d240" not in sandbox.dataset.record(c))
+    out = xh.call(udfs.LX_MMAH, young, (("mm_sh_nba_d1", "mm_sh_nba_d240"),))
+    assert out[0][0] == value_of(sandbox, young, "mm_sh_nba_d1") and out[0][1] == ""
+
+
+def test_no_token_is_one_message_that_says_how(udfs, monkeypatch):
+    monkeypatch.delenv("LIXINGER_TOKEN")
+    udfs.reset()
+    out = xh.call(udfs.LX_MMAH, ((700.0,), (5.0,), (939.0,)), "mm_sh")
+    assert len(out) == 1 and len(out[0]) == 1
+    assert out[0][0].startswith("#N/A No Token") and "lx-addin token set" in out[0][0]
+
+
+def test_service_down_serves_cached_values_and_does_not_wait_per_cell(udfs, sandbox, monkeypatch):
+    monkeypatch.setenv("XL_ADDIN_MAX_AGE", "0")  # everything is stale at once
+    udfs.reset()
+    before = xh.call(udfs.LX_MMAH, ((700.0,), (5.0,)), "mm_sh")
+    sandbox.inject("503", times=None)
+    after = xh.call(udfs.LX_MMAH, ((700.0,), (5.0,)), "mm_sh")
+    assert after == before
+    n = sandbox.request_count
+    again = xh.call(udfs.LX_MMAH, ((700.0,), (939.0,)), "mm_sh")  # within the outage pause: no request
+    assert sandbox.request_count == n
+    assert again[0] == before[0] and again[1][0] == "#N/A Service Unavailable"
+    info = dict(map(tuple, xh.call(udfs.LX_MMAH_INFO)))
+    assert info["stale values shown"].startswith("yes")
+
+
+def test_service_down_nothing_cached_is_one_message(udfs, sandbox):
+    sandbox.inject("503", times=None)
+    (cell,), = xh.call(udfs.LX_MMAH, ((700.0,), (5.0,)), "mm_sh")
+    assert cell.startswith("#N/A Service Unavailable: ") and "HTTP 503" in cell
+
+
+def test_never_a_traceback(udfs, monkeypatch):
+    monkeypatch.setenv("LIXINGER_BASE_URL", "http://example.com/api")  # refused: plain http
+    udfs.reset()
+    (cell,), = xh.call(udfs.LX_MMAH, 700.0, "mm_sh")
+    assert cell.startswith("#N/A") and "plain http" in cell and "Traceback" not in cell
+    (cell,), = xh.call(udfs.LX_MMAH, 700.0, None)
+    assert cell.startswith("#N/A Invalid Field")
+
+
+def test_one_formula_over_n_codes_sends_ceil_n_over_100(udfs, sandbox):
+    codes = tuple((float(c),) for c in sandbox.dataset.codes[:250])
+    out = xh.call(udfs.LX_MMAH, codes, "mm_sh")
+    assert sandbox.request_count == 3 and len(out) == 250
+
+
+def test_41_formulas_over_the_same_codes_send_the_first_ones_requests_only(udfs, sandbox):
+    from xl_addin.fields import FIELDS
+
+    codes = tuple((float(c),) for c in sandbox.dataset.codes[:150])
+    for f in FIELDS[1:]:
+        xh.call(udfs.LX_MMAH, codes, f.key)
+    assert len(FIELDS[1:]) == 41 and sandbox.request_count == 2
+
+
+def test_sheet_of_single_cell_formulas_sends_one_request(udfs, sandbox):
+    from xl_addin.fields import FIELDS
+    from xl_addin.neighbours import column_index
+
+    codes = sandbox.dataset.codes[:50]
+    fields = [f.key for f in FIELDS[2:10]]  # numbers (the date has its own test)
+    cells = {"A1": "code"}
+    for j, key in enumerate(fields):
+        cells[f"{chr(66 + j)}1"] = key
+    for i, code in enumerate(codes, start=2):
+        cells[f"A{i}"] = float(int(code))
+        for j in range(len(fields)):
+            col = chr(66 + j)
+            cells[f"{col}{i}"] = f"=LX_MMAH($A{i},{col}$1)"
+    sheet = xh.FakeSheet(cells)
+    assert column_index("B") == 2
+    for i, code in enumerate(codes, start=2):
+        for j, key in enumerate(fields):
+            out = xh.call(udfs.LX_MMAH, float(int(code)), key, caller=sheet.cell(f"{chr(66 + j)}{i}"))
+            assert out == [[value_of(sandbox, code, key)]]
+    assert sandbox.request_count == 1  # not one per distinct code (50)
+    assert sheet.calls == ["formula", "raw_value"]  # one scan of the sheet
+
+
+def test_fields_and_info(udfs, sandbox):
+    table = xh.call(udfs.LX_MMAH_FIELDS)
+    assert table[0] == ["key", "中文", "English", "kind"] and len(table) == 43
+    assert table[5][:2] == ["mm_sh_cap_r", "港股通持仓占H股比例"]
+    xh.call(udfs.LX_MMAH, 700.0, "mm_sh")
+    info = dict(map(tuple, xh.call(udfs.LX_MMAH_INFO)))
+    assert info["token source"] == "environment (LIXINGER_TOKEN)"
+    assert info["requests this session"] == 1 and info["newest data date"] == "2026-03-17"
+    assert info["stale values shown"] == "no"
+    assert sandbox.token not in repr(xh.call(udfs.LX_MMAH_INFO))
+
+
+def test_function_wizard_help_and_registration(udfs):
+    from xlwings.udfs import generate_vba_wrapper
+
+    f = io.StringIO()
+    generate_vba_wrapper("xl_addin.udfs", udfs, f, types.SimpleNamespace(Name="xl_addin.xlam"))
+    vba = f.getvalue()
+    assert "Function LX_MMAH(codes, fields, Optional headers)" in vba
+    assert "Function LX_MMAH_FIELDS()" in vba and "Function LX_MMAH_INFO()" in vba
+    assert "Application.Volatile" not in vba
+    for fn in (udfs.LX_MMAH, udfs.LX_MMAH_FIELDS, udfs.LX_MMAH_INFO):
+        info = fn.__xlfunc__
+        assert info["category"] == "Lixinger" and not info["volatile"]
+        assert "expand" not in info["ret"]["options"]
+        assert 20 < len(info["ret"]["doc"]) <= 255  # Excel truncates longer descriptions
+        for a in info["args"]:
+            if a["name"] != "caller":
+                assert not a["doc"].startswith("Positional argument"), a["name"]
+
+
+def test_import_does_no_io_and_loads_no_http_stack(tmp_path):
+    code = (
+        "import sys, socket\n"
+        "def refuse(*a, **k): raise AssertionError('network at import')\n"
+        "socket.socket.connect = refuse\n"
+        "import xl_addin.udfs\n"
+        "assert 'requests' not in sys.modules and 'sqlite3' not in sys.modules, 'heavy modules at import'\n"
+    )
+    env = dict(os.environ, XL_ADDIN_CACHE_DIR=str(tmp_path / "c"))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "c").exists()

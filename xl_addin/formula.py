@@ -1,0 +1,154 @@
+"""What `=LX_MMAH(codes, fields, headers)` computes, without Excel: pure over a fetch function.
+
+Cells follow Bloomberg's convention: every problem is text starting with ``#N/A``,
+so ``LEFT(x,4)="#N/A"`` finds them all; nothing ever raises into Excel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Callable
+
+from .codes import normalize_code
+from .exceptions import (
+    ConfigError,
+    InvalidCodeError,
+    LixingerError,
+    NoDataError,
+    ServiceUnavailableError,
+    TokenError,
+    TokenRejectedError,
+    UnknownFieldError,
+)
+from .fields import Field, lookup
+
+BLANK = ""
+NO_DATA = "#N/A No Data"
+INVALID_CODE = "#N/A Invalid Code"
+#: what Excel hands over for error cells when err_to_str is on
+EXCEL_ERRORS = frozenset({"#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!",
+                          "#GETTING_DATA", "#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!"})
+
+
+def error_cell(exc: Exception) -> str:
+    """The short #N/A text for an error, as it shows in one cell."""
+    if isinstance(exc, NoDataError):
+        return NO_DATA
+    if isinstance(exc, InvalidCodeError):
+        return INVALID_CODE
+    if isinstance(exc, TokenRejectedError):
+        return "#N/A Token Rejected"
+    if isinstance(exc, TokenError):
+        return "#N/A No Token"
+    if isinstance(exc, ServiceUnavailableError):
+        return "#N/A Service Unavailable"
+    if isinstance(exc, ConfigError):
+        return "#N/A Setup Error"
+    return "#N/A Service Error"
+
+
+def explain(exc: Exception) -> str:
+    """The one-cell message when a problem hit every code: what happened and what to do."""
+    return f"{error_cell(exc)}: {exc}"[:1000]
+
+
+def _flatten(value) -> tuple[list, tuple[int, int]]:
+    """Cells row by row, and the (rows, cols) shape they came in."""
+    if not isinstance(value, (list, tuple)):
+        return [value], (1, 1)
+    if value and isinstance(value[0], (list, tuple)):
+        rows = len(value)
+        cols = max((len(r) for r in value), default=0)
+        return [c for r in value for c in r], (rows, cols)
+    return list(value), (1, len(value))
+
+
+def resolve_fields(fields) -> list[tuple[str, Field | None]]:
+    """[(label shown, field or None when unknown)] for a cell, a row or a column of names."""
+    names, _ = _flatten(fields)
+    out = []
+    for name in names:
+        if name is None or (isinstance(name, str) and not name.strip()):
+            continue
+        try:
+            f = lookup(name)
+        except UnknownFieldError:
+            out.append((str(name).strip() if isinstance(name, str) else repr(name), None))
+            continue
+        shown = f.zh if isinstance(name, str) and name.strip() == f.zh else f.key
+        out.append((shown, f))
+    return out
+
+
+def parse_code_cell(value) -> tuple[str | None, str | None]:
+    """(code, None) for a good cell; (None, cell text) for a blank, invalid or error cell."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None, BLANK
+    if isinstance(value, str) and value.strip().upper() in EXCEL_ERRORS:
+        return None, f"#N/A Input Error {value.strip().upper()}"
+    try:
+        return normalize_code(value), None
+    except InvalidCodeError:
+        return None, INVALID_CODE
+
+
+def cell_value(field: Field, record: dict):
+    value = record.get(field.key)
+    if value is None:
+        return BLANK
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return dt.datetime(value.year, value.month, value.day)  # naive: the Beijing date as Excel shows it
+    return value
+
+
+def codes_in(codes) -> list[str]:
+    """The valid codes in a codes argument, distinct, in order."""
+    cells, _ = _flatten(codes)
+    out = []
+    for c in cells:
+        code, _ = parse_code_cell(c)
+        if code:
+            out.append(code)
+    return list(dict.fromkeys(out))
+
+
+def mmah_matrix(codes, fields, headers: bool, fetch: Callable) -> list[list]:
+    """The 2-D array LX_MMAH returns.
+
+    One row per code cell (read row by row), one column per field; a single field
+    keeps the shape the codes came in (a row of codes gives a row).
+    """
+    resolved = resolve_fields(fields)
+    if not resolved:
+        return [["#N/A Invalid Field: no field given"]]
+    cells, shape = _flatten(codes)
+    parsed = [parse_code_cell(c) for c in cells]
+    wanted = list(dict.fromkeys(code for code, _ in parsed if code))
+    result = fetch(wanted) if wanted else None
+    errors = result.errors if result else {}
+    records = result.records if result else {}
+
+    hard = [errors[c] for c in wanted if c in errors and not isinstance(errors[c], NoDataError)]
+    if wanted and len(hard) == len(wanted) and len({str(e) for e in hard}) == 1:
+        return [[explain(hard[0])]]  # one problem for all: say it once, with the fix
+
+    rows = []
+    for code, text in parsed:
+        if code is None:
+            row = [text] * len(resolved)
+        elif code in records:
+            record = records[code]
+            row = [cell_value(f, record) if f else f"#N/A Invalid Field: {label}" for label, f in resolved]
+        else:
+            problem = error_cell(errors.get(code, LixingerError()))
+            row = [problem if f else f"#N/A Invalid Field: {label}" for label, f in resolved]
+        rows.append(row)
+
+    labels = [label for label, _ in resolved]
+    if len(resolved) == 1 and shape[0] == 1 and shape[1] > 1:  # a row of codes, one field: a row
+        out = [[r[0] for r in rows]]
+        return [[labels[0]] + out[0]] if headers else out
+    if len(resolved) == 1 and shape[1] > 1:  # a block of codes, one field: the same block
+        out = [[rows[i * shape[1] + j][0] for j in range(shape[1])] for i in range(shape[0])]
+        return ([[labels[0]] + [BLANK] * (shape[1] - 1)] + out) if headers else out
+    return ([labels] + rows) if headers else rows

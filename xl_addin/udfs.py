@@ -1,0 +1,158 @@
+"""Excel formulas (Windows Excel, xlwings UDFs): ``UDF MODULES`` = ``xl_addin.udfs``.
+
+    =LX_MMAH(A2:A50, "mm_sh_nba_d20")          one value per code, spilled
+    =LX_MMAH(A2:A50, B1:E1, TRUE)              a matrix with a header row
+    =LX_MMAH_FIELDS()                          the field catalog
+    =LX_MMAH_INFO()                            version, token source, cache, staleness
+
+Thin glue over :mod:`xl_addin.formula`; nothing here does I/O at import time, and the
+HTTP and cache modules load on the first formula that needs them.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import xlwings as xw
+
+from . import __version__
+from .fields import FIELDS
+from .formula import explain, mmah_matrix
+
+if sys.platform.startswith("win") or "pythoncom" in sys.modules:
+    # Windows: xlwings' own UDF machinery (what `import xlwings` binds as xw.func there)
+    from xlwings.udfs import xlarg as arg, xlfunc as func, xlret as ret
+else:  # macOS/Linux: Excel has no xlwings UDFs there; plain functions
+    func, arg, ret = xw.func, xw.arg, xw.ret
+
+_lock = threading.Lock()
+_service = None
+_scanned: dict[tuple, float] = {}
+SCAN_INTERVAL = 10.0  # seconds between neighbour scans of one sheet
+FORMULA_BUDGET = 15.0  # seconds one formula may wait for the service, retries included
+OUTAGE_PAUSE = 30.0  # after an outage, formulas answer from the cache this long without asking
+
+
+def service():
+    """The process-wide data service (one memory cache for every formula)."""
+    global _service
+    if _service is None:
+        with _lock:
+            if _service is None:
+                from .config import Settings
+                from .service import MMAH
+
+                settings = Settings.from_env()
+                # Excel waits for a formula: a shorter budget, and a pause after an outage
+                settings = Settings(**{**settings.__dict__, "budget": min(settings.budget, FORMULA_BUDGET)})
+                _service = MMAH(settings, cooldown=OUTAGE_PAUSE)
+    return _service
+
+
+def reset() -> None:
+    """Forget the service (settings are read again on the next formula)."""
+    global _service
+    with _lock:
+        if _service is not None:
+            _service.close()
+        _service = None
+        _scanned.clear()
+
+
+def _neighbour_codes(caller) -> list[str]:
+    """Codes the sheet's other LX_MMAH formulas ask for (two COM calls, at most every 10 s)."""
+    try:
+        sheet = caller.sheet
+        key = (sheet.book.name, sheet.name)
+        now = time.monotonic()
+        if now - _scanned.get(key, -SCAN_INTERVAL) < SCAN_INTERVAL:
+            return []
+        _scanned[key] = now
+        used = sheet.used_range
+        from .neighbours import codes_on_sheet
+
+        return codes_on_sheet(used.formula, used.raw_value, used.row, used.column)
+    except Exception:  # a scan is an optimisation: never let it fail a formula
+        return []
+
+
+def _fetcher(caller):
+    def fetch(codes):
+        svc = service()
+        have = svc.peek(codes)
+        if len(have.records) + len(have.errors) == len(codes):
+            return have  # warm: memory only, no lock on I/O
+        if caller is not None:
+            extra = [c for c in _neighbour_codes(caller) if c not in have.records]
+            if extra:
+                svc.fetch(list(dict.fromkeys(codes + extra)))  # one batched call for the sheet
+        return svc.fetch(codes)
+
+    return fetch
+
+
+def _truthy(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "y", "是")
+    return bool(value)
+
+
+@func(category="Lixinger")
+@arg("codes", ndim=2, err_to_str=True,
+     doc="HK codes: a cell or a range, typed any way (700, 00700, 0700.HK)")
+@arg("fields", ndim=2, doc='Field key or 中文 label, or a row of them, e.g. "mm_sh_nba_d20"')
+@arg("headers", doc="TRUE adds a header row (default FALSE)")
+@ret(ndim=2)
+def LX_MMAH(codes, fields, headers=False, caller=None):
+    """Lixinger Stock Connect (港股通) holdings: one row per code, one column per field. Errors show as #N/A text."""
+    try:
+        return mmah_matrix(codes, fields, _truthy(headers), _fetcher(caller))
+    except Exception as exc:  # never a traceback in a cell
+        return [[explain(exc) if hasattr(exc, "args") else "#N/A Error"]]
+
+
+@func(category="Lixinger")
+@ret(ndim=2)
+def LX_MMAH_FIELDS():
+    """The 42 mm_ah fields: key, 中文 label, English label, kind. For lookups and validation lists."""
+    return [["key", "中文", "English", "kind"]] + [[f.key, f.zh, f.en, f.kind] for f in FIELDS]
+
+
+@func(category="Lixinger")
+@ret(ndim=2)
+def LX_MMAH_INFO():
+    """xl_addin status: version, where the token comes from (never the token), cache, data date, requests, staleness."""
+    rows = [["version", __version__]]
+    try:
+        svc = service()
+        try:
+            source = svc.token().source
+        except Exception as exc:
+            source = explain(exc)
+        newest = [v[0]["last_data_date"] for v in svc._memory.values()
+                  if isinstance(v[0], dict) and v[0].get("last_data_date")]
+        if not newest and svc.cache is not None:
+            try:
+                info = svc.cache.info()
+                newest_text = info.get("newest_data_date") or ""
+            except Exception:
+                newest_text = ""
+        else:
+            newest_text = max(newest).isoformat() if newest else ""
+        rows += [
+            ["service", svc.settings.base_url],
+            ["token source", source],
+            ["cache file", str(svc.cache.path) if svc.cache is not None else "(off)"],
+            ["newest data date", newest_text],
+            ["requests this session", svc.requests_sent],
+            ["stale values shown", "yes: the service failed, cached values shown" if svc.last_stale else "no"],
+            ["last error", str(svc.last_error) if svc.last_error else ""],
+        ]
+    except Exception as exc:
+        rows.append(["error", explain(exc)])
+    return rows
+
+
+__all__ = ["LX_MMAH", "LX_MMAH_FIELDS", "LX_MMAH_INFO"]
