@@ -24,6 +24,11 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/fetch.py
+	$(BIN)/python bench/udfs.py
+	$(BIN)/python bench/refresh.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache
+
+templates: setup
+	$(BIN)/python -m xl_addin.templates templates

@@ -23,6 +23,11 @@ EPILOGS = {
   lx-addin fetch 700 5 --fields mm_sh_nba_d5,mm_sh_nba_d20 --format csv > flows.csv
   lx-addin fetch 700 --format json --no-cache
   lx-addin fetch 700 --sandbox            (offline, synthetic data, no token)""",
+    "refresh": """examples:
+  lx-addin refresh watchlist.xlsx
+  lx-addin refresh templates/mm_ah.xlsx -o today.xlsx
+  lx-addin refresh templates/southbound_dashboard.xlsx -o out/dash.xlsx --sandbox
+A failed refresh (service down, bad token, no codes) exits non-zero and leaves the file as it was.""",
     "demo": """examples:
   lx-addin demo
   lx-addin demo --out /tmp/lx-demo""",
@@ -311,6 +316,18 @@ def cmd_token(args) -> int:
     raise AssertionError(args.action)
 
 
+def cmd_refresh(args) -> int:
+    from .refresh import refresh_file
+
+    with _service(args) as svc:
+        summary = refresh_file(args.book, args.output, service=svc)
+    target = args.output or args.book
+    print(f"Refreshed {target}: {summary.line()}")
+    for p in summary.problems[:20]:
+        print(f"  {p}", file=sys.stderr)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -342,6 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="ask the service even if the cache is fresh")
     p.add_argument("--sandbox", action="store_true", help="use an in-process sandbox: offline, synthetic data")
     p.set_defaults(func=cmd_fetch)
+
+    p = add("refresh", "Refresh a template workbook (.xlsx) in place or into a new file.")
+    p.add_argument("book", metavar="BOOK.xlsx", help="a workbook with the LX_CODES and LX_FIELDS defined names")
+    p.add_argument("-o", "--output", metavar="OUT.xlsx", help="write here instead of in place")
+    p.add_argument("--sandbox", action="store_true", help="use an in-process sandbox: offline, synthetic data")
+    p.set_defaults(func=cmd_refresh)
 
     p = add("demo", "Run the main job offline against the embedded sandbox (no token needed).")
     p.add_argument("--out", default="out", help="where to leave the results (default: %(default)s)")

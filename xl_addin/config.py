@@ -90,4 +90,4 @@ class Settings:
 
     @property
     def cache_path(self) -> Path:
-        return (self.cache_dir or default_cache_dir()) / "mm_ah.sqlite3"
+        return Path(self.cache_dir or default_cache_dir()) / "mm_ah.sqlite3"

@@ -1,37 +1,39 @@
-"""`make demo`: the main job, offline, against the embedded sandbox."""
+"""`make demo`: the main job, offline: refresh the templates against the embedded sandbox."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from .config import Settings
-from .sandbox import NAMES, Sandbox
+from .refresh import refresh_file
+from .sandbox import Sandbox
 from .service import MMAH
 
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
-def run_demo(out_dir: str | Path = "out") -> int:
+
+def run_demo(out_dir: str | Path = "out", templates: Path = TEMPLATES) -> int:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    watchlist = list(NAMES)[:30]
+    started = time.perf_counter()
     with Sandbox() as sb, tempfile.TemporaryDirectory() as tmp:
+        print(f"sandbox on {sb.url} ({len(sb.dataset.codes)} codes, synthetic data, no token needed)")
         svc = MMAH(Settings(base_url=sb.url, cache_dir=Path(tmp)), token=sb.token)
-        started = time.perf_counter()
-        result = svc.fetch(watchlist)
-        elapsed = time.perf_counter() - started
-    path = out / "mm_ah_demo.csv"
-    from .fields import FIELDS
-    from .records import record_to_json
-    import csv
+        for name in ("mm_ah.xlsx", "southbound_dashboard.xlsx"):
+            source = templates / name
+            if not source.exists():
+                from .templates import render
 
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow([f.key for f in FIELDS])
-        for code, record, _ in result.rows():
-            if record:
-                j = record_to_json(record)
-                w.writerow(["" if j[f.key] is None else j[f.key] for f in FIELDS])
-    print(f"codes {len(watchlist)}, fields {len(FIELDS)}, requests {result.requests}, {elapsed:.2f} s")
-    print(f"wrote {path}")
+                source = Path(tmp) / name
+                source.write_bytes(render(name))
+            target = out / name.replace(".xlsx", "_demo.xlsx")
+            shutil.copyfile(source, target)
+            summary = refresh_file(target, service=svc)
+            print(f"  {target}: {summary.line()}")
+        svc.close()
+    print(f"done in {time.perf_counter() - started:.2f} s; open the files under {out}/ "
+          "(the dashboard recalculates when opened)")
     return 0

@@ -1,0 +1,224 @@
+"""The template layout contract, and the pure plan of what a refresh writes.
+
+A workbook is refreshable when it has these defined names (workbook- or sheet-scoped):
+
+- ``LX_CODES``  one column of cells where the analyst types codes (any spelling);
+- ``LX_FIELDS`` one row of field keys or 中文 labels, on the same sheet; the column
+  under each name is filled for each code, on the code's own row;
+- ``LX_STATUS`` (optional) a block of two columns and four rows: labels, then the
+  values the refresh writes (refreshed at, data date, codes, errors).
+
+The refresh writes the cells at (code row, field column) for every row of LX_CODES
+(clearing rows whose code was removed) and the status values, nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from .codes import normalize_code
+from .exceptions import InvalidCodeError, NoDataError, UnknownFieldError, WorkbookError
+from .fields import Field, lookup
+
+CODES, FIELDS_NAME, STATUS = "LX_CODES", "LX_FIELDS", "LX_STATUS"
+STATUS_LABELS = ("Refreshed at 刷新时间", "Data date 数据日期", "Codes 代码", "Problems 问题")
+
+_REF = re.compile(r"^=?(?:'(?P<q>(?:[^']|'')+)'|(?P<s>[^'!]+))!\$?(?P<c1>[A-Z]{1,3})\$?(?P<r1>\d+)"
+                  r"(?::\$?(?P<c2>[A-Z]{1,3})\$?(?P<r2>\d+))?$", re.IGNORECASE)
+
+
+def col_letter(n: int) -> str:
+    s = ""
+    while n:
+        n, r = divmod(n - 1, 26)
+        s = chr(65 + r) + s
+    return s
+
+
+def col_number(letters: str) -> int:
+    n = 0
+    for ch in letters.upper():
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+@dataclass(frozen=True)
+class Ref:
+    sheet: str
+    top: int
+    left: int
+    bottom: int
+    right: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Ref":
+        m = _REF.match(text.strip())
+        if not m:
+            raise WorkbookError(f"cannot read the range {text!r}: expected like 'Sheet'!$A$7:$A$1006")
+        sheet = m.group("q").replace("''", "'") if m.group("q") is not None else m.group("s")
+        c1, r1 = col_number(m.group("c1")), int(m.group("r1"))
+        c2, r2 = (col_number(m.group("c2")), int(m.group("r2"))) if m.group("c2") else (c1, r1)
+        return cls(sheet, min(r1, r2), min(c1, c2), max(r1, r2), max(c1, c2))
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top + 1
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left + 1
+
+    def a1(self) -> str:
+        return f"'{self.sheet}'!${col_letter(self.left)}${self.top}:${col_letter(self.right)}${self.bottom}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    codes: Ref
+    fields: Ref
+    status: Ref | None
+
+    @classmethod
+    def from_names(cls, names: dict[str, str]) -> "Layout":
+        upper = {k.split("!")[-1].upper(): v for k, v in names.items()}
+        missing = [n for n in (CODES, FIELDS_NAME) if n not in upper]
+        if missing:
+            raise WorkbookError(
+                f"this workbook has no {' and no '.join(missing)} defined name: it is not a refresh template "
+                "(see the README's 'Build your own template', or start from templates/mm_ah.xlsx)"
+            )
+        codes, fields = Ref.parse(upper[CODES]), Ref.parse(upper[FIELDS_NAME])
+        status = Ref.parse(upper[STATUS]) if STATUS in upper else None
+        if codes.width != 1:
+            raise WorkbookError(f"{CODES} must be one column, not {codes.a1()}")
+        if fields.height != 1:
+            raise WorkbookError(f"{FIELDS_NAME} must be one row, not {fields.a1()}")
+        if codes.sheet != fields.sheet:
+            raise WorkbookError(f"{CODES} and {FIELDS_NAME} must be on the same sheet")
+        if fields.left <= codes.left <= fields.right:
+            raise WorkbookError(f"{FIELDS_NAME} must not include the codes column")
+        if fields.top >= codes.top:
+            raise WorkbookError(f"{FIELDS_NAME} must be above the first code row")
+        if status is not None and (status.width != 2 or status.height < 4):
+            raise WorkbookError(f"{STATUS} must be two columns by four rows, not {status.a1()}")
+        if status is not None and status.sheet == codes.sheet and _overlaps_table(status, codes, fields):
+            raise WorkbookError(f"{STATUS} must not overlap the table")
+        return cls(codes, fields, status)
+
+
+def _overlaps_table(status: Ref, codes: Ref, fields: Ref) -> bool:
+    rows = status.bottom >= codes.top and status.top <= codes.bottom
+    cols = status.right >= fields.left and status.left <= fields.right
+    return rows and cols
+
+
+@dataclass
+class Plan:
+    """What to write: table blocks (top, left, rows) on the sheet, and the status values."""
+
+    sheet: str
+    blocks: list  # [(top, left, matrix)]
+    number_formats: dict  # column -> Excel number format
+    status: list | None  # [[value], ...] for the status value column
+    codes: list[str]  # distinct valid codes
+    problems: list[str]
+    fields: list[Field]
+
+
+def read_fields(layout: Layout, header_row: list) -> list[tuple[int, Field]]:
+    """(column, field) for each named column of LX_FIELDS; an unknown name is an error that names it."""
+    out = []
+    for offset, name in enumerate(header_row):
+        if name is None or (isinstance(name, str) and not name.strip()):
+            continue
+        col = layout.fields.left + offset
+        try:
+            out.append((col, lookup(name)))
+        except UnknownFieldError as exc:
+            raise WorkbookError(f"{FIELDS_NAME} cell {col_letter(col)}{layout.fields.top}: {exc}") from None
+    if not out:
+        raise WorkbookError(f"{FIELDS_NAME} ({layout.fields.a1()}) names no field")
+    return out
+
+
+def read_codes(code_cells: list) -> list[tuple[str | None, str | None]]:
+    """(code, problem) per LX_CODES row: (None, None) for a blank row."""
+    out = []
+    for raw in code_cells:
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            out.append((None, None))
+            continue
+        try:
+            out.append((normalize_code(raw), None))
+        except InvalidCodeError:
+            out.append((None, f"#N/A Invalid Code {raw!s}"[:60]))
+    return out
+
+
+def _contiguous(columns: list[int]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for c in sorted(columns):
+        if runs and c == runs[-1][-1] + 1:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    return runs
+
+
+def _cell(field: Field, record: dict):
+    value = record.get(field.key)
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return dt.datetime(value.year, value.month, value.day)
+    return value
+
+
+def plan_refresh(layout: Layout, code_cells: list, header_row: list, result, now: dt.datetime) -> Plan:
+    """The cells a refresh writes, from what the sheet holds and what the service returned."""
+    fields = read_fields(layout, header_row)
+    parsed = read_codes(code_cells)
+    by_col = dict(fields)
+    problems: list[str] = []
+    rows: dict[int, list] = {c: [] for c, _ in fields}
+    for (code, problem) in parsed:
+        record = result.records.get(code) if (code and result) else None
+        error = result.errors.get(code) if (code and result) else None
+        for col, field in fields:
+            if record is not None:
+                value = _cell(field, record)
+            elif code is None and problem is None:
+                value = None  # blank row: cleared
+            elif col == fields[0][0]:  # the first column says why the row is empty
+                value = problem or ("#N/A No Data" if isinstance(error, NoDataError) else f"#N/A {error}")
+            else:
+                value = None
+            rows[col].append(value)
+        if problem:
+            problems.append(problem.replace("#N/A ", ""))
+        elif code and record is None:
+            problems.append(f"{code}: {'no data' if isinstance(error, NoDataError) else error}")
+    blocks = []
+    for run in _contiguous(list(by_col)):
+        matrix = [list(r) for r in zip(*(rows[c] for c in run))]
+        blocks.append((layout.codes.top, run[0], matrix))
+    codes = list(dict.fromkeys(code for code, _ in parsed if code))
+    ok = sum(1 for c in codes if result and c in result.records)
+    status = None
+    if layout.status is not None:
+        newest = result.newest_data_date if result else None
+        status = [
+            [now.replace(microsecond=0)],
+            [dt.datetime(newest.year, newest.month, newest.day) if newest else None],
+            [f"{ok} of {len(codes)} with data"],
+            ["; ".join(problems)[:500] if problems else "none"],
+        ]
+    return Plan(
+        sheet=layout.codes.sheet,
+        blocks=blocks,
+        number_formats={c: f.number_format for c, f in fields},
+        status=status,
+        codes=codes,
+        problems=problems,
+        fields=[f for _, f in fields],
+    )

@@ -1,0 +1,125 @@
+"""The refresh: one core shared by Excel (RunPython) and the headless CLI.
+
+read the codes -> one batched fetch -> plan the table -> one bulk write per block
+-> the status block. The workbook is reached through a small adapter
+(:class:`xl_addin.xlsx.XlsxBook` headless, :class:`xl_addin.excel_book.ExcelBook` in
+Excel), so the layout logic is the same on both paths.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from .exceptions import LixingerError, NoDataError, WorkbookError
+from .layout import Layout, Plan, plan_refresh
+
+
+class Book(Protocol):
+    def defined_names(self) -> dict[str, str]: ...
+    def read(self, sheet: str, top: int, left: int, bottom: int, right: int) -> list[list]: ...
+    def write(self, sheet: str, top: int, left: int, matrix: list[list]) -> None: ...
+    def set_number_formats(self, sheet: str, top: int, bottom: int, formats: dict[int, str]) -> None: ...
+    def progress(self, text: str) -> None: ...
+
+
+@dataclass
+class Summary:
+    codes: int
+    with_data: int
+    fields: int
+    requests: int
+    seconds: float
+    data_date: dt.date | None
+    problems: list[str]
+
+    def line(self) -> str:
+        date = f", data date {self.data_date}" if self.data_date else ""
+        probs = f", {len(self.problems)} problem(s)" if self.problems else ""
+        return (f"{self.with_data} of {self.codes} codes with data x {self.fields} fields, "
+                f"{self.requests} request(s), {self.seconds:.2f} s{date}{probs}")
+
+
+def prepare(book: Book, service) -> tuple[Layout, Plan, object]:
+    """Everything up to (not including) writing: raises and writes nothing on any failure."""
+    layout = Layout.from_names(book.defined_names())
+    c, f = layout.codes, layout.fields
+    code_cells = [row[0] if row else None for row in book.read(c.sheet, c.top, c.left, c.bottom, c.left)]
+    header = book.read(f.sheet, f.top, f.left, f.top, f.right)[0]
+    plan = plan_refresh(layout, code_cells, header, None, dt.datetime.now())  # validates fields, codes
+    if not plan.codes:
+        raise WorkbookError(f"no codes to refresh: type HK codes into {layout.codes.a1()}")
+    book.progress(f"Lixinger: fetching {len(plan.codes)} codes…")
+    result = service.fetch(plan.codes)
+    hard = {code: e for code, e in result.errors.items() if not isinstance(e, NoDataError)}
+    if hard:  # a refresh is all or nothing: never a half-new table
+        raise next(iter(hard.values()))
+    plan = plan_refresh(layout, code_cells, header, result, dt.datetime.now())
+    return layout, plan, result
+
+
+def apply(book: Book, layout: Layout, plan: Plan) -> None:
+    book.set_number_formats(plan.sheet, layout.codes.top, layout.codes.bottom, plan.number_formats)
+    for top, left, matrix in plan.blocks:
+        book.write(plan.sheet, top, left, matrix)
+    if plan.status is not None:
+        s = layout.status
+        book.write(s.sheet, s.top, s.left + 1, plan.status)
+
+
+def refresh_book(book: Book, service) -> Summary:
+    """Refresh a workbook through its adapter; nothing is written unless the fetch succeeded."""
+    started = time.perf_counter()
+    layout, plan, result = prepare(book, service)
+    book.progress(f"Lixinger: writing {len(plan.codes)} codes…")
+    apply(book, layout, plan)
+    summary = Summary(
+        codes=len(plan.codes),
+        with_data=sum(1 for c in plan.codes if c in result.records),
+        fields=len(plan.fields),
+        requests=result.requests,
+        seconds=time.perf_counter() - started,
+        data_date=result.newest_data_date,
+        problems=plan.problems,
+    )
+    book.progress(f"Lixinger: {summary.line()}")
+    return summary
+
+
+# --- entry points ----------------------------------------------------------------------------
+def refresh_file(path, out=None, service=None) -> Summary:
+    """Headless: refresh an .xlsx file (in place unless *out*); atomic, byte-identical on failure."""
+    from .xlsx import XlsxBook
+
+    if service is None:
+        from .service import MMAH
+
+        service = MMAH()
+    book = XlsxBook(path)
+    summary = refresh_book(book, service)
+    book.save(out or path)
+    return summary
+
+
+def main(book=None) -> None:
+    """RunPython entry point: refresh the workbook that called, or the active one (ribbon)."""
+    import xlwings as xw
+
+    from .excel_book import ExcelBook
+
+    if book is None:
+        try:
+            book = xw.Book.caller()
+        except Exception:  # called from the add-in's ribbon: the active workbook
+            book = xw.books.active
+    excel = ExcelBook(book)
+    from .udfs import service
+
+    try:
+        refresh_book(excel, service())
+    except LixingerError as exc:
+        excel.fail(str(exc))
+    except Exception as exc:  # never a VBA traceback box for an analyst
+        excel.fail(f"unexpected error: {type(exc).__name__}: {exc}")

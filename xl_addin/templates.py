@@ -1,0 +1,319 @@
+"""Build the analyst templates in templates/ (reviewable, reproducible: `make templates`).
+
+    python -m xl_addin.templates [DIR]
+
+Both follow the layout contract in :mod:`xl_addin.layout` (defined names LX_CODES,
+LX_FIELDS, LX_STATUS). The output is byte-for-byte reproducible: fixed document
+dates and zip timestamps, so a test can prove the committed files match this script.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import sys
+import zipfile
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.chart import BarChart, Reference
+from openpyxl.formatting.rule import CellIsRule
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.workbook.defined_name import DefinedName
+from openpyxl.worksheet.datavalidation import DataValidation
+
+from .fields import FIELDS
+from .layout import col_letter
+from .sandbox.data import NAMES
+
+FIXED = dt.datetime(2026, 1, 1)
+FIRST_ROW, LAST_ROW = 7, 1006  # code rows
+KEY_ROW, HEADER_ROW = 5, 6
+FIRST_FIELD_COL = 2  # B
+NAME_COL = FIRST_FIELD_COL + len(FIELDS)  # right of the table: the analyst's own column
+STATUS_COL = 6  # F:G
+
+NAVY = "1F3864"
+HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+KEY_FONT = Font(name="Consolas", size=8, color="7F7F7F")
+THIN = Side(style="thin", color="9BC2E6")
+GROUP_FILLS = {  # header tint per window, so the families read as bands
+    None: "DDEBF7", 1: "E2EFDA", 5: "FFF2CC", 20: "FCE4D6", 60: "EDE7F6", 120: "E0F2F1", 240: "F2F2F2",
+}
+
+WATCHLIST = list(NAMES)[:30]
+DASHBOARD_WATCHLIST = list(NAMES)[:90]
+
+
+def _table_sheet(ws, codes: list[str], title: str) -> None:
+    ws.sheet_properties.tabColor = NAVY
+    ws["A1"] = title
+    ws["A1"].font = Font(size=14, bold=True, color=NAVY)
+    ws["A2"] = "Type HK codes in column A from row 7 (700, 00700, 0700.HK…), then Lixinger ▸ Refresh."
+    ws["A2"].font = Font(italic=True, color="595959")
+    ws["A3"] = "在A列第7行起输入港股代码，然后点击 Lixinger ▸ Refresh。"
+    ws["A3"].font = Font(italic=True, color="595959")
+
+    from .layout import STATUS_LABELS
+
+    for i, label in enumerate(STATUS_LABELS):
+        c = ws.cell(row=1 + i, column=STATUS_COL + 3, value=label)
+        c.font = Font(bold=True, color="595959", size=9)
+        c.alignment = Alignment(horizontal="right")
+        v = ws.cell(row=1 + i, column=STATUS_COL + 4)
+        v.font = Font(size=9)
+        v.alignment = Alignment(horizontal="left")
+    ws.cell(row=1, column=STATUS_COL + 4).number_format = "yyyy-mm-dd hh:mm"
+    ws.cell(row=2, column=STATUS_COL + 4).number_format = "yyyy-mm-dd"
+
+    ws.cell(row=KEY_ROW, column=1, value="field key →").font = KEY_FONT
+    head = ws.cell(row=HEADER_ROW, column=1, value="代码\nCode (yours)")
+    head.font = Font(bold=True)
+    head.fill = PatternFill("solid", fgColor="FFF2CC")
+    head.alignment = Alignment(wrap_text=True, vertical="center")
+    head.border = Border(bottom=THIN)
+    ws.column_dimensions["A"].width = 13
+
+    for j, f in enumerate(FIELDS):
+        col = FIRST_FIELD_COL + j
+        letter = col_letter(col)
+        k = ws.cell(row=KEY_ROW, column=col, value=f.key)
+        k.font = KEY_FONT
+        h = ws.cell(row=HEADER_ROW, column=col, value=f"{f.zh}\n{f.en}")
+        h.font = Font(bold=True, size=9)
+        h.fill = PatternFill("solid", fgColor=GROUP_FILLS.get(f.window if f.kind != "ratio" or f.window else None,
+                                                              "DDEBF7"))
+        h.alignment = Alignment(wrap_text=True, vertical="center", horizontal="center")
+        h.border = Border(bottom=THIN)
+        ws.column_dimensions[letter].width = {"code": 9, "date": 11, "shares": 16, "amount": 18, "ratio": 11}[f.kind]
+        for r in range(FIRST_ROW, LAST_ROW + 1):
+            ws.cell(row=r, column=col).number_format = f.number_format
+        if f.kind in ("amount", "ratio") and f.key != "mm_sh_cap_r":
+            rng = f"{letter}{FIRST_ROW}:{letter}{LAST_ROW}"
+            ws.conditional_formatting.add(rng, CellIsRule(operator="lessThan", formula=["0"],
+                                                          font=Font(color="C00000")))
+    ws.row_dimensions[HEADER_ROW].height = 62
+
+    name_head = ws.cell(row=HEADER_ROW, column=NAME_COL, value="名称\nName (yours)")
+    name_head.font = Font(bold=True)
+    name_head.fill = PatternFill("solid", fgColor="FFF2CC")
+    name_head.alignment = Alignment(wrap_text=True, vertical="center")
+    ws.column_dimensions[col_letter(NAME_COL)].width = 22
+    for r in range(FIRST_ROW, LAST_ROW + 1):
+        ws.cell(row=r, column=1).number_format = "@"
+    for i, code in enumerate(codes):
+        ws.cell(row=FIRST_ROW + i, column=1, value=code)
+        ws.cell(row=FIRST_ROW + i, column=NAME_COL, value=NAMES.get(code, ""))
+
+    ws.freeze_panes = f"B{FIRST_ROW}"
+    ws.page_setup.orientation = "landscape"
+    ws.print_title_rows = f"{KEY_ROW}:{HEADER_ROW}"
+    ws.auto_filter.ref = f"A{HEADER_ROW}:{col_letter(NAME_COL)}{LAST_ROW}"
+    last = col_letter(FIRST_FIELD_COL + len(FIELDS) - 1)
+    sheet = ws.title
+    wb = ws.parent
+    for name, ref in (
+        ("LX_CODES", f"'{sheet}'!$A${FIRST_ROW}:$A${LAST_ROW}"),
+        ("LX_FIELDS", f"'{sheet}'!$B${KEY_ROW}:${last}${KEY_ROW}"),
+        ("LX_STATUS", f"'{sheet}'!${col_letter(STATUS_COL + 3)}$1:${col_letter(STATUS_COL + 4)}$4"),
+    ):
+        wb.defined_names[name] = DefinedName(name, attr_text=ref)
+    ws.column_dimensions[col_letter(STATUS_COL + 3)].width = max(ws.column_dimensions[col_letter(STATUS_COL + 3)].width or 0, 18)
+
+
+HELP = [
+    ("How to use 使用说明", "title"),
+    ("", None),
+    ("1. Type or paste Hong Kong codes in column A of the data sheet, from row 7 down (up to 1,000).", None),
+    ("   Any spelling works: 700, 00700, 0700.HK, 700 HK. Remove a code and its row is cleared on the next refresh.", None),
+    ("2. Click Lixinger ▸ Refresh on the ribbon (Windows or macOS Excel).", None),
+    ("   Or, on any machine: lx-addin refresh this-file.xlsx   (cron/CI friendly; --sandbox for offline data)", None),
+    ("3. The refresh fills every field for every code and the status block (top right): when, data date, codes, problems.", None),
+    ("   A row whose code is wrong or has no Stock Connect data says so in its first column (#N/A ...).", None),
+    ("", None),
+    ("Your own columns, sheets, formulas, charts and notes are never touched: the refresh writes only the table", None),
+    ("(the columns under the field keys in row 5, on the rows of column A) and the status block.", None),
+    ("", None),
+    ("Token: run  lx-addin token set  once; it is kept in Windows Credential Manager / macOS Keychain, never in this file.", None),
+    ("", None),
+    ("Build your own template 自建模板", "title"),
+    ("Any workbook can be refreshed if it has three defined names (Formulas ▸ Name Manager):", None),
+    ("  LX_CODES   one column of cells holding codes, e.g. ='MM_AH'!$A$7:$A$1006", None),
+    ("  LX_FIELDS  one row of field keys or 中文 labels above the codes, on the same sheet, e.g. ='MM_AH'!$B$5:$AQ$5", None),
+    ("             the column under each key is filled, on each code's row; delete or reorder keys to choose fields", None),
+    ("  LX_STATUS  (optional) two columns by four rows: your labels, then the values the refresh writes", None),
+    ("Formats come from your template: format the table's cells as you like them before refreshing.", None),
+    ("", None),
+    ("Formulas (Windows Excel) 公式", "title"),
+    ('  =LX_MMAH(A7:A36, "mm_sh_nba_d20")     =LX_MMAH($A7, B$5)     =LX_MMAH_FIELDS()     =LX_MMAH_INFO()', None),
+    ("", None),
+    ("Fields 字段", "title"),
+]
+
+
+def _help_sheet(ws) -> None:
+    ws.sheet_properties.tabColor = "A6A6A6"
+    ws.column_dimensions["A"].width = 24
+    ws.column_dimensions["B"].width = 40
+    ws.column_dimensions["C"].width = 40
+    ws.column_dimensions["D"].width = 10
+    r = 1
+    for text, kind in HELP:
+        c = ws.cell(row=r, column=1, value=text or None)
+        if kind == "title":
+            c.font = Font(bold=True, size=13 if r == 1 else 11, color=NAVY)
+        r += 1
+    for col, label in enumerate(("key", "中文", "English", "kind"), start=1):
+        ws.cell(row=r, column=col, value=label).font = Font(bold=True)
+    for f in FIELDS:
+        r += 1
+        for col, value in enumerate((f.key, f.zh, f.en, f.kind), start=1):
+            ws.cell(row=r, column=col, value=value)
+
+
+def build_mm_ah() -> Workbook:
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "MM_AH"
+    _table_sheet(ws, WATCHLIST, "Lixinger 港股通持仓 · Stock Connect holdings (mm_ah)")
+    _help_sheet(wb.create_sheet("How to use"))
+    return wb
+
+
+def _field_col(key: str) -> str:
+    return col_letter(FIRST_FIELD_COL + [f.key for f in FIELDS].index(key))
+
+
+def _top_block(ws, top: int, left: int, title: str, key: str, fn: str, fmt: str, unit: str, n: int = 10) -> None:
+    """Rank, code, name, value: the n largest (fn=LARGE) or smallest (SMALL) of a Data column."""
+    data = f"Data!${_field_col(key)}${FIRST_ROW}:${_field_col(key)}${LAST_ROW}"
+    codes = f"Data!$B${FIRST_ROW}:$B${LAST_ROW}"
+    names = f"Data!${col_letter(NAME_COL)}${FIRST_ROW}:${col_letter(NAME_COL)}${LAST_ROW}"
+    t = ws.cell(row=top, column=left, value=title)
+    t.font = Font(bold=True, color=NAVY, size=11)
+    for j, label in enumerate(("#", "Code", "Name", unit)):
+        h = ws.cell(row=top + 1, column=left + j, value=label)
+        h.font = Font(bold=True, size=9)
+        h.fill = HEADER_FILL
+        h.border = Border(bottom=THIN)
+    for i in range(1, n + 1):
+        r = top + 1 + i
+        L = col_letter
+        ws.cell(row=r, column=left, value=i).font = Font(color="7F7F7F", size=9)
+        vcell = f"{L(left + 3)}{r}"
+        ws.cell(row=r, column=left + 3, value=f'=IFERROR({fn}({data},{L(left)}{r}),"")').number_format = fmt
+        ws.cell(row=r, column=left + 1, value=f'=IF({vcell}="","",INDEX({codes},MATCH({vcell},{data},0)))')
+        ws.cell(row=r, column=left + 2, value=f'=IF({vcell}="","",INDEX({names},MATCH({vcell},{data},0))&"")')
+    ws.column_dimensions[col_letter(left)].width = 4
+    ws.column_dimensions[col_letter(left + 1)].width = 8
+    ws.column_dimensions[col_letter(left + 2)].width = 20
+    ws.column_dimensions[col_letter(left + 3)].width = 13
+
+
+def build_dashboard() -> Workbook:
+    wb = Workbook()
+    dash = wb.active
+    dash.title = "Dashboard"
+    data = wb.create_sheet("Data")
+    _table_sheet(data, DASHBOARD_WATCHLIST, "Lixinger 港股通 · Southbound data (refreshed)")
+    dash.sheet_properties.tabColor = "C00000"
+    dash["A1"] = "Southbound morning dashboard 南向资金晨报"
+    dash["A1"].font = Font(size=16, bold=True, color=NAVY)
+    dash["A2"] = "Data date 数据日期"
+    dash["C2"] = f"=Data!{col_letter(STATUS_COL + 4)}2"
+    dash["C2"].number_format = "yyyy-mm-dd"
+    dash["F2"] = "Refreshed 刷新"
+    dash["H2"] = f"=Data!{col_letter(STATUS_COL + 4)}1"
+    dash["H2"].number_format = "yyyy-mm-dd hh:mm"
+    dash["H2"].alignment = Alignment(horizontal="left")
+    dash["C2"].alignment = Alignment(horizontal="left")
+    dash["A3"] = "Codes come from the Data sheet: edit the watchlist there, then Lixinger ▸ Refresh. Amounts in HKD millions."
+    dash["A3"].font = Font(italic=True, color="595959", size=9)
+    for c in ("A2", "F2"):
+        dash[c].font = Font(bold=True, color="595959", size=9)
+    millions = '#,##0.0,,;[Red]-#,##0.0,,'
+    pct = '0.00%;[Red]-0.00%'
+    _top_block(dash, 5, 1, "Top net buying, 1 day 净买入1日", "mm_sh_nba_d1", "LARGE", millions, "HKD m")
+    _top_block(dash, 5, 6, "Top net buying, 5 days 净买入5日", "mm_sh_nba_d5", "LARGE", millions, "HKD m")
+    _top_block(dash, 5, 11, "Top net buying, 20 days 净买入20日", "mm_sh_nba_d20", "LARGE", millions, "HKD m")
+    _top_block(dash, 19, 1, "Largest holding-ratio rises, 20D 持股比例上升", "mm_sh_cap_rc_d20", "LARGE", pct, "Δ % of H")
+    _top_block(dash, 19, 6, "Largest holding-ratio falls, 20D 持股比例下降", "mm_sh_cap_rc_d20", "SMALL", pct, "Δ % of H")
+    _top_block(dash, 19, 11, "Top net selling, 20 days 净卖出20日", "mm_sh_nba_d20", "SMALL", millions, "HKD m")
+    for col in ("E", "J"):
+        dash.column_dimensions[col].width = 3
+
+    chart = BarChart()
+    chart.type = "bar"
+    chart.style = 10
+    chart.title = "Top net buying, 20 days (HKD)"
+    chart.y_axis.title = None
+    chart.y_axis.numFmt = "#,##0,,\"m\""
+    chart.y_axis.majorGridlines = None
+    values = Reference(dash, min_col=14, min_row=7, max_row=16)
+    cats = Reference(dash, min_col=12, min_row=7, max_row=16)
+    chart.add_data(values, titles_from_data=False)
+    chart.set_categories(cats)
+    chart.legend = None
+    chart.x_axis.scaling.orientation = "maxMin"  # rank 1 on top
+    chart.height, chart.width = 9, 26
+    dash.add_chart(chart, "A33")
+    _landscape(dash)
+
+    _help_sheet(wb.create_sheet("How to use"))
+    dash.sheet_view.showGridLines = False
+    wb.active = 0
+    return wb
+
+
+def _landscape(ws) -> None:
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+
+
+def _deterministic(wb: Workbook) -> bytes:
+    wb.properties.creator = "xl_addin"
+    wb.properties.created = FIXED
+    wb.properties.modified = FIXED
+    wb.properties.lastModifiedBy = "xl_addin"
+    raw = io.BytesIO()
+    wb.save(raw)
+    src = zipfile.ZipFile(io.BytesIO(raw.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "docProps/core.xml":  # openpyxl stamps the save time here
+                import re
+
+                data = re.sub(rb"<dcterms:modified([^>]*)>[^<]*</dcterms:modified>",
+                              rb"<dcterms:modified\1>2026-01-01T00:00:00Z</dcterms:modified>", data)
+            zi = zipfile.ZipInfo(info.filename, date_time=(2026, 1, 1, 0, 0, 0))
+            zi.compress_type = zipfile.ZIP_DEFLATED
+            zi.external_attr = 0o644 << 16
+            z.writestr(zi, data)
+    return out.getvalue()
+
+
+BUILDERS = {"mm_ah.xlsx": build_mm_ah, "southbound_dashboard.xlsx": build_dashboard}
+
+
+def render(name: str) -> bytes:
+    return _deterministic(BUILDERS[name]())
+
+
+def build_all(directory: str | Path = "templates") -> list[Path]:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name in BUILDERS:
+        path = directory / name
+        path.write_bytes(render(name))
+        out.append(path)
+    return out
+
+
+if __name__ == "__main__":
+    for p in build_all(sys.argv[1] if len(sys.argv) > 1 else "templates"):
+        print(f"wrote {p}")
