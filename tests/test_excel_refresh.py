@@ -1,0 +1,145 @@
+"""The RunPython path: xl_addin.refresh.main() against a recording stand-in of xlwings' Book API.
+
+Excel cannot run here; the stand-in records every call the refresh makes (names, range
+reads and writes, number formats, the status bar, alerts) over a grid that starts as a
+template's content, and the result must match the headless refresh cell for cell.
+"""
+
+import shutil
+
+import pytest
+
+from conftest import ROOT
+from xl_addin.layout import Ref
+from xl_addin.refresh import main, refresh_file
+from xl_addin.xlsx import XlsxBook
+
+
+class Range:
+    def __init__(self, sheet, top, left, bottom, right, ndim=None):
+        self.sheet, self.top, self.left, self.bottom, self.right, self.ndim = sheet, top, left, bottom, right, ndim
+
+    def options(self, ndim=None, **_):
+        return Range(self.sheet, self.top, self.left, self.bottom, self.right, ndim)
+
+    @property
+    def value(self):
+        self.sheet.book.calls.append(("read", self.sheet.name, self.top, self.left, self.bottom, self.right))
+        grid = [[self.sheet.cells.get((r, c)) for c in range(self.left, self.right + 1)]
+                for r in range(self.top, self.bottom + 1)]
+        assert self.ndim == 2, "the refresh must ask for 2-D values"
+        return grid
+
+    @value.setter
+    def value(self, matrix):
+        assert len(matrix) == self.bottom - self.top + 1 and len(matrix[0]) == self.right - self.left + 1
+        self.sheet.book.calls.append(("write", self.sheet.name, self.top, self.left, len(matrix), len(matrix[0])))
+        for i, row in enumerate(matrix):
+            for j, v in enumerate(row):
+                self.sheet.cells[(self.top + i, self.left + j)] = v
+
+    @property
+    def number_format(self):
+        return self.sheet.formats.get(self.left, "General")
+
+    @number_format.setter
+    def number_format(self, fmt):
+        self.sheet.book.calls.append(("format", self.left))
+        self.sheet.formats[self.left] = fmt
+
+
+class Sheet:
+    def __init__(self, book, name, cells):
+        self.book, self.name, self.cells, self.formats = book, name, cells, {}
+
+    def range(self, a, b):
+        return Range(self, a[0], a[1], b[0], b[1])
+
+
+class Name:
+    def __init__(self, name, refers_to):
+        self.name, self.refers_to = name, "=" + refers_to
+
+
+class App:
+    def __init__(self):
+        self.status = []
+        self.alerts = []
+
+    @property
+    def status_bar(self):
+        return self.status[-1] if self.status else None
+
+    @status_bar.setter
+    def status_bar(self, text):
+        self.status.append(text)
+
+    def alert(self, prompt, title=None, mode=None):
+        self.alerts.append((title, prompt))
+
+
+class Book:
+    """What xw.Book.caller() gives RunPython: names, sheets, app."""
+
+    def __init__(self, xlsx_path):
+        src = XlsxBook(xlsx_path)
+        self.calls = []
+        self.app = App()
+        self.name = xlsx_path.name
+        self.names = [Name(n, ref) for n, ref in src.defined_names().items() if "!" not in n]
+        sheet = Ref.parse(dict((n.name, n.refers_to[1:]) for n in self.names)["LX_CODES"]).sheet
+        cells = {}
+        for r, row in enumerate(src.read(sheet, 1, 1, 1006, 45), start=1):
+            for c, v in enumerate(row, start=1):
+                if v is not None:
+                    cells[(r, c)] = v
+        self.sheets = {sheet: Sheet(self, sheet, cells)}
+
+
+@pytest.fixture
+def excel_env(sandbox, monkeypatch):
+    import xl_addin.udfs as udfs
+
+    monkeypatch.setenv("LIXINGER_BASE_URL", sandbox.url)
+    monkeypatch.setenv("LIXINGER_TOKEN", sandbox.token)
+    udfs.reset()
+    yield
+    udfs.reset()
+
+
+def test_runpython_refresh_matches_headless_and_is_one_write_per_block(excel_env, service, tmp_path):
+    path = tmp_path / "mm.xlsx"
+    shutil.copyfile(ROOT / "templates" / "mm_ah.xlsx", path)
+    book = Book(path)
+    main(book)
+    writes = [c for c in book.calls if c[0] == "write"]
+    assert writes == [("write", "MM_AH", 7, 2, 1000, 42), ("write", "MM_AH", 1, 10, 4, 1)]
+    reads = [c for c in book.calls if c[0] == "read"]
+    assert len(reads) == 2  # the codes once, the field keys once
+    assert book.app.status[-1].startswith("Lixinger: 30 of 30 codes with data x 42 fields")
+    assert not book.app.alerts
+
+    refresh_file(path, service=service)  # the headless path on the same template
+    headless = XlsxBook(path).read("MM_AH", 7, 2, 1006, 43)
+    excel = [[book.sheets["MM_AH"].cells.get((r, c)) for c in range(2, 44)] for r in range(7, 1007)]
+    for h_row, e_row in zip(headless, excel):
+        for h, e in zip(h_row, e_row):
+            if hasattr(e, "year"):
+                e = (e - __import__("datetime").datetime(1899, 12, 30)).days
+            assert h == e or (h is not None and e is not None and float(h) == float(e))
+
+
+def test_runpython_failure_shows_in_status_bar_block_and_alert(excel_env, sandbox, tmp_path):
+    path = tmp_path / "mm.xlsx"
+    shutil.copyfile(ROOT / "templates" / "mm_ah.xlsx", path)
+    book = Book(path)
+    sandbox.inject("503", times=None)
+    import xl_addin.udfs as udfs
+
+    udfs.reset()
+    main(book)
+    assert "refresh failed" in book.app.status[-1] and "HTTP 503" in book.app.status[-1]
+    assert book.app.alerts and "HTTP 503" in book.app.alerts[0][1]
+    assert "refresh failed" in book.sheets["MM_AH"].cells[(4, 10)]
+    assert book.sheets["MM_AH"].cells.get((7, 2)) is None  # no table written
+    assert sandbox.token not in repr(book.app.status) + repr(book.app.alerts)
