@@ -51,6 +51,7 @@ _LAZY = {
 
 __all__ = [
     "__version__",
+    "main",
     "normalize_code",
     "FIELDS",
     "Field",
@@ -77,6 +78,14 @@ __all__ = [
     "CacheError",
     "WorkbookError",
 ]
+
+
+def main() -> None:
+    """Refresh the active workbook: what the ribbon add-in's Refresh button runs
+    (``RunPython "import xl_addin; xl_addin.main()"``)."""
+    from .refresh import main as refresh_main
+
+    refresh_main()
 
 
 def __getattr__(name: str):

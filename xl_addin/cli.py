@@ -28,6 +28,13 @@ EPILOGS = {
   lx-addin refresh templates/mm_ah.xlsx -o today.xlsx
   lx-addin refresh templates/southbound_dashboard.xlsx -o out/dash.xlsx --sandbox
 A failed refresh (service down, bad token, no codes) exits non-zero and leaves the file as it was.""",
+    "install": """examples:
+  lx-addin install                      (then restart Excel: the Lixinger tab is on the ribbon)
+  lx-addin install --no-token
+  lx-addin install --home /tmp/stage --no-token   (build everything under /tmp/stage)""",
+    "uninstall": """examples:
+  lx-addin uninstall
+  lx-addin uninstall --keep-token""",
     "demo": """examples:
   lx-addin demo
   lx-addin demo --out /tmp/lx-demo""",
@@ -328,6 +335,18 @@ def cmd_refresh(args) -> int:
     return 0
 
 
+def cmd_install(args) -> int:
+    from .install import main_install
+
+    return main_install(args)
+
+
+def cmd_uninstall(args) -> int:
+    from .install import main_uninstall
+
+    return main_uninstall(args)
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -365,6 +384,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT.xlsx", help="write here instead of in place")
     p.add_argument("--sandbox", action="store_true", help="use an in-process sandbox: offline, synthetic data")
     p.set_defaults(func=cmd_refresh)
+
+    p = add("install", "Set up Excel for this Python: xlwings config, the Lixinger ribbon add-in, your token.")
+    p.add_argument("--home", metavar="DIR", help="use DIR instead of your home folder (for tests and staging)")
+    p.add_argument("--no-token", action="store_true", help="do not prompt for the token")
+    p.add_argument("--import-udfs", action="store_true",
+                   help="Windows: import the LX_MMAH functions into the add-in (needs Trust access to the VBA project)")
+    p.set_defaults(func=cmd_install)
+
+    p = add("uninstall", "Remove what `install` set up (your workbooks are not touched).")
+    p.add_argument("--home", metavar="DIR", help="use DIR instead of your home folder")
+    p.add_argument("--keep-token", action="store_true", help="leave the token in the keyring")
+    p.add_argument("--keep-cache", action="store_true", help="leave the local cache")
+    p.set_defaults(func=cmd_uninstall)
 
     p = add("demo", "Run the main job offline against the embedded sandbox (no token needed).")
     p.add_argument("--out", default="out", help="where to leave the results (default: %(default)s)")

@@ -19,6 +19,7 @@ import posixpath
 import re
 import tempfile
 import zipfile
+from functools import lru_cache
 from pathlib import Path
 
 from lxml import etree
@@ -34,6 +35,7 @@ _ADDR = re.compile(r"^([A-Z]{1,3})(\d+)$")
 _PARSER = etree.XMLParser(remove_blank_text=False, resolve_entities=False, huge_tree=True)
 
 
+@lru_cache(maxsize=65536)
 def _addr(ref: str) -> tuple[int, int]:
     m = _ADDR.match(ref)
     return int(m.group(2)), col_number(m.group(1))
@@ -285,7 +287,7 @@ class XlsxBook:
                 for info in self._zip.infolist():
                     data = replaced.get(info.filename)
                     zout.writestr(info, data if data is not None else self._zip.read(info.filename))
-            _verify(tmp)
+            _verify(tmp, replaced)
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             if target.exists():
@@ -312,20 +314,25 @@ def _move_before_ext(workbook, calc) -> None:
             return
 
 
-def _verify(path: str) -> None:
-    """A second reader must open what we wrote, or the original is not replaced."""
+def _verify(path: str, replaced: dict) -> None:
+    """What we wrote must parse, and a second reader (openpyxl) must open a workbook
+    it knows, or the original is not replaced."""
     import warnings
 
     import openpyxl
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            wb = openpyxl.load_workbook(path, read_only=True)
-            for ws in wb.worksheets:
-                for _ in ws.iter_rows(max_row=5):
-                    pass
-            wb.close()
+        with zipfile.ZipFile(path) as z:
+            for part in replaced:
+                etree.fromstring(z.read(part), _PARSER)
+        if Path(path).suffix.lower() in (".xlsx", ".xlsm", ".xltx", ".xltm"):
+            with warnings.catch_warnings(), open(path, "rb") as fh:
+                warnings.simplefilter("ignore")
+                wb = openpyxl.load_workbook(fh, read_only=True)
+                for ws in wb.worksheets:
+                    for _ in ws.iter_rows(max_row=5):
+                        pass
+                wb.close()
     except Exception as exc:
         raise WorkbookError(f"the refreshed workbook did not read back ({type(exc).__name__}: {exc}); "
                             "the original was left as it was") from None

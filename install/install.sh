@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Install xl_addin for Excel on macOS (also works on Linux, without Excel): run once.
+#   ./install.sh [--no-token]
+# Creates a private Python environment, installs xl_addin and the xlwings add-in,
+# enables RunPython, puts the Lixinger ribbon add-in where Excel loads it, and asks
+# for your Lixinger token (kept in the macOS Keychain).
+set -euo pipefail
+
+SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ "$(uname -s)" = "Darwin" ]; then
+  APP_DIR="$HOME/Library/Application Support/xl_addin"
+else
+  APP_DIR="${XDG_DATA_HOME:-$HOME/.local/share}/xl_addin"
+fi
+VENV="$APP_DIR/venv"
+TOKEN_ARG=""
+for arg in "$@"; do
+  case "$arg" in
+    --no-token) TOKEN_ARG="--no-token" ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "unknown option: $arg" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '\n==> %s\n' "$*"; }
+
+find_python() {
+  local candidate
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+say "Looking for Python 3.11 or newer"
+if ! PYTHON="$(find_python)"; then
+  echo "Python 3.11+ was not found."
+  if command -v brew >/dev/null 2>&1; then
+    read -r -p "Install it with Homebrew now (brew install python@3.12)? [y/N] " answer
+    if [ "${answer:-N}" = "y" ] || [ "${answer:-N}" = "Y" ]; then
+      brew install python@3.12
+      PYTHON="$(find_python)" || { echo "Python still not found; open a new Terminal and run this again." >&2; exit 1; }
+    else
+      exit 1
+    fi
+  else
+    echo "Install it from https://www.python.org/downloads/macos/ and run this script again." >&2
+    exit 1
+  fi
+fi
+echo "using $PYTHON ($("$PYTHON" --version))"
+
+say "Creating a private environment in $VENV"
+mkdir -p "$APP_DIR"
+"$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet "$SOURCE"
+
+if [ "$(uname -s)" = "Darwin" ]; then
+  say "Installing the xlwings add-in and enabling RunPython"
+  "$VENV/bin/xlwings" addin install || echo "warning: 'xlwings addin install' failed; see the README's troubleshooting" >&2
+  "$VENV/bin/xlwings" runpython install
+fi
+
+say "Setting up Excel: config, the Lixinger ribbon add-in, your token"
+# shellcheck disable=SC2086  # TOKEN_ARG is empty or one word
+"$VENV/bin/lx-addin" install $TOKEN_ARG
+
+cat <<MSG
+
+Done. Restart Excel: the Lixinger tab is on the ribbon. Open templates/mm_ah.xlsx from
+$SOURCE and click Lixinger > Refresh.
+Note: macOS Excel has no Python formulas (=LX_MMAH is Windows only); use Refresh.
+From a terminal:  "$VENV/bin/lx-addin" fetch 700
+To remove everything:  $SOURCE/install/uninstall.sh
+MSG
