@@ -7,12 +7,8 @@
 set -euo pipefail
 
 SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [ "$(uname -s)" = "Darwin" ]; then
-  APP_DIR="$HOME/Library/Application Support/xl_addin"
-else
-  APP_DIR="${XDG_DATA_HOME:-$HOME/.local/share}/xl_addin"
-fi
-VENV="$APP_DIR/venv"
+# shellcheck source=install/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 TOKEN_ARG=""
 for arg in "$@"; do
   case "$arg" in

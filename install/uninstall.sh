@@ -4,12 +4,8 @@
 #   ./uninstall.sh [--keep-token]
 set -euo pipefail
 
-if [ "$(uname -s)" = "Darwin" ]; then
-  APP_DIR="$HOME/Library/Application Support/xl_addin"
-else
-  APP_DIR="${XDG_DATA_HOME:-$HOME/.local/share}/xl_addin"
-fi
-VENV="$APP_DIR/venv"
+# shellcheck source=install/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 KEEP=""
 for arg in "$@"; do
   case "$arg" in

@@ -185,3 +185,14 @@ def test_proxy_variables_do_not_divert_loopback(client, monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("NO_PROXY", "")
     assert "00700" in client.fetch(["00700"]).records
+
+
+def test_log_lines_never_hold_the_token(client, sandbox, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    sandbox.inject("503", times=1)
+    client.fetch(["00700"])
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "POST" in text and "retrying" in text  # there are log lines, and they are useful
+    assert sandbox.token not in text

@@ -247,3 +247,10 @@ def test_cli_sandbox_refresh_and_demo(book, tmp_path):
     assert "requests" in r.stdout or "request(s)" in r.stdout
     for name in ("mm_ah_demo.xlsx", "southbound_dashboard_demo.xlsx"):
         assert table(tmp_path / "demo" / name, "MM_AH" if name.startswith("mm") else "Data")[1][0][1] == "00700"
+
+
+def test_the_token_is_never_written_into_the_workbook(book, service, sandbox):
+    path = book()
+    refresh_file(path, service=service)
+    for name, data in parts(path).items():
+        assert sandbox.token.encode() not in data, name

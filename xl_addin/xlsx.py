@@ -198,27 +198,14 @@ class XlsxBook:
 
     @staticmethod
     def _new_row(data, rows: dict, r: int):
-        row = etree.Element(f"{Q}row", r=str(r))
-        later = [k for k in rows if k > r]
-        if later:
-            rows[min(later)].addprevious(row)
-        else:
-            data.append(row)
-        rows[r] = row
-        return row
+        return _insert_sorted(data, rows, r, etree.Element(f"{Q}row", r=str(r)))
 
     def _new_cell(self, row, cells: dict, r: int, col: int, root):
         cell = etree.Element(f"{Q}c", r=f"{col_letter(col)}{r}")
         style = row.get("s") if row.get("customFormat") in ("1", "true") else self._column_style(root, col)
         if style:
             cell.set("s", style)
-        later = [k for k in cells if k > col]
-        if later:
-            cells[min(later)].addprevious(cell)
-        else:
-            row.append(cell)
-        cells[col] = cell
-        return cell
+        return _insert_sorted(row, cells, col, cell)
 
     @staticmethod
     def _column_style(root, col: int) -> str | None:
@@ -302,6 +289,17 @@ class XlsxBook:
 
     def close(self) -> None:
         self._zip.close()
+
+
+def _insert_sorted(parent, index: dict, key: int, element):
+    """Put *element* among *parent*'s children in key order (rows by number, cells by column)."""
+    later = [k for k in index if k > key]
+    if later:
+        index[min(later)].addprevious(element)
+    else:
+        parent.append(element)
+    index[key] = element
+    return element
 
 
 def _move_before_ext(workbook, calc) -> None:
