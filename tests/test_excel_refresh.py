@@ -143,3 +143,44 @@ def test_runpython_failure_shows_in_status_bar_block_and_alert(excel_env, sandbo
     assert "refresh failed" in book.sheets["MM_AH"].cells[(4, 10)]
     assert book.sheets["MM_AH"].cells.get((7, 2)) is None  # no table written
     assert sandbox.token not in repr(book.app.status) + repr(book.app.alerts)
+
+
+def test_refresh_button_recalculates_and_formulas_then_ask_again(excel_env, sandbox, tmp_path):
+    """On any workbook, the button forces a full recalculation; LX_MMAH then fetches the latest."""
+    import excel_harness as xh
+
+    udfs = xh.load()
+    udfs.reset()
+    xh.call(udfs.LX_MMAH, ((700.0,), (5.0,)), "mm_sh")
+    assert sandbox.request_count == 1
+    xh.call(udfs.LX_MMAH, ((700.0,), (5.0,)), "mm_sh")
+    assert sandbox.request_count == 1  # fresh: served from memory
+
+    class PlainBook:  # a workbook with formulas but no template names
+        names = []
+        name = "model.xlsx"
+        sheets = {}
+
+        class app:
+            recalcs = []
+            status_bar = None
+
+            class api:
+                @staticmethod
+                def CalculateFull():
+                    PlainBook.app.recalcs.append("full")
+
+    main(PlainBook)
+    assert PlainBook.app.recalcs == ["full"]
+    xh.call(udfs.LX_MMAH, ((700.0,), (5.0,)), "mm_sh")  # what the recalculation runs
+    assert sandbox.request_count == 2 and sandbox.seen[-1].codes == ["00700", "00005"]
+
+
+def test_template_refresh_also_recalculates(excel_env, tmp_path):
+    path = tmp_path / "mm.xlsx"
+    shutil.copyfile(ROOT / "templates" / "mm_ah.xlsx", path)
+    book = Book(path)
+    calls = []
+    book.app.api = type("Api", (), {"CalculateFull": staticmethod(lambda: calls.append("full"))})
+    main(book)
+    assert calls == ["full"] and book.sheets["MM_AH"].cells[(7, 2)] == "00700"

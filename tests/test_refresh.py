@@ -254,3 +254,13 @@ def test_the_token_is_never_written_into_the_workbook(book, service, sandbox):
     refresh_file(path, service=service)
     for name, data in parts(path).items():
         assert sandbox.token.encode() not in data, name
+
+
+def test_cli_refresh_asks_for_the_latest_unless_told_otherwise(book, sandbox):
+    path = book()
+    env = {"LIXINGER_BASE_URL": sandbox.url, "LIXINGER_TOKEN": sandbox.token}
+    assert run_cli("refresh", str(path), env=env).returncode == 0
+    assert run_cli("refresh", str(path), env=env).returncode == 0
+    assert sandbox.request_count == 2  # the second refresh asked again (cache 1 s old)
+    assert run_cli("refresh", str(path), "--max-age", "3600", env=env).returncode == 0
+    assert sandbox.request_count == 2

@@ -194,3 +194,9 @@ def test_import_does_no_io_and_loads_no_http_stack(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_whole_column_reference_does_not_spill_a_million_blanks(udfs, sandbox):
+    column = ((700.0,), (None,), (5.0,)) + ((None,),) * 20000  # =LX_MMAH(A:A, ...) on a short list
+    out = xh.call(udfs.LX_MMAH, column, "mm_sh")
+    assert out == [[value_of(sandbox, "00700", "mm_sh")], [""], [value_of(sandbox, "00005", "mm_sh")]]

@@ -327,7 +327,7 @@ def cmd_refresh(args) -> int:
     from .refresh import refresh_file
 
     with _service(args) as svc:
-        summary = refresh_file(args.book, args.output, service=svc)
+        summary = refresh_file(args.book, args.output, service=svc, max_age=args.max_age)
     target = args.output or args.book
     print(f"Refreshed {target}: {summary.line()}")
     for p in summary.problems[:20]:
@@ -383,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("book", metavar="BOOK.xlsx", help="a workbook with the LX_CODES and LX_FIELDS defined names")
     p.add_argument("-o", "--output", metavar="OUT.xlsx", help="write here instead of in place")
     p.add_argument("--sandbox", action="store_true", help="use an in-process sandbox: offline, synthetic data")
+    p.add_argument("--max-age", type=float, default=0.0, metavar="SECONDS",
+                   help="use cached records younger than this (default 0: ask the service for the latest)")
     p.set_defaults(func=cmd_refresh)
 
     p = add("install", "Set up Excel for this Python: xlwings config, the Lixinger ribbon add-in, your token.")

@@ -41,6 +41,21 @@ class ExcelBook:
             if rng.number_format in ("General", None):
                 rng.number_format = fmt
 
+    def is_template(self) -> bool:
+        names = {n.split("!")[-1].upper() for n in self.defined_names()}
+        return {"LX_CODES", "LX_FIELDS"} <= names
+
+    def recalculate(self) -> None:
+        """A full recalculation, so that LX_MMAH formulas (not volatile) pick up the new data."""
+        app = self.book.app
+        try:
+            app.api.CalculateFull()  # Windows (COM)
+        except Exception:
+            try:
+                app.calculate()
+            except Exception:
+                pass
+
     def progress(self, text: str) -> None:
         try:
             self.book.app.status_bar = text

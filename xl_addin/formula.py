@@ -122,6 +122,11 @@ def mmah_matrix(codes, fields, headers: bool, fetch: Callable) -> list[list]:
     if not resolved:
         return [["#N/A Invalid Field: no field given"]]
     cells, shape = _flatten(codes)
+    if shape[1] == 1 and len(cells) > 1:  # a column: trailing blank cells are not spilled (A:A works)
+        last = max((i for i, c in enumerate(cells) if not (c is None or (isinstance(c, str) and not c.strip()))),
+                   default=0)
+        cells = cells[: last + 1]
+        shape = (len(cells), 1)
     parsed = [parse_code_cell(c) for c in cells]
     wanted = list(dict.fromkeys(code for code, _ in parsed if code))
     result = fetch(wanted) if wanted else None

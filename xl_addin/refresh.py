@@ -42,7 +42,7 @@ class Summary:
                 f"{self.requests} request(s), {self.seconds:.2f} s{date}{probs}")
 
 
-def prepare(book: Book, service) -> tuple[Layout, Plan, object]:
+def prepare(book: Book, service, max_age: float = 0.0) -> tuple[Layout, Plan, object]:
     """Everything up to (not including) writing: raises and writes nothing on any failure."""
     layout = Layout.from_names(book.defined_names())
     c, f = layout.codes, layout.fields
@@ -52,7 +52,7 @@ def prepare(book: Book, service) -> tuple[Layout, Plan, object]:
     if not plan.codes:
         raise WorkbookError(f"no codes to refresh: type HK codes into {layout.codes.a1()}")
     book.progress(f"Lixinger: fetching {len(plan.codes)} codes…")
-    result = service.fetch(plan.codes)
+    result = service.fetch(plan.codes, max_age=max_age)  # a refresh asks for the latest by default
     hard = {code: e for code, e in result.errors.items() if not isinstance(e, NoDataError)}
     if hard:  # a refresh is all or nothing: never a half-new table
         raise next(iter(hard.values()))
@@ -69,10 +69,14 @@ def apply(book: Book, layout: Layout, plan: Plan) -> None:
         book.write(s.sheet, s.top, s.left + 1, plan.status)
 
 
-def refresh_book(book: Book, service) -> Summary:
-    """Refresh a workbook through its adapter; nothing is written unless the fetch succeeded."""
+def refresh_book(book: Book, service, max_age: float = 0.0) -> Summary:
+    """Refresh a workbook through its adapter; nothing is written unless the fetch succeeded.
+
+    *max_age* 0 (the default) asks the service for every code: an analyst who clicks
+    Refresh wants the latest snapshot, not the cache's.
+    """
     started = time.perf_counter()
-    layout, plan, result = prepare(book, service)
+    layout, plan, result = prepare(book, service, max_age)
     book.progress(f"Lixinger: writing {len(plan.codes)} codes…")
     apply(book, layout, plan)
     summary = Summary(
@@ -89,7 +93,7 @@ def refresh_book(book: Book, service) -> Summary:
 
 
 # --- entry points ----------------------------------------------------------------------------
-def refresh_file(path, out=None, service=None) -> Summary:
+def refresh_file(path, out=None, service=None, max_age: float = 0.0) -> Summary:
     """Headless: refresh an .xlsx file (in place unless *out*); atomic, byte-identical on failure."""
     from .xlsx import XlsxBook
 
@@ -98,13 +102,15 @@ def refresh_file(path, out=None, service=None) -> Summary:
 
         service = MMAH()
     book = XlsxBook(path)
-    summary = refresh_book(book, service)
+    summary = refresh_book(book, service, max_age)
     book.save(out or path)
     return summary
 
 
 def main(book=None) -> None:
-    """RunPython entry point: refresh the workbook that called, or the active one (ribbon)."""
+    """RunPython entry point (the ribbon's Refresh): refresh the workbook that called, or the
+    active one. A template's table is refilled; LX_MMAH formulas anywhere in the workbook are
+    recalculated with the latest data."""
     import xlwings as xw
 
     from .excel_book import ExcelBook
@@ -117,8 +123,12 @@ def main(book=None) -> None:
     excel = ExcelBook(book)
     from .udfs import service
 
+    svc = service()
     try:
-        refresh_book(excel, service())
+        svc.forget()  # the button means "the latest": formulas ask the service again too
+        if excel.is_template():
+            refresh_book(excel, svc)
+        excel.recalculate()
     except LixingerError as exc:
         excel.fail(str(exc))
     except Exception as exc:  # never a VBA traceback box for an analyst

@@ -71,6 +71,7 @@ class MMAH:
         self.requests_sent = 0
         self.cooldown = cooldown
         self._down_until = 0.0
+        self._not_before = 0.0
         self._down_error: LixingerError | None = None
         self.last_error: LixingerError | None = None
         self.last_stale = False
@@ -133,7 +134,7 @@ class MMAH:
         with self._lock:
             known = self._cached(result.codes) if self.use_cache else {}
         for code, (value, fetched_at) in known.items():
-            if now - fetched_at <= max_age:
+            if self._fresh(fetched_at, now, max_age):
                 self._serve(result, code, value)
                 result.from_cache.add(code)
         return result
@@ -149,7 +150,7 @@ class MMAH:
             missing = []
             for code in result.codes:
                 entry = known.get(code)
-                if use_cache and entry is not None and now - entry[1] <= max_age:
+                if use_cache and entry is not None and self._fresh(entry[1], now, max_age):
                     self._serve(result, code, entry[0])
                     result.from_cache.add(code)
                 else:
@@ -203,6 +204,16 @@ class MMAH:
             result.stale.add(code)
         else:
             result.errors[code] = exc
+
+    def forget(self) -> None:
+        """Nothing fetched before now counts as fresh any more: the next fetch of each code asks
+        the service (older values stay available as the fallback when it is down)."""
+        with self._lock:
+            self._not_before = time.time()
+            self._down_until = 0.0
+
+    def _fresh(self, fetched_at: float, now: float, max_age: float) -> bool:
+        return now - fetched_at <= max_age and fetched_at >= self._not_before
 
     def close(self) -> None:
         if self._client is not None:
