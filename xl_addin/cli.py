@@ -95,7 +95,6 @@ def _service(args, **kwargs):
 
             settings = Settings.from_env(base_url=sb.url, cache_dir=Path(tmp), profile=args.profile)
             svc = MMAH(settings, token=sb.token, **kwargs)
-            svc.sandbox = sb
             yield svc
             svc.close()
         return

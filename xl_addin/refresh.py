@@ -102,8 +102,11 @@ def refresh_file(path, out=None, service=None, max_age: float = 0.0) -> Summary:
 
         service = MMAH()
     book = XlsxBook(path)
-    summary = refresh_book(book, service, max_age)
-    book.save(out or path)
+    try:
+        summary = refresh_book(book, service, max_age)
+        book.save(out or path)
+    finally:
+        book.close()
     return summary
 
 

@@ -48,8 +48,6 @@ class XlsxBook:
         self.path = Path(path)
         if self.path.suffix.lower() in (".xls", ".xlsb"):
             raise WorkbookError(f"{self.path.name}: {self.path.suffix} files cannot be refreshed; save it as .xlsx")
-        if self.path.suffix.lower() == ".xlsm":
-            pass  # macro-enabled: same XML parts, macros copied untouched
         try:
             self._zip = zipfile.ZipFile(self.path)
             self._parts = {i.filename: i for i in self._zip.infolist()}
@@ -252,12 +250,11 @@ class XlsxBook:
         dim.set("ref", f"{col_letter(c1)}{r1}:{col_letter(max(c2, right))}{max(r2, bottom)}")
 
     def save(self, out=None) -> Path:
-        """Write atomically to *out* (default: in place)."""
+        """Write atomically to *out* (default: in place); the book is closed afterwards."""
         target = Path(out) if out is not None else self.path
         replaced = {self._sheet_parts[name]: etree.tostring(self._sheets[name], xml_declaration=True,
                                                             encoding="UTF-8", standalone=True)
                     for name in self._dirty}
-        workbook = self._zip.read("xl/workbook.xml")
         calc = self._workbook.find(f"{Q}calcPr")
         if self._dirty and (calc is None or calc.get("fullCalcOnLoad") not in ("1", "true")):
             if calc is None:
@@ -279,12 +276,14 @@ class XlsxBook:
                 os.fsync(fh.fileno())
             if target.exists():
                 os.chmod(tmp, target.stat().st_mode & 0o777)
+            self._zip.close()  # Windows cannot replace a file that is still open
             os.replace(tmp, target)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
-        del workbook
+        finally:
+            self._zip.close()
         return target
 
     def close(self) -> None:
