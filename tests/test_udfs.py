@@ -129,7 +129,7 @@ def test_41_formulas_over_the_same_codes_send_the_first_ones_requests_only(udfs,
 
 def test_sheet_of_single_cell_formulas_sends_one_request(udfs, sandbox):
     from xl_addin.fields import FIELDS
-    from xl_addin.neighbours import column_index
+    from xl_addin.layout import col_number
 
     codes = sandbox.dataset.codes[:50]
     fields = [f.key for f in FIELDS[2:10]]  # numbers (the date has its own test)
@@ -142,7 +142,7 @@ def test_sheet_of_single_cell_formulas_sends_one_request(udfs, sandbox):
             col = chr(66 + j)
             cells[f"{col}{i}"] = f"=LX_MMAH($A{i},{col}$1)"
     sheet = xh.FakeSheet(cells)
-    assert column_index("B") == 2
+    assert col_number("B") == 2
     for i, code in enumerate(codes, start=2):
         for j, key in enumerate(fields):
             out = xh.call(udfs.LX_MMAH, float(int(code)), key, caller=sheet.cell(f"{chr(66 + j)}{i}"))

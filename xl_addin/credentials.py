@@ -60,7 +60,6 @@ def redact(text: str, *tokens: "Token | str | None") -> str:
 
 SERVICE = "lixinger"
 ENV_VAR = "LIXINGER_TOKEN"
-PLAINTEXT_BACKENDS = ("keyrings.alt.file.PlaintextKeyring", "keyrings.alt.file.EncryptedKeyring")
 
 
 def _backend():

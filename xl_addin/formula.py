@@ -101,17 +101,6 @@ def cell_value(field: Field, record: dict):
     return value
 
 
-def codes_in(codes) -> list[str]:
-    """The valid codes in a codes argument, distinct, in order."""
-    cells, _ = _flatten(codes)
-    out = []
-    for c in cells:
-        code, _ = parse_code_cell(c)
-        if code:
-            out.append(code)
-    return list(dict.fromkeys(out))
-
-
 def mmah_matrix(codes, fields, headers: bool, fetch: Callable) -> list[list]:
     """The 2-D array LX_MMAH returns.
 

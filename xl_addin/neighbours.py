@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from .formula import parse_code_cell
+from .layout import col_number
 
 _COL_ROW = re.compile(r"^\$?([A-Za-z]{1,3})\$?(\d+)$")
 _CALL = re.compile(
@@ -25,16 +26,9 @@ _CALL = re.compile(
 MAX_CODES = 2000
 
 
-def column_index(letters: str) -> int:
-    n = 0
-    for ch in letters.upper():
-        n = n * 26 + ord(ch) - 64
-    return n
-
-
 def _cell(ref: str) -> tuple[int, int]:
     m = _COL_ROW.match(ref)
-    return int(m.group(2)), column_index(m.group(1))
+    return int(m.group(2)), col_number(m.group(1))
 
 
 def _grid(value) -> list[list]:

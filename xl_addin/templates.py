@@ -81,8 +81,7 @@ def _table_sheet(ws, codes: list[str], title: str) -> None:
         k.font = KEY_FONT
         h = ws.cell(row=HEADER_ROW, column=col, value=f"{f.zh}\n{f.en}")
         h.font = Font(bold=True, size=9)
-        h.fill = PatternFill("solid", fgColor=GROUP_FILLS.get(f.window if f.kind != "ratio" or f.window else None,
-                                                              "DDEBF7"))
+        h.fill = PatternFill("solid", fgColor=GROUP_FILLS.get(f.window, "DDEBF7"))
         h.alignment = Alignment(wrap_text=True, vertical="center", horizontal="center")
         h.border = Border(bottom=THIN)
         ws.column_dimensions[letter].width = {"code": 9, "date": 11, "shares": 16, "amount": 18, "ratio": 11}[f.kind]

@@ -110,7 +110,7 @@ def LX_MMAH(codes, fields, headers=False, caller=None):
     try:
         return mmah_matrix(codes, fields, _truthy(headers), _fetcher(caller))
     except Exception as exc:  # never a traceback in a cell
-        return [[explain(exc) if hasattr(exc, "args") else "#N/A Error"]]
+        return [[explain(exc)]]
 
 
 @func(category="Lixinger")
