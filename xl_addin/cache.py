@@ -6,6 +6,8 @@ WAL journal, a busy timeout and ``BEGIN IMMEDIATE`` writes let Excel, a cron job
 and the CLI use one file at once. A corrupt file is moved aside and rebuilt.
 Rows are keyed by the service they came from, so sandbox data never mixes with
 real data. No token is ever stored.
+A path that cannot hold a cache at all (a file where its folder should be, no
+permission) is reported once, as a warning, and every fetch goes on without the cache.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .exceptions import CacheError
+from .exceptions import CacheError, CacheUnusableError
 from .records import parse_record
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class Cache:
         self.path = Path(path)
         self.source = source
         self._ready = False
+        self._unusable: CacheUnusableError | None = None
 
     def __repr__(self) -> str:
         return f"Cache({str(self.path)!r}, source={self.source!r})"
@@ -76,13 +79,30 @@ class Cache:
                 part.replace(Path(str(aside) + suffix))
         self._ready = False
 
+    def _give_up(self, why: str) -> CacheUnusableError:
+        """This path cannot hold a cache: say so once, then every use fails at once."""
+        self._unusable = CacheUnusableError(
+            f"the cache {self.path} cannot be used ({why}); going on without the cache "
+            "(set XL_ADDIN_CACHE_DIR to a folder you can write)"
+        )
+        log.warning("%s", self._unusable)
+        return self._unusable
+
     @contextmanager
     def _conn(self, write: bool = False):
+        if self._unusable is not None:
+            raise self._unusable
         for attempt in (1, 2):
             try:
                 conn = self._connect()
                 break
+            except (FileExistsError, NotADirectoryError):
+                raise self._give_up("a file is where its folder should be") from None
+            except OSError as exc:
+                raise self._give_up(exc.strerror or "cannot create its folder") from None
             except sqlite3.DatabaseError as exc:
+                if "unable to open" in str(exc).lower():  # a folder where the file should be, no permission
+                    raise self._give_up(str(exc)) from None
                 if attempt == 2 or not _is_corruption(exc):
                     raise CacheError(f"cannot open the cache {self.path}: {exc}") from None
                 self._rebuild(exc)

@@ -1,37 +1,57 @@
 """The HTTP client for ``POST {base}/hk/company/hot/mm_ah``.
 
 Shaped like an OpenBB fetcher: :func:`build_batches` is the pure query transform,
-:meth:`MMAHClient._post` is the one function that does I/O, and
+:meth:`MMAHClient._post_once` is the one function that does I/O, and
 :mod:`xl_addin.records` holds the pure data transform. The token is passed in,
-never looked up here. requests' exceptions are translated at this boundary.
+never looked up here. requests' and urllib3's exceptions are translated at this
+boundary into messages for a user.
+
+The promises kept here, each against a hostile or broken server:
+
+- the token goes to the configured host only: redirects are never followed (a 307
+  would re-post the body, token included, to wherever ``Location`` says);
+- ``LIXINGER_BUDGET`` bounds the whole exchange, body included: the body is
+  streamed and reading stops at the deadline, however slowly it trickles in;
+- an answer is read up to ``LIXINGER_MAX_ANSWER_BYTES`` decoded bytes, checked as
+  it is read, so a gzip bomb costs that much memory and no more;
+- a connection cut in the middle of the body is retried like any connection error;
+- an answer whose records are not records of the codes asked for is a bad answer
+  (retried, then an error), never "no data";
+- the token is stripped from everything kept (records) and shown (messages).
 """
 
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urljoin
 
 import requests
+from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
 from . import __version__
-from .config import Settings, is_loopback_host
-from .credentials import Token, redact
+from .config import Settings
+from .credentials import Token, redact_deep
 from .exceptions import (
+    AnswerTooLargeError,
     ApiError,
     BadResponseError,
     LixingerError,
     RateLimitedError,
+    RedirectError,
     RequestTimeoutError,
     ServiceUnavailableError,
     TokenRejectedError,
 )
-from .records import index_records, split_answer
+from .messages import shown
+from .records import check_answer, index_records, reason_of
+from .urls import check_base_url, host_of, is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +61,7 @@ MAX_ATTEMPTS = 5
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 8.0
 MAX_PARALLEL = 6  # 600 codes in one round trip; far below the ~1,000 requests/minute limit
+READ_CHUNK = 64 * 1024  # decoded bytes per read: also what one read may inflate to
 
 
 def build_batches(codes: list[str], size: int = MAX_CODES_PER_REQUEST) -> list[list[str]]:
@@ -54,7 +75,7 @@ class FetchResult:
     """What one fetch brought back, code by code."""
 
     records: dict[str, dict] = field(default_factory=dict)  # typed records
-    raw: dict[str, dict] = field(default_factory=dict)  # as received, for the cache
+    raw: dict[str, dict] = field(default_factory=dict)  # as received (token stripped), for the cache
     absent: list[str] = field(default_factory=list)  # asked for, not in data: "no data"
     errors: dict[str, LixingerError] = field(default_factory=dict)
     requests: int = 0  # HTTP requests sent, retries included
@@ -80,16 +101,6 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _message_of(response: requests.Response) -> str:
-    try:
-        payload = response.json()
-    except ValueError:
-        return response.text[:200].strip()
-    if isinstance(payload, dict):
-        return str(payload.get("message") or payload.get("error") or "")[:300]
-    return ""
-
-
 def _looks_like_token_problem(message: str) -> bool:
     return "token" in message.lower()
 
@@ -102,8 +113,9 @@ class MMAHClient:
             token = Token(token)
         self._token = token
         self.settings = settings or Settings()
-        self.url = self.settings.base_url + PATH
-        self.host = urlsplit(self.url).hostname
+        # checked again here, where the token leaves: Settings may be built by hand
+        self.url = check_base_url(self.settings.base_url) + PATH
+        self.host = host_of(self.url)
         self.session = session or requests.Session()
         self.session.headers.setdefault("User-Agent", f"xl_addin/{__version__}")
         if is_loopback_host(self.host):
@@ -115,11 +127,20 @@ class MMAHClient:
     def __repr__(self) -> str:
         return f"MMAHClient(url={self.url!r}, token=<redacted>)"
 
+    def _shown(self, text) -> str:
+        return shown(text, self._token)
+
+    def _budget_spent(self) -> RequestTimeoutError:
+        return RequestTimeoutError(
+            f"{self.host} timed out: the answer did not arrive within the time budget of "
+            f"{self.settings.budget:g} s (LIXINGER_BUDGET)"
+        )
+
     # -- the one function that does I/O -------------------------------------------------
-    def _post_once(self, codes: list[str], deadline: float) -> dict:
+    def _post_once(self, codes: list[str], deadline: float) -> list[dict]:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise RequestTimeoutError(f"no answer from {self.host} within the time budget")
+            raise self._budget_spent()
         timeout = (
             min(self.settings.connect_timeout, remaining),
             min(self.settings.timeout, remaining),
@@ -129,65 +150,140 @@ class MMAHClient:
         with self._lock:
             self.requests_sent += 1
         try:
-            response = self.session.post(self.url, json=body, timeout=timeout)
+            response = self.session.post(
+                self.url, json=body, timeout=timeout, stream=True, allow_redirects=False
+            )
         except requests.exceptions.Timeout:
-            raise _Retry(RequestTimeoutError(f"{self.host} did not answer within {timeout[1]:.0f} s"))
-        except requests.exceptions.SSLError as exc:
+            if time.monotonic() >= deadline - 0.01:
+                raise _Retry(self._budget_spent()) from None
+            raise _Retry(RequestTimeoutError(f"{self.host} timed out: no answer within {timeout[1]:g} s")) from None
+        except requests.exceptions.SSLError:
             raise ServiceUnavailableError(
-                f"TLS verification failed for {self.host}: {redact(str(exc), self._token)[:200]}"
+                f"cannot reach {self.host} securely: its TLS certificate could not be verified"
             ) from None
         except requests.exceptions.ConnectionError:
-            raise _Retry(ServiceUnavailableError(f"cannot reach {self.host} (connection failed)"))
-        except requests.exceptions.RequestException as exc:
-            raise ServiceUnavailableError(
-                f"request to {self.host} failed: {type(exc).__name__}"
-            ) from None
+            raise _Retry(ServiceUnavailableError(f"cannot reach {self.host} (connection failed)")) from None
+        except requests.exceptions.RequestException:
+            raise ServiceUnavailableError(f"the request to {self.host} could not be sent") from None
+        complete = False
+        try:
+            status = response.status_code
+            if 300 <= status < 400:
+                raise self._redirect(response)
+            content = self._read_body(response, deadline)
+            complete = True
+        finally:
+            if complete:
+                response.raw.release_conn()  # read to the end: the connection can serve the next request
+            else:
+                response.close()  # cut short: never reuse it
         elapsed = time.monotonic() - started
-        log.info("POST %s codes=%d -> %s in %.3fs", self.url, len(codes), response.status_code, elapsed)
-        return self._read(response)
+        log.info("POST %s codes=%d -> %s in %.3fs (%d bytes)", self.url, len(codes), status, elapsed, len(content))
+        payload = self._judge(status, response.headers, content)
+        try:
+            records = check_answer(payload, codes)
+        except BadResponseError as exc:
+            raise _Retry(BadResponseError(f"{self.host} sent a bad answer: {exc}")) from None
+        return redact_deep(records, self._token)
 
-    def _read(self, response: requests.Response) -> dict:
-        status = response.status_code
-        if status in (401, 403):
-            raise TokenRejectedError(redact(_message_of(response), self._token))
+    def _redirect(self, response: requests.Response) -> RedirectError:
+        location = response.headers.get("Location")
+        target = self._shown(urljoin(self.url, location)) if location else "nowhere (no Location)"
+        return RedirectError(
+            f"{self.host} answered HTTP {response.status_code}, redirecting to {target}; "
+            "not followed, so the token was not sent there. If the service has moved, "
+            "set LIXINGER_BASE_URL to its new address"
+        )
+
+    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
+        """The decoded body, read as it comes, stopped at the deadline or the size limit."""
+        raw = response.raw
+        limit = self.settings.max_answer_bytes
+        read = getattr(raw, "read1", None) or raw.read
+        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Retry(self._budget_spent())
+            wait = min(self.settings.timeout, remaining)
+            if sock is not None:
+                sock.settimeout(wait)  # no single read may outlast the budget
+            try:
+                chunk = read(READ_CHUNK, decode_content=True)
+            except ReadTimeoutError:
+                if time.monotonic() >= deadline - 0.01:
+                    raise _Retry(self._budget_spent()) from None
+                raise _Retry(RequestTimeoutError(
+                    f"{self.host} timed out: the answer stopped arriving for {wait:g} s"
+                )) from None
+            except DecodeError:
+                raise _Retry(BadResponseError(
+                    f"{self.host} sent a compressed answer that could not be decompressed"
+                )) from None
+            except (ProtocolError, OSError, requests.exceptions.RequestException):
+                raise _Retry(ServiceUnavailableError(
+                    f"the connection to {self.host} was cut in the middle of the answer"
+                )) from None
+            if not chunk:
+                return b"".join(parts)
+            size += len(chunk)
+            if size > limit:
+                raise AnswerTooLargeError(
+                    f"{self.host} sent an answer larger than the limit of {limit:,} bytes "
+                    "(LIXINGER_MAX_ANSWER_BYTES); stopped reading it"
+                )
+            parts.append(chunk)
+
+    def _judge(self, status: int, headers, content: bytes) -> dict:
+        """The payload of a successful answer; anything else raised as the error it is."""
+        try:
+            payload = json.loads(content) if content else None
+        except ValueError:
+            payload = None
+        reason = self._shown(reason_of(payload) if payload is not None else content)
+        if status == 401:
+            raise TokenRejectedError(reason)
+        if status == 403:
+            if _looks_like_token_problem(reason):
+                raise TokenRejectedError(reason)
+            raise ApiError(
+                f"Lixinger refused the request (HTTP 403): {reason or 'no reason given'}",
+                code=payload.get("code") if isinstance(payload, dict) else None,
+                status=status,
+            )
         if status == 429:
             raise _Retry(
                 RateLimitedError(f"{self.host} says too many requests (HTTP 429); try again in a minute"),
-                _retry_after(response.headers.get("Retry-After")),
+                _retry_after(headers.get("Retry-After")),
             )
         if status >= 500:
-            said = redact(_message_of(response), self._token)
             raise _Retry(
-                ServiceUnavailableError(f"{self.host} failed (HTTP {status}{': ' + said if said else ''})"),
-                _retry_after(response.headers.get("Retry-After")),
+                ServiceUnavailableError(f"{self.host} failed (HTTP {status}{': ' + reason if reason else ''})"),
+                _retry_after(headers.get("Retry-After")),
             )
-        try:
-            payload = response.json()
-        except ValueError:
-            raise BadResponseError(
-                f"{self.host} answered HTTP {status} with something that is not JSON "
-                f"({response.headers.get('Content-Type', 'no content type')})"
-            ) from None
-        message = ""
-        api_code = None
-        if isinstance(payload, dict):
-            api_code = payload.get("code")
-            message = redact(str(payload.get("message") or ""), self._token)
+        if payload is None:
+            kind = self._shown(headers.get("Content-Type") or "no content type")
+            raise _Retry(BadResponseError(
+                f"{self.host} answered HTTP {status} with something that is not JSON ({kind})"
+            ))
+        api_code = payload.get("code") if isinstance(payload, dict) else None
         if status != 200 or api_code != 1:
             if not isinstance(payload, dict) or "code" not in payload:
-                raise BadResponseError(f"{self.host} answered HTTP {status} without a result code")
-            if _looks_like_token_problem(message):
-                raise TokenRejectedError(message)
+                raise _Retry(BadResponseError(f"{self.host} answered HTTP {status} without a result code"))
+            if _looks_like_token_problem(reason):
+                raise TokenRejectedError(reason)
             raise ApiError(
-                f"Lixinger refused the request: {message or 'no reason given'}"
+                f"Lixinger refused the request: {reason or 'no reason given'}"
                 + (f" (HTTP {status})" if status != 200 else ""),
                 code=api_code,
                 status=status,
             )
         return payload
 
-    def _post(self, codes: list[str], deadline: float) -> dict:
-        """POST with retries on connection errors, timeouts, 5xx and 429, within the budget."""
+    def _post(self, codes: list[str], deadline: float) -> list[dict]:
+        """POST with retries on connection errors, timeouts, 5xx, 429 and bad answers, within the budget."""
         attempt = 0
         while True:
             attempt += 1
@@ -231,18 +327,12 @@ class MMAHClient:
         else:
             with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(batches))) as pool:
                 outcomes = list(pool.map(run, batches))
-        for batch, payload, error in outcomes:
+        for batch, answer, error in outcomes:
             if error is not None:
                 for code in batch:
                     result.errors[code] = error
                 continue
-            try:
-                raw_records = split_answer(payload)
-            except BadResponseError as exc:
-                for code in batch:
-                    result.errors[code] = exc
-                continue
-            raw, records, errors = index_records(raw_records, batch)
+            raw, records, errors = index_records(answer, batch)
             result.raw.update(raw)
             result.records.update(records)
             result.errors.update(errors)

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from .exceptions import ConfigError, InsecureURLError
+from .exceptions import ConfigError
+from .urls import check_base_url, is_loopback_host  # noqa: F401  (they lived here; still importable)
 
 DEFAULT_BASE_URL = "https://open.lixinger.com/api"
 DEFAULT_TIMEOUT = 30.0  # read timeout, seconds
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_BUDGET = 60.0  # overall time for one fetch, retries included
 DEFAULT_MAX_AGE = 3600.0  # cache freshness, seconds
+# the largest answer (100 codes, every field) is about 150 KB of JSON; 100 times that
+# leaves room for a much richer API while a gzip bomb stops long before it hurts
+DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024
 
 
 def _float_env(name: str, default: float, environ=None) -> float:
@@ -31,28 +33,18 @@ def _float_env(name: str, default: float, environ=None) -> float:
     return value
 
 
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
+def _bytes_env(name: str, default: int, environ=None) -> int:
+    env = os.environ if environ is None else environ
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        value = int(raw.replace("_", ""))
     except ValueError:
-        return False
-
-
-def check_base_url(url: str) -> str:
-    """The base URL without a trailing slash; plain http only for loopback."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"LIXINGER_BASE_URL={url!r} is not an http(s) URL")
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise InsecureURLError(
-            f"refusing plain http:// to {parts.hostname}: the token would travel unencrypted; "
-            "use https:// (plain http is only allowed for this machine, e.g. the sandbox)"
-        )
-    return url.strip().rstrip("/")
+        raise ConfigError(f"{name}={raw!r} is not a whole number of bytes") from None
+    if value < 1024:
+        raise ConfigError(f"{name}={raw!r} must be at least 1024 bytes")
+    return value
 
 
 def default_cache_dir() -> Path:
@@ -70,6 +62,7 @@ class Settings:
     max_age: float = DEFAULT_MAX_AGE
     cache_dir: Path | None = None
     profile: str = "default"
+    max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES  # one answer, decoded
 
     @classmethod
     def from_env(cls, environ=None, **overrides) -> "Settings":
@@ -82,6 +75,7 @@ class Settings:
             max_age=_float_env("XL_ADDIN_MAX_AGE", DEFAULT_MAX_AGE, env),
             cache_dir=Path(cache_dir).expanduser() if cache_dir else None,
             profile=env.get("XL_ADDIN_PROFILE", "").strip() or "default",
+            max_answer_bytes=_bytes_env("LIXINGER_MAX_ANSWER_BYTES", DEFAULT_MAX_ANSWER_BYTES, env),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "base_url" in overrides and overrides["base_url"]:

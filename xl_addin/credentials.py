@@ -47,13 +47,57 @@ class Token:
         raise TypeError("a Token cannot be pickled")
 
 
+REDACTED = "<redacted>"
+RUN = 8  # any run of this many characters of the token is the token
+
+
 def redact(text: str, *tokens: "Token | str | None") -> str:
-    """*text* with every token replaced by ``<redacted>``."""
+    """*text* with every token, and every run of 8 or more of its characters (a token
+    cut in two, or half of one), replaced by ``<redacted>``.
+
+    Redact before cutting a text short: a cut made first can leave a part of the token
+    that no longer matches the whole.
+    """
     for tok in tokens:
         raw = tok.reveal() if isinstance(tok, Token) else tok
         if raw and len(raw) >= 4:
-            text = text.replace(raw, "<redacted>")
+            text = text.replace(raw, REDACTED)
+            if len(raw) > RUN and len(text) >= RUN:
+                text = _redact_runs(text, raw)
     return text
+
+
+def _redact_runs(text: str, secret: str) -> str:
+    grams = {secret[i : i + RUN] for i in range(len(secret) - RUN + 1)}
+    out: list[str] = []
+    start = i = 0
+    end = len(text) - RUN
+    while i <= end:
+        if text[i : i + RUN] in grams:
+            j = i + RUN
+            while j < len(text) and text[i : j + 1] in secret:
+                j += 1
+            out.append(text[start:i])
+            out.append(REDACTED)
+            start = i = j
+        else:
+            i += 1
+    if not out:
+        return text
+    out.append(text[start:])
+    return "".join(out)
+
+
+def redact_deep(value, *tokens: "Token | str | None"):
+    """A JSON value (dicts, lists, text, numbers) with :func:`redact` applied to every
+    text in it, keys included: for what we keep, such as an answer's records."""
+    if isinstance(value, str):
+        return redact(value, *tokens)
+    if isinstance(value, list):
+        return [redact_deep(v, *tokens) for v in value]
+    if isinstance(value, dict):
+        return {redact(k, *tokens) if isinstance(k, str) else k: redact_deep(v, *tokens) for k, v in value.items()}
+    return value
 
 
 # --- where the token comes from: an ordered chain --------------------------------------

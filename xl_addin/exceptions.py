@@ -3,7 +3,8 @@
 Lower-level errors (requests, sqlite3, keyring, openpyxl) are translated at the
 boundary where they happen, so callers catch one family and every message is fit
 to show an analyst: one sentence that says what went wrong and what to do.
-Messages never contain the token (see :func:`xl_addin.secrets.redact`).
+Messages never contain the token (see :func:`xl_addin.credentials.redact`), nor a
+Python class name; text from the service is shown through :func:`xl_addin.messages.shown`.
 """
 
 from __future__ import annotations
@@ -108,6 +109,14 @@ class BadResponseError(ServiceError):
     """An answer we cannot read: not JSON, or not shaped like the API's answers."""
 
 
+class AnswerTooLargeError(BadResponseError):
+    """The answer grew past LIXINGER_MAX_ANSWER_BYTES while it was read (a gzip bomb, say)."""
+
+
+class RedirectError(ServiceError):
+    """The service answered with a redirect; it is not followed, so the token stays here."""
+
+
 class ApiError(ServiceError):
     """The API answered with a `code` other than 1; its message says why."""
 
@@ -132,6 +141,11 @@ class MalformedRecordError(BadResponseError):
 # --- local state --------------------------------------------------------------------
 class CacheError(LixingerError):
     """The local cache could not be used."""
+
+
+class CacheUnusableError(CacheError):
+    """The cache's path cannot hold a cache (a file where its folder should be, no permission):
+    fetches go on without it."""
 
 
 class WorkbookError(LixingerError):

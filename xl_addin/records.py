@@ -8,6 +8,7 @@ Beijing/Hong Kong calendar date, and ``None`` for a field the record lacks.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 
 from .exceptions import BadResponseError, MalformedRecordError
@@ -69,6 +70,53 @@ def split_answer(payload: object) -> list:
     if not isinstance(data, list):
         raise BadResponseError("the answer's data is not a list")
     return data
+
+
+def check_answer(payload: object, requested: list[str]) -> list[dict]:
+    """The records of a successful answer, each an object naming a code we asked for.
+
+    Anything else is a bad answer as a whole (a BadResponseError, worth a retry), never
+    "no data": a record that is not an object, or whose ``stockCode`` is not one of the
+    codes requested (a number such as 700, a code we did not ask for, none at all),
+    means we cannot tell which codes the answer is about.
+    """
+    data = split_answer(payload)
+    wanted = set(requested)
+    for item in data:
+        if not isinstance(item, dict):
+            kind = _JSON_KINDS.get(type(item), "value")
+            raise BadResponseError(f"the answer holds a record that is not an object (a {kind})")
+        code = item.get("stockCode")
+        if not isinstance(code, str):
+            shown = "no stockCode" if code is None else f"stockCode {code!r:.20}, not text"
+            raise BadResponseError(f"the answer holds a record with {shown}")
+        if code not in wanted:
+            raise BadResponseError(f"the answer holds a record for {code[:12]!r}, a code that was not asked for")
+    return data
+
+
+_JSON_KINDS = {type(None): "null", bool: "true/false", int: "number", float: "number", str: "text", list: "list"}
+REASON_KEYS = ("message", "msg", "error", "errorMessage", "error_message", "detail", "reason")
+
+
+def reason_of(payload: object) -> str:
+    """Why an error answer failed, wherever it says so: ``message``, ``msg``, or an
+    ``error`` that is text or an object with its own ``message`` (as other Lixinger
+    clients read it). Empty when the answer gives no reason."""
+    if not isinstance(payload, dict):
+        return ""
+    for key in REASON_KEYS:
+        value = payload.get(key)
+        if isinstance(value, dict):
+            value = reason_of(value) or (json.dumps(value, ensure_ascii=False) if value else "")
+        elif isinstance(value, list):
+            value = "; ".join(filter(None, (v if isinstance(v, str) else reason_of(v) for v in value)))
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and str(value).strip():
+            text = str(value).strip()
+            if key == "message" and text.lower() == "success":
+                continue
+            return text
+    return ""
 
 
 def index_records(raw_records: list, requested: list[str]) -> tuple[dict, dict, dict]:

@@ -6,13 +6,18 @@
 
 It validates like the real service (a token; 1 to 100 string codes) and can be
 told to misbehave: latency, 5xx, 429 with Retry-After, a garbage body, a dropped
-connection, an API error, a malformed record, a slow answer.
+connection, an API error, a malformed record, a slow answer; and, as an adversary
+would: a redirect elsewhere, an answer trickled a byte at a time, a connection cut
+in the middle of the body, a stall after the headers, records that are not records,
+a code sent as a number, the token echoed back, a gzip bomb, a 403, an error in an
+``error`` field. :func:`parse_fault` reads the ``--fault`` spelling of each.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import zlib
 import secrets
 import socket
 import threading
@@ -24,7 +29,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from .data import Dataset
 
 PATHS = ("/api/hk/company/hot/mm_ah", "/hk/company/hot/mm_ah")
-FAULT_KINDS = ("500", "502", "503", "429", "garbage", "drop", "api_error", "malformed", "slow", "401")
+FAULT_KINDS = (
+    "500", "502", "503", "429", "garbage", "drop", "api_error", "malformed", "slow", "401",
+    "403", "error-field", "redirect", "trickle", "drop-mid-body", "stall", "bad-record",
+    "numeric-code", "echo-token", "gzip-bomb",
+)
 _CODE = re.compile(r"^\d{5}$")
 
 
@@ -35,14 +44,58 @@ class Fault:
     params: dict = field(default_factory=dict)
 
 
+def parse_fault(spec: str) -> tuple[str, int | None, dict]:
+    """``KIND[:N]`` (the next N requests; every request without N) -> (kind, times, params).
+
+    ``redirect[:STATUS]:URL`` answers every request with a redirect (302, 307 or 308;
+    307 unless told) to URL: ``redirect:http://127.0.0.1:9999/api``, ``redirect:308:https://elsewhere/``.
+    """
+    kind, _, rest = spec.strip().partition(":")
+    if kind == "redirect":
+        status, _, url = rest.partition(":")
+        if not (status.isdigit() and len(status) == 3):
+            status, url = "307", rest
+        if not url:
+            raise ValueError("redirect needs a target: redirect[:STATUS]:URL")
+        return kind, None, {"url": url, "status": int(status)}
+    if kind not in FAULT_KINDS:
+        raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
+    if rest and not rest.isdigit():
+        raise ValueError(f"fault {spec!r}: the count after ':' must be a whole number")
+    return kind, int(rest) if rest else None, {}
+
+
+_BOMBS: dict[int, bytes] = {}
+
+
+def _gzip_bomb(size: int) -> bytes:
+    """A gzip body that inflates to *size* bytes: a JSON answer padded with spaces (built once per size)."""
+    if size not in _BOMBS:
+        head, tail = b'{"code": 1, "message": "success", "data": [', b"]}"
+        pad = max(0, size - len(head) - len(tail))
+        z = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip container
+        parts = [z.compress(head)]
+        block = b" " * (1 << 20)
+        while pad > 0:
+            n = min(pad, len(block))
+            parts.append(z.compress(block[:n]))
+            pad -= n
+        parts.append(z.compress(tail))
+        parts.append(z.flush())
+        _BOMBS[size] = b"".join(parts)
+    return _BOMBS[size]
+
+
 @dataclass
 class Seen:
-    """One request the sandbox received (never the token)."""
+    """One request the sandbox received (never the token itself: only whether one came)."""
 
     codes: list
     status: int
     fault: str | None
     at: float
+    method: str = "POST"
+    with_token: bool = False  # the body carried a "token" (any token)
 
 
 class _Server(ThreadingHTTPServer):
@@ -69,8 +122,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    _with_token = False
+
     def do_GET(self):
-        self._send(405, {"code": 0, "message": "use POST"})
+        self._answer(self.server.sandbox, 405, {"code": 0, "message": "use POST"}, [])
 
     def do_POST(self):
         sb = self.server.sandbox
@@ -84,11 +139,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._answer(sb, 400, {"code": 0, "message": "body is not JSON"}, [])
         codes = body.get("stockCodes") if isinstance(body, dict) else None
         shown = codes if isinstance(codes, list) else []
+        self._with_token = isinstance(body, dict) and bool(body.get("token"))
         if sb.latency:
             time.sleep(sb.latency)
         fault = sb._take_fault(shown)
         if fault is not None:
-            return self._fault(sb, fault, shown)
+            return self._fault(sb, fault, shown, body)
         token = body.get("token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             return self._answer(sb, 400, {"code": 0, "message": '"token" is required'}, shown)
@@ -101,11 +157,93 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(sb, 200, {"code": 1, "message": "success", "data": data}, shown)
 
     def _answer(self, sb, status, payload, codes, fault=None, headers=None, raw=None):
-        sb._log(Seen(list(codes), status, fault, time.time()))
+        self._seen(sb, codes, status, fault)
         self._send(status, payload, headers, raw)
 
-    def _fault(self, sb: "Sandbox", fault: Fault, codes):
+    def _seen(self, sb, codes, status, fault):
+        sb._log(Seen(list(codes), status, fault, time.time(), self.command, self._with_token))
+
+    def _records(self, sb, codes) -> list:
+        return [r for r in (sb.dataset.record(c) for c in codes if isinstance(c, str)) if r]
+
+    def _headers_then(self, sb, codes, kind, body: bytes, extra: dict | None = None):
+        """Status line and headers (Content-Length of the whole *body*) for the faults that
+        misbehave while sending the body."""
+        self._seen(sb, codes, 200, kind)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.flush()
+
+    def _hang_up(self):
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _fault(self, sb: "Sandbox", fault: Fault, codes, body=None):
         kind = fault.kind
+        success = {"code": 1, "message": "success"}
+        if kind == "redirect":
+            target = fault.params.get("url", "http://127.0.0.1:9/api")
+            status = int(fault.params.get("status", 307))
+            if fault.params.get("append_path", True):
+                target = target.rstrip("/") + "/hk/company/hot/mm_ah"
+            return self._answer(sb, status, {"code": 0, "message": "moved"}, codes, kind, {"Location": target})
+        if kind == "403":
+            message = fault.params.get("message", "this API is not included in your plan")
+            return self._answer(sb, 403, {"code": 0, "message": message}, codes, kind)
+        if kind == "error-field":
+            message = fault.params.get("message", "stockCodes: too many codes")
+            return self._answer(sb, 200, {"code": 0, "error": {"message": message}}, codes, kind)
+        if kind == "bad-record":
+            data = fault.params.get("data", [1, "x", None])
+            return self._answer(sb, 200, {**success, "data": data}, codes, kind)
+        if kind == "numeric-code":
+            data = self._records(sb, codes)
+            for r in data:
+                r["stockCode"] = int(r["stockCode"])
+            return self._answer(sb, 200, {**success, "data": data}, codes, kind)
+        if kind == "echo-token":
+            token = body.get("token") if isinstance(body, dict) else None
+            data = self._records(sb, codes)
+            for r in data:
+                r["remark"] = f"requested with token {token}"
+            return self._answer(sb, 200, {**success, "data": data, "token": token}, codes, kind)
+        if kind in ("trickle", "drop-mid-body", "stall"):
+            raw = json.dumps({**success, "data": self._records(sb, codes)}).encode("utf-8")
+            self._headers_then(sb, codes, kind, raw)
+            try:
+                if kind == "trickle":  # all of it, a few bytes at a time
+                    step = max(1, int(fault.params.get("bytes", 1)))
+                    interval = float(fault.params.get("interval", 0.02))
+                    for i in range(0, len(raw), step):
+                        self.wfile.write(raw[i : i + step])
+                        self.wfile.flush()
+                        time.sleep(interval)
+                elif kind == "stall":  # headers, then nothing for a while, then the body
+                    time.sleep(float(fault.params.get("seconds", 5)))
+                    self.wfile.write(raw)
+                else:  # half the body, then hang up
+                    self.wfile.write(raw[: len(raw) // 2])
+                    self.wfile.flush()
+                    self._hang_up()
+            except OSError:  # the client gave up: fine
+                self.close_connection = True
+            return None
+        if kind == "gzip-bomb":
+            size = int(fault.params.get("size", 1 << 30))
+            raw = _gzip_bomb(size)
+            self._headers_then(sb, codes, kind, raw, {"Content-Encoding": "gzip"})
+            try:
+                self.wfile.write(raw)
+            except OSError:
+                self.close_connection = True
+            return None
         if kind in ("500", "502", "503"):
             return self._answer(sb, int(kind), {"code": 0, "message": "internal error"}, codes, kind)
         if kind == "401":
@@ -121,12 +259,8 @@ class _Handler(BaseHTTPRequestHandler):
             message = fault.params.get("message", "service is under maintenance")
             return self._answer(sb, 200, {"code": 0, "message": message}, codes, kind)
         if kind == "drop":
-            sb._log(Seen(list(codes), 0, kind, time.time()))
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._seen(sb, codes, 0, kind)
+            self._hang_up()
             return None
         if kind == "slow":
             time.sleep(fault.params.get("seconds", 5))
@@ -219,6 +353,11 @@ class Sandbox:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
         with self._lock:
             self._faults.append(Fault(kind, times, params))
+
+    def inject_spec(self, spec: str) -> None:
+        """A fault as ``lx-addin sandbox --fault`` spells it (see :func:`parse_fault`)."""
+        kind, times, params = parse_fault(spec)
+        self.inject(kind, times=times, **params)
 
     def clear_faults(self) -> None:
         with self._lock:
