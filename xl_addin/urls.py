@@ -39,9 +39,11 @@ def host_of(url: str) -> str:
     return (parse_url(url).host or "").strip("[]")
 
 
-def _refuse(url: str, why: str) -> ConfigError:
+def _refuse(url: str, why: str, show: bool = True) -> ConfigError:
     from .messages import shown
 
+    if not show:  # it may hold a password
+        return ConfigError(f"{SETTING} {why}")
     return ConfigError(f"{SETTING}={shown(url, limit=120)!r} {why}")
 
 
@@ -71,7 +73,8 @@ def check_base_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not used.host:
         raise _refuse(url, "is not an http(s) URL")
     if parts.auth is not None or "@" in (urlsplit(text).netloc or ""):
-        raise _refuse(url, "holds a user name or password (an '@'); the token is kept in the keyring, not in the URL")
+        raise _refuse(url, "holds a user name or password (an '@'); the token is kept in the keyring, not in the URL",
+                      show=False)
     if parts.query is not None or parts.fragment is not None:
         raise _refuse(url, "has a '?' or '#' part; give the API's base, e.g. https://open.lixinger.com/api")
     host = (used.host or "").strip("[]")

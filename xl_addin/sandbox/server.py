@@ -245,9 +245,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
             return None
         if kind in ("500", "502", "503"):
-            return self._answer(sb, int(kind), {"code": 0, "message": "internal error"}, codes, kind)
+            message = fault.params.get("message", "internal error")
+            return self._answer(sb, int(kind), {"code": 0, "message": message}, codes, kind)
         if kind == "401":
-            return self._answer(sb, 401, {"code": 0, "message": "Illegal token"}, codes, kind)
+            message = fault.params.get("message", "Illegal token")
+            return self._answer(sb, 401, {"code": 0, "message": message}, codes, kind)
         if kind == "429":
             wait = fault.params.get("retry_after", 1)
             return self._answer(
