@@ -64,3 +64,46 @@ def test_values_hang_together():
             young += 1
             assert "mm_sh_nba_d1" in r
     assert young >= 5, "some young listings lack the 240-day window"
+
+
+# --- the adversary's faults (issue 12): the sandbox does what each promises ----------------------
+def post_raw(sandbox, codes=("00700",)):
+    return requests.post(sandbox.url + "/hk/company/hot/mm_ah", json={"token": sandbox.token, "stockCodes": list(codes)},
+                         timeout=10, allow_redirects=False)
+
+
+def test_fault_redirect_trickle_and_spec(sandbox):
+    sandbox.inject_spec("redirect:308:http://127.0.0.1:9/api")
+    r = post_raw(sandbox)
+    assert r.status_code == 308 and r.headers["Location"] == "http://127.0.0.1:9/api/hk/company/hot/mm_ah"
+    assert post_raw(sandbox).status_code == 308  # every request, until cleared
+    sandbox.clear_faults()
+    good = post_raw(sandbox).json()
+    sandbox.inject("trickle", bytes=97, interval=0.001)  # slow, but all of it arrives
+    assert post_raw(sandbox).json() == good
+    assert [s.fault for s in sandbox.seen] == ["redirect", "redirect", None, "trickle"] and all(s.with_token for s in sandbox.seen)
+
+
+def test_fault_drop_mid_body_sends_half(sandbox):
+    sandbox.inject("drop-mid-body")
+    with pytest.raises(requests.exceptions.RequestException):
+        post_raw(sandbox)
+    assert post_raw(sandbox).json()["code"] == 1  # once only
+
+
+def test_fault_bodies(sandbox):
+    sandbox.inject("bad-record")
+    assert post_raw(sandbox).json()["data"] == [1, "x", None]
+    sandbox.inject("numeric-code")
+    assert post_raw(sandbox).json()["data"][0]["stockCode"] == 700
+    sandbox.inject("echo-token")
+    assert sandbox.token in post_raw(sandbox).json()["data"][0]["remark"]
+    sandbox.inject("403", message="not in your plan")
+    r = post_raw(sandbox)
+    assert r.status_code == 403 and r.json()["message"] == "not in your plan"
+    sandbox.inject("error-field", message="why")
+    assert post_raw(sandbox).json() == {"code": 0, "error": {"message": "why"}}
+    sandbox.inject("gzip-bomb", size=1 << 20)
+    r = post_raw(sandbox)
+    assert r.headers["Content-Encoding"] == "gzip" and int(r.headers["Content-Length"]) < 10_000
+    assert len(r.content) == 1 << 20 and r.json() == {"code": 1, "message": "success", "data": []}
