@@ -91,13 +91,24 @@ def _redact_runs(text: str, secret: str) -> str:
 def redact_deep(value, *tokens: "Token | str | None"):
     """A JSON value (dicts, lists, text, numbers) with :func:`redact` applied to every
     text in it, keys included: for what we keep, such as an answer's records."""
-    if isinstance(value, str):
-        return redact(value, *tokens)
-    if isinstance(value, list):
-        return [redact_deep(v, *tokens) for v in value]
-    if isinstance(value, dict):
-        return {redact(k, *tokens) if isinstance(k, str) else k: redact_deep(v, *tokens) for k, v in value.items()}
-    return value
+    seen: dict[str, str] = {}  # records repeat their keys: each distinct text is looked at once
+
+    def text(s: str) -> str:
+        out = seen.get(s)
+        if out is None:
+            out = seen[s] = redact(s, *tokens)
+        return out
+
+    def walk(v):
+        if isinstance(v, str):
+            return text(v)
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if isinstance(v, dict):
+            return {text(k) if isinstance(k, str) else k: walk(x) for k, x in v.items()}
+        return v
+
+    return walk(value)
 
 
 # --- where the token comes from: an ordered chain --------------------------------------
