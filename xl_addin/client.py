@@ -131,16 +131,18 @@ class MMAHClient:
         return shown(text, self._token)
 
     def _budget_spent(self) -> RequestTimeoutError:
-        return RequestTimeoutError(
+        error = RequestTimeoutError(
             f"{self.host} timed out: the answer did not arrive within the time budget of "
             f"{self.settings.budget:g} s (LIXINGER_BUDGET)"
         )
+        error.budget_spent = True
+        return error
 
     # -- the one function that does I/O -------------------------------------------------
     def _post_once(self, codes: list[str], deadline: float) -> list[dict]:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise self._budget_spent()
+            raise _Retry(self._budget_spent())
         timeout = (
             min(self.settings.connect_timeout, remaining),
             min(self.settings.timeout, remaining),
@@ -285,6 +287,7 @@ class MMAHClient:
     def _post(self, codes: list[str], deadline: float) -> list[dict]:
         """POST with retries on connection errors, timeouts, 5xx, 429 and bad answers, within the budget."""
         attempt = 0
+        earlier: LixingerError | None = None  # what went wrong before the budget ran out
         while True:
             attempt += 1
             try:
@@ -295,8 +298,12 @@ class MMAHClient:
                     wait = retry.wait
                 else:
                     wait = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * (0.5 + random.random())
+                error = retry.error
+                if getattr(error, "budget_spent", False) and earlier is not None:
+                    error = earlier  # the cause, not the clock that ran out while retrying it
+                elif not getattr(error, "budget_spent", False):
+                    earlier = error
                 if attempt >= MAX_ATTEMPTS or wait >= remaining:
-                    error = retry.error
                     raise type(error)(f"{error} (gave up after {attempt} attempt{'s' * (attempt > 1)})") from None
                 log.info("retrying %s in %.2fs after: %s", self.host, wait, retry.error)
                 time.sleep(wait)
