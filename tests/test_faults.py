@@ -328,3 +328,13 @@ def test_unusable_cache_path_warns_once_and_the_fetch_goes_on(sandbox, settings,
     line = one_line(r.stderr)
     assert "cannot be used" in line and str(blocker) in line and "going on without the cache" in line
     assert blocker.read_text() == "a file where the cache folder should be"
+
+
+def test_a_bad_field_value_is_quoted_short_and_inert():
+    from xl_addin.exceptions import MalformedRecordError
+    from xl_addin.records import parse_record
+
+    with pytest.raises(MalformedRecordError) as err:
+        parse_record({"stockCode": "00700", "mm_sh": "\x1b[31m" + "z" * 5000})
+    text = str(err.value)
+    assert "mm_sh" in text and len(text) < 100 and "\x1b" not in text

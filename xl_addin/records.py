@@ -17,17 +17,23 @@ from .fields import KEYS, NUMERIC_KEYS
 BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 
 
+def _brief(value: object) -> str:
+    """A value from an answer, quoted for a message: escapes shown as escapes, short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 def parse_data_date(value: object) -> dt.date:
     """``2026-03-17T00:00:00+08:00`` -> 2026-03-17 (the Beijing date, never the 16th)."""
     if not isinstance(value, str) or not value.strip():
-        raise MalformedRecordError(f"last_data_date {value!r} is not a date")
+        raise MalformedRecordError(f"last_data_date {_brief(value)} is not a date")
     text = value.strip()
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
     try:
         stamp = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise MalformedRecordError(f"last_data_date {value!r} is not an ISO 8601 date") from None
+        raise MalformedRecordError(f"last_data_date {_brief(value)} is not an ISO 8601 date") from None
     if stamp.tzinfo is not None:
         stamp = stamp.astimezone(BEIJING)
     return stamp.date()
@@ -37,7 +43,7 @@ def _check_number(key: str, value: object, code: str) -> object:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise MalformedRecordError(f"{code}: field {key} is {value!r}, not a number")
+        raise MalformedRecordError(f"{code}: field {key} is {_brief(value)}, not a number")
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -46,7 +52,7 @@ def _check_number(key: str, value: object, code: str) -> object:
 def parse_record(raw: object) -> dict:
     """One API record -> a typed record with every catalog field."""
     if not isinstance(raw, dict):
-        raise MalformedRecordError(f"record {raw!r:.60} is not an object")
+        raise MalformedRecordError(f"record {_brief(raw)} is not an object")
     code = raw.get("stockCode")
     if not isinstance(code, str) or not code:
         raise MalformedRecordError("record without a stockCode")
@@ -88,7 +94,7 @@ def check_answer(payload: object, requested: list[str]) -> list[dict]:
             raise BadResponseError(f"the answer holds a record that is not an object (a {kind})")
         code = item.get("stockCode")
         if not isinstance(code, str):
-            shown = "no stockCode" if code is None else f"stockCode {code!r:.20}, not text"
+            shown = "no stockCode" if code is None else f"stockCode {_brief(code)}, not text"
             raise BadResponseError(f"the answer holds a record with {shown}")
         if code not in wanted:
             raise BadResponseError(f"the answer holds a record for {code[:12]!r}, a code that was not asked for")
