@@ -214,7 +214,7 @@ class MMAHClient:
                 sock.settimeout(wait)  # no single read may outlast the budget
             try:
                 chunk = read(READ_CHUNK, decode_content=True)
-            except ReadTimeoutError:
+            except (ReadTimeoutError, TimeoutError):
                 if time.monotonic() >= deadline - 0.01:
                     raise _Retry(self._budget_spent()) from None
                 raise _Retry(RequestTimeoutError(

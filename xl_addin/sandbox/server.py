@@ -20,6 +20,7 @@ import re
 import zlib
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -102,6 +103,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     sandbox: "Sandbox"
+
+    def handle_error(self, request, client_address):
+        # a client that hangs up on a fault (as it should on a gzip bomb) is no news
+        if self.sandbox.quiet and isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
