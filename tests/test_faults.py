@@ -351,3 +351,43 @@ def test_a_bad_field_value_is_quoted_short_and_inert():
         parse_record({"stockCode": "00700", "mm_sh": "\x1b[31m" + "z" * 5000})
     text = str(err.value)
     assert "mm_sh" in text and len(text) < 100 and "\x1b" not in text
+
+
+@pytest.fixture(scope="module")
+def untrusted_cert(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1: what a man in the middle would present."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return str(folder / "cert.pem"), str(folder / "key.pem")
+
+
+def test_untrusted_certificate_is_one_line_in_openssls_words(untrusted_cert, tmp_path):
+    with Sandbox(tls=untrusted_cert) as tls:
+        assert tls.url.startswith("https://127.0.0.1:")
+        settings = Settings(base_url=tls.url, cache_dir=tmp_path, budget=5)
+        err = MMAHClient(Token(tls.token), settings).fetch(["00700"]).errors["00700"]
+        assert isinstance(err, ServiceUnavailableError)
+        assert "could not be verified (self-signed certificate)" in str(err) and not CLASS_NAME.search(str(err))
+        r = run_cli("fetch", "700", env=cli_env(tls, LIXINGER_BUDGET="5"))
+        assert r.returncode == 1 and "self-signed certificate" in one_line(r.stderr)
+        assert tls.seen == []  # no request got through: the token never left

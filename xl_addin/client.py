@@ -101,6 +101,24 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
+def _tls_reason(exc: BaseException) -> str:
+    """OpenSSL's own words for a failed verification ("self-signed certificate",
+    "certificate has expired"), dug out of the chain of wrapped exceptions."""
+    import ssl
+
+    stack, seen = [exc], set()
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return e.verify_message or ""
+        stack.extend([getattr(e, "reason", None), e.__cause__, e.__context__])
+        stack.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
+    return ""
+
+
 def _looks_like_token_problem(message: str) -> bool:
     return "token" in message.lower()
 
@@ -159,9 +177,11 @@ class MMAHClient:
             if time.monotonic() >= deadline - 0.01:
                 raise _Retry(self._budget_spent()) from None
             raise _Retry(RequestTimeoutError(f"{self.host} timed out: no answer within {timeout[1]:g} s")) from None
-        except requests.exceptions.SSLError:
+        except requests.exceptions.SSLError as exc:
+            why = self._shown(_tls_reason(exc))
             raise ServiceUnavailableError(
                 f"cannot reach {self.host} securely: its TLS certificate could not be verified"
+                + (f" ({why})" if why else "")
             ) from None
         except requests.exceptions.ConnectionError:
             raise _Retry(ServiceUnavailableError(f"cannot reach {self.host} (connection failed)")) from None

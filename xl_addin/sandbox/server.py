@@ -302,7 +302,9 @@ class Sandbox:
     """A running sandbox server; a context manager. ``url`` is the base URL to use."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", token: str | None = None,
-                 latency: float = 0.0, dataset: Dataset | None = None, quiet: bool = True):
+                 latency: float = 0.0, dataset: Dataset | None = None, quiet: bool = True,
+                 tls: tuple[str, str] | None = None):
+        self.tls = tls  # (certificate file, key file): serve https, e.g. with a certificate nobody trusts
         self.host = host
         self.port = port
         self.token = token or "sbx-" + secrets.token_hex(16)
@@ -320,13 +322,23 @@ class Sandbox:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/api"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}/api"
+
+    def _make_server(self) -> _Server:
+        server = _Server((self.host, self.port), _Handler)
+        server.sandbox = self
+        if self.tls:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        self.port = server.server_address[1]
+        return server
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> "Sandbox":
-        self._server = _Server((self.host, self.port), _Handler)
-        self._server.sandbox = self
-        self.port = self._server.server_address[1]
+        self._server = self._make_server()
         self._thread = threading.Thread(target=self._server.serve_forever, name="lx-sandbox", daemon=True)
         self._thread.start()
         return self
@@ -338,9 +350,7 @@ class Sandbox:
             self._server = None
 
     def serve_forever(self) -> None:
-        self._server = _Server((self.host, self.port), _Handler)
-        self._server.sandbox = self
-        self.port = self._server.server_address[1]
+        self._server = self._make_server()
         try:
             self._server.serve_forever()
         finally:
