@@ -134,15 +134,17 @@ def test_budget_bounds_a_trickling_answer(sandbox, tmp_path):
 
 
 # --- 5: a connection cut in the middle of the body --------------------------------------------
-def test_connection_cut_mid_body_is_retried(sandbox, settings):
-    sandbox.inject("drop-mid-body", times=2)
+@pytest.mark.parametrize("chunked", [False, True])
+def test_connection_cut_mid_body_is_retried(sandbox, settings, chunked):
+    sandbox.inject("drop-mid-body", times=2, chunked=chunked)
     result = MMAHClient(Token(sandbox.token), settings).fetch(["00700", "00005"])
     assert set(result.records) == {"00700", "00005"}
     assert result.requests == 3
 
 
-def test_connection_cut_every_time_is_one_line_for_a_user(sandbox, quick):
-    sandbox.inject("drop-mid-body", times=None)
+@pytest.mark.parametrize("chunked", [False, True])
+def test_connection_cut_every_time_is_one_line_for_a_user(sandbox, quick, chunked):
+    sandbox.inject("drop-mid-body", times=None, chunked=chunked)
     err = MMAHClient(Token(sandbox.token), quick).fetch(["00700"]).errors["00700"]
     assert isinstance(err, ServiceUnavailableError) and "cut in the middle of the answer" in str(err)
     assert not CLASS_NAME.search(str(err)) and sandbox.request_count >= 2

@@ -221,6 +221,21 @@ class _Handler(BaseHTTPRequestHandler):
             for r in data:
                 r["remark"] = f"requested with token {token}"
             return self._answer(sb, 200, {**success, "data": data, "token": token}, codes, kind)
+        if kind == "drop-mid-body" and fault.params.get("chunked"):  # the same, in chunked encoding
+            raw = json.dumps({**success, "data": self._records(sb, codes)}).encode("utf-8")
+            self._seen(sb, codes, 200, kind)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            half = raw[: len(raw) // 2]
+            try:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(half), half))
+                self.wfile.flush()
+            except OSError:
+                pass
+            self._hang_up()
+            return None
         if kind in ("trickle", "drop-mid-body", "stall"):
             raw = json.dumps({**success, "data": self._records(sb, codes)}).encode("utf-8")
             self._headers_then(sb, codes, kind, raw)
