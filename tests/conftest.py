@@ -24,6 +24,7 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.delenv("LIXINGER_BASE_URL", raising=False)
     monkeypatch.delenv("XL_ADDIN_PROFILE", raising=False)
     monkeypatch.setenv("XL_ADDIN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XL_ADDIN_CONFIG", str(tmp_path / "settings.toml"))  # never the user's own file
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     import keyring
 
