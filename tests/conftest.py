@@ -80,3 +80,13 @@ def pytest_sessionfinish(session, exitstatus):
     if skipped:
         reporter.write_line(f"CI: {len(skipped)} test(s) were skipped; every test must run in CI", red=True)
         session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say which system packages the skipped tests need, and how to install them."""
+    if not terminalreporter.stats.get("skipped"):
+        return
+    from sysdeps import report
+
+    for line in report():
+        terminalreporter.write_line(line, yellow=True)
