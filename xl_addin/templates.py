@@ -97,7 +97,7 @@ def _table_sheet(ws, codes: list[str], title: str) -> None:
             ws.cell(row=r, column=col).number_format = f.number_format
         if f.kind in SHOWN_DECIMALS and f.key != "mm_sh_cap_r":
             _red_when_negative(ws, f"{letter}{FIRST_ROW}:{letter}{LAST_ROW}", SHOWN_DECIMALS[f.kind])
-    ws.row_dimensions[HEADER_ROW].height = 76  # five wrapped lines: 中文 over English
+    ws.row_dimensions[HEADER_ROW].height = 92  # up to six wrapped lines: 中文 over English
 
     for r in range(FIRST_ROW, LAST_ROW + 1):
         ws.cell(row=r, column=1).number_format = "@"
