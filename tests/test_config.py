@@ -140,3 +140,12 @@ def test_formulas_see_the_file_and_show_a_bad_one_in_one_cell(udfs, cfg, monkeyp
     assert cell.startswith("#N/A Setup Error: ") and str(cfg) in cell and "'budget'" in cell and "\n" not in cell
     info = xh.call(udfs.LX_MMAH_INFO)
     assert info[0][0] == "version" and info[1][0] == "error" and "'budget'" in info[1][1] and len(info) == 2
+
+
+def test_profile_setting_reaches_the_token_commands(cfg):
+    env = {"XL_ADDIN_CONFIG": str(cfg)}
+    assert run_cli("config", "set", "profile", "team", env=env).returncode == 0
+    r = run_cli("token", "status", env=env)
+    assert r.returncode == 1 and "for profile 'team'" in r.stderr
+    r = run_cli("--profile", "solo", "token", "status", env=env)  # the option wins
+    assert "for profile 'solo'" in r.stderr

@@ -377,12 +377,18 @@ def cmd_refresh(args) -> int:
 
 
 def _profile(args) -> str:
-    """--profile, else the profile setting (environment, then settings file)."""
-    if args.profile:
-        return args.profile
-    from .config import Settings
+    return args.profile
 
-    return Settings.load().profile
+
+def _default_profile() -> str:
+    """The profile setting (environment, then settings file); a bad settings file is
+    reported by the command that needs the settings, not here."""
+    from .config import ConfigError, Settings
+
+    try:
+        return Settings.load().profile
+    except ConfigError:
+        return os.environ.get("XL_ADDIN_PROFILE", "").strip() or "default"
 
 
 def cmd_config(args) -> int:
@@ -544,6 +550,8 @@ def _redact(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.profile is None:
+        args.profile = _default_profile()
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
     try:
