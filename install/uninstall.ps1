@@ -19,7 +19,7 @@ $Venv = Join-Path $AppDir 'venv'
 $LxAddin = Join-Path $Venv 'Scripts\lx-addin.exe'
 
 if (-not (Test-Path $LxAddin)) {
-    Write-Host "xl_addin's environment was not found in $Venv; nothing to remove."
+    Write-Host "The xl_addin environment was not found in $Venv; nothing to remove."
     exit 1
 }
 $uninstallArgs = @('uninstall')
