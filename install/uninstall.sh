@@ -20,7 +20,7 @@ done
 
 PYTHON="$(find_python)" || { echo "Python 3.11+ was not found: it is needed to uninstall." >&2; exit 1; }
 VENV="$(preflight uninstall)" || exit 1
-if [ ! -x "$VENV/bin/lx-addin" ]; then
+if [ ! -x "$VENV/bin/lx-addin" ] || [ ! -f "$VENV/pyvenv.cfg" ]; then
   echo "xl_addin's environment was not found in $VENV; nothing to remove." >&2
   exit 1
 fi

@@ -185,3 +185,44 @@ def test_cmd_launchers_use_crlf_and_call_their_script():
         data = (INSTALL / name).read_bytes()
         assert b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")
         assert script.encode() in data and b"-ExecutionPolicy Bypass" in data
+
+
+def _fake_env(venv: Path):
+    """An environment as install.sh leaves it, whose lx-addin is this checkout's."""
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (venv / "bin" / "lx-addin").symlink_to(Path(sys.executable).with_name("lx-addin"))
+
+
+def test_uninstall_sh_runs_lx_addin_uninstall_then_removes_the_environment(tmp_path):
+    home = tmp_path / "home"
+    env = {"HOME": str(home), "XDG_DATA_HOME": "", "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    venv = home / ".local" / "share" / "xl_addin" / "venv"
+    _fake_env(venv)
+    install(home, "linux", sys.executable, excel_running=lambda: False)
+    r = subprocess.run(["bash", str(INSTALL / "uninstall.sh"), "--keep-token"], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"Removed {venv}" in r.stdout
+    assert not (home / ".local" / "share" / "xl_addin").exists()
+
+
+def test_uninstall_sh_keeps_the_environment_when_lx_addin_uninstall_fails(tmp_path):
+    home = tmp_path / "home"
+    env = {"HOME": str(home), "XDG_DATA_HOME": "", "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    venv = home / ".local" / "share" / "xl_addin" / "venv"
+    _fake_env(venv)
+    app = venv.parent
+    (app / "install-record.json").write_text("{not json")  # lx-addin uninstall refuses: cannot read it
+    r = subprocess.run(["bash", str(INSTALL / "uninstall.sh"), "--keep-token"], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode != 0 and "install-record.json" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert (venv / "bin" / "lx-addin").exists()
+
+
+def test_install_sh_asks_python_before_it_creates_anything():
+    src = (INSTALL / "install.sh").read_text()
+    assert src.index('VENV="$(preflight install)" || exit 1') < src.index('-m venv "$VENV"') \
+        < src.index('"$VENV/bin/lx-addin" install')
+    assert "xlwings\" addin" not in src and "runpython install" not in src  # Python does that part now

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .excel_process import ensure_excel_closed
-from .exceptions import LixingerError
+from .exceptions import InstallError, LixingerError
 from .install_paths import check_mac_interpreter, env_dir, target_os
 
 
@@ -27,6 +27,9 @@ def env_for(action: str, home: Path | None = None, os_name: str | None = None, e
     venv = env_dir(home, os_name, environ)
     if action == "install" and os_name == "macos":
         check_mac_interpreter(venv / "bin" / "python")
+    if venv.is_dir() and any(venv.iterdir()) and not (venv / "pyvenv.cfg").exists():
+        raise InstallError(f"{venv} exists and is not a Python environment: choose a new folder "
+                           "(XL_ADDIN_ENV_DIR) and run this again")
     return venv
 
 
