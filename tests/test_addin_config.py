@@ -42,7 +42,7 @@ def function_body(code: str, name: str) -> str:
 def vba_concat(expr: str, names: dict, funcs: dict) -> str:
     """Evaluate a VBA string expression made of literals, constants and calls joined by &."""
     out = []
-    for token in re.findall(r'"(?:[^"]|"")*"|[^&"]+', expr):
+    for token in re.findall(r'\w+\((?:"(?:[^"]|"")*"|[^()"])*\)|"(?:[^"]|"")*"|\w+', expr):
         token = token.strip()
         if not token:
             continue
