@@ -149,6 +149,19 @@ def test_the_vba_reads_the_add_ins_own_sheet_before_any_file(vba):
     assert {"INTERPRETER_WIN", "INTERPRETER_MAC", "UDF MODULES"} <= vba.keys
 
 
+def test_xlwings_conf_is_xlwings_own_add_ins_file_not_ours(vba, tmp_path):
+    """0.1 wrote ~/.xlwings/xlwings.conf: that is where xlwings.xlam looks, not our add-in."""
+    from pathlib import Path
+
+    import xlwings
+
+    theirs = AddinVBA(Path(xlwings.__file__).parent / "addin" / "xlwings.xlam")
+    for os_name in ("windows", "macos"):
+        assert theirs.user_file(os_name, tmp_path).name == "xlwings.conf"
+        assert vba.user_file(os_name, tmp_path) != theirs.user_file(os_name, tmp_path)
+    assert theirs.user_file("windows", tmp_path) == tmp_path / ".xlwings" / "xlwings.conf"
+
+
 @pytest.mark.parametrize("os_name", ["windows", "macos"])
 def test_built_add_in_gives_our_values_and_leaves_every_settings_file_alone(tmp_path, vba, os_name):
     home = tmp_path / "home"
