@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import install_record, legacy_conf, vbom
-from .addin_build import build_addin, xlwings_ribbon_addin  # noqa: F401  (xlwings_ribbon_addin: re-exported)
+from .addin_build import CONF_SHEET, UDF_MODULES, build_addin, xlwings_ribbon_addin  # noqa: F401  (re-exported)
 from .excel_process import ensure_excel_closed
 from .exceptions import InstallError, LixingerError
-from .install_paths import (ADDIN_NAME, MAC_STARTUP, addin_path, app_dir, legacy_env_dirs,  # noqa: F401
-                            mac_scripts_dir, record_path, target_os)
+from .install_paths import (ADDIN_NAME, MAC_STARTUP, addin_dir, addin_path, app_dir,  # noqa: F401
+                            legacy_env_dirs, mac_scripts_dir, record_path, target_os)
 
 LINUX_LINE = ("Excel add-ins install on Windows and macOS only: on Linux, use the command line "
               "(lx-addin refresh BOOK.xlsx, lx-addin fetch CODE)")
@@ -244,7 +244,8 @@ def main_install(args) -> int:
     if os_name == "linux" and home is None:
         print(LINUX_LINE)
     else:
-        report = install(home, os_name, udfs=not getattr(args, "no_udfs", False),
+        # staging under --home never touches this PC's registry or starts Excel
+        report = install(home, os_name, udfs=home is None and not getattr(args, "no_udfs", False),
                          trust_vba=getattr(args, "trust_vba", False),
                          ask=_tty_ask if sys.stdin.isatty() else None)
         print(f"Python for Excel:  {report.interpreter}")
