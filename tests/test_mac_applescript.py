@@ -82,30 +82,50 @@ def spaced_home(tmp_path):
     return home
 
 
+def execute_mac(addin: Path) -> tuple[list[str], str]:
+    """From the add-in's VBA (ExecuteMac): how ParameterString is put together, and which AppleScript it calls."""
+    from oletools.olevba import VBA_Parser
+
+    parser = VBA_Parser(str(addin))
+    code = "\n".join(c for _, _, _, c in parser.extract_macros())
+    parser.close()
+    body = re.search(r"Sub ExecuteMac\(.*?End Sub", code, re.S).group(0)
+    first = re.search(r"^\s*ParameterString = (\w+) \+ \"(.)\"$", body, re.M)
+    parts = [first.group(1) + "+" + first.group(2)]
+    parts += re.findall(r'^\s*ParameterString = ParameterString \+ "\|" \+ (.+?)\s*$', body, re.M)
+    version = re.search(r'XLWINGS_VERSION As String = "([^"]+)"', code).group(1)
+    task = re.search(r'AppleScriptTask\("xlwings-" & XLWINGS_VERSION & "(\.applescript)"', body).group(1)
+    assert "PythonInterpreter = ToPosixPath(PYTHON_MAC)" in body
+    return parts, f"xlwings-{version}{task}"
+
+
 def run_like_excel(home: Path, addin: Path, tmp_path: Path, book="mm_ah.xlsx") -> tuple[Path, Path]:
     """What clicking Refresh does on a Mac: VBA's ExecuteMac, then the AppleScript's do shell script."""
-    script = (mac_scripts_dir(home) / next(p.name for p in mac_scripts_dir(home).glob("xlwings-*.applescript")))
+    parts, script_name = execute_mac(addin)
+    script = mac_scripts_dir(home) / script_name  # where AppleScriptTask looks, as the install put it
     text = script.read_text()
     settings = {r[0]: r[1] for r in XlsxBook(addin).read("myaddin.conf", 1, 1, 9, 2)}
     module = addin.stem  # RibbonMyAddin.RunMain: the add-in's file name without extension
     container = home / "Library" / "Containers" / "com.microsoft.Excel" / "Data"
     active = home / "Documents" / book
     pythonpath = ";".join(["true", str(active), str(addin), "", "", "", settings.get("PYTHONPATH") or ""])
-    values = {
-        "PYTHONPATH": pythonpath.replace("'", "\\'") + ";",
-        "PythonInterpreter": settings["Interpreter_Mac"],
+    vba_values = {  # the VBA expressions ExecuteMac joins with "|", and what each is on a Mac
+        "PYTHONPATH+;": pythonpath.replace("'", "\\'") + ";",
+        "PythonInterpreter": settings["Interpreter_Mac"],  # ToPosixPath of a POSIX path is the path
         "PythonCommand": f"import {module};{module}.main()",
-        "WorkbookName": book,
-        "ApplicationFullName": "/Applications/Microsoft Excel.app",
+        "ActiveWorkbook.Name": book,
+        "Left(Application.Path, Len(Application.Path) - 4)": "/Applications/Microsoft Excel.app",
         "LOG_FILE": str(container / "xlwings.log"),
     }
-    assert set(applescript_parameters(text)) == set(values)
+    parameter_string = "|".join(vba_values[p] for p in parts)
+    names = applescript_parameters(text)
+    values = dict(zip(names, parameter_string.split("|"), strict=True))
     command = applescript_shell_command(text, values)
     marker = tmp_path / "reached"
     env = dict(os.environ, HOME=str(home), LX_PROBE=str(marker))
     env.pop("PYTHONPATH", None)
     subprocess.run(["/bin/sh", "-c", command], env=env, cwd="/", timeout=60)
-    return marker, container / "xlwings.log"
+    return marker, Path(values["LOG_FILE"])
 
 
 def _wait(path: Path, seconds=30):
