@@ -161,6 +161,7 @@ def install(home: Path | None = None, os_name: str | None = None, interpreter: s
     target = addin_path(home, os_name, environ)
     staging = ours / "staging"
     shutil.rmtree(staging, ignore_errors=True)
+    had_folder, record_before = ours.exists(), rec_path.read_bytes() if rec_path.exists() else None
     turned_on, script = {}, None
     try:
         staged = build_addin(staging / ADDIN_NAME, os_name, interpreter)
@@ -182,8 +183,19 @@ def install(home: Path | None = None, os_name: str | None = None, interpreter: s
         install_record.save(rec_path, record)
         legacy_conf.remove_our_keys(legacy_conf.conf_path(home), _our_interpreters(interpreter),
                                     legacy_env_dirs(home, os_name, environ))
+    except BaseException:
+        if record_before is None:
+            rec_path.unlink(missing_ok=True)
+        else:
+            rec_path.write_bytes(record_before)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if not had_folder:
+            try:
+                ours.rmdir()  # only if empty: nothing of ours was left in it
+            except OSError:
+                pass
     if os_name == "linux":
         report.notes.append(f"staged only: {LINUX_LINE}")
     if os_name == "macos":
