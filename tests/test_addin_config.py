@@ -211,7 +211,10 @@ def test_install_over_0_1_removes_exactly_the_keys_it_wrote(tmp_path):
     conf.write_bytes(b'"PYTHONPATH","/Users/me/models"\r\n'
                      + f'"INTERPRETER_MAC","{old_python}"\r\n'.encode()
                      + b'"UDF MODULES","xl_addin.udfs"\r\n"CONDA ENV","base"\r\n')
-    install(home, "macos", sys.executable, excel_running=lambda: False)
+    old_python.parent.mkdir(parents=True)
+    (old_python.parent.parent / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    report = install(home, "macos", sys.executable, excel_running=lambda: False)
+    assert any(str(old_python.parent.parent.parent) in n and "delete" in n for n in report.notes)
     assert conf.read_bytes() == b'"PYTHONPATH","/Users/me/models"\r\n"CONDA ENV","base"\r\n'
     assert xlwings_reads(conf) == {"pythonpath": "/Users/me/models", "conda env": "base"}
 

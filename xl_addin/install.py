@@ -200,6 +200,10 @@ def install(home: Path | None = None, os_name: str | None = None, interpreter: s
         report.notes.append(f"staged only: {LINUX_LINE}")
     if os_name == "macos":
         report.notes.append("macOS Excel has no xlwings UDFs: use the Refresh button (=LX_MMAH is Windows only)")
+        old_env = home / "Library" / "Application Support" / "xl_addin" / "venv"
+        if (old_env / "pyvenv.cfg").exists() and old_env != Path(interpreter).parent.parent:
+            report.notes.append(f"version 0.1's environment is still in {old_env.parent}: nothing uses it now, "
+                                "you may delete that folder")
     return report
 
 
