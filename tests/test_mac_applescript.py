@@ -160,7 +160,9 @@ def test_the_old_place_breaks_the_same_command(spaced_home, tmp_path, monkeypatc
     monkeypatch.setattr(addin_build, "sheet_settings", lambda os_name, interpreter: {"Interpreter_Mac": interpreter})
     addin = addin_build.build_addin(spaced_home / "old" / "xl_addin.xlam", "macos", str(python))
     marker, log = run_like_excel(spaced_home, addin, tmp_path)
-    time.sleep(1.5)
+    end = time.time() + 20
+    while time.time() < end and not (log.exists() and log.read_text()):
+        time.sleep(0.1)
     assert not marker.exists()
     assert f"{spaced_home.parent}/Jane: not found" in log.read_text() or "No such file" in log.read_text()
 
