@@ -31,6 +31,7 @@ A failed refresh (service down, bad token, no codes) exits non-zero and leaves t
     "install": """examples:
   lx-addin install                      (then restart Excel: the Lixinger tab is on the ribbon)
   lx-addin install --no-token
+  lx-addin install --trust-vba          (Windows: allow the =LX_MMAH import without asking)
   lx-addin install --home /tmp/stage --no-token   (build everything under /tmp/stage)""",
     "uninstall": """examples:
   lx-addin uninstall
@@ -483,11 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use cached records younger than this (default 0: ask the service for the latest)")
     p.set_defaults(func=cmd_refresh)
 
-    p = add("install", "Set up Excel for this Python: xlwings config, the Lixinger ribbon add-in, your token.")
+    p = add("install", "Set up Excel for this Python (Windows, macOS): the Lixinger ribbon add-in, your token.")
     p.add_argument("--home", metavar="DIR", help="use DIR instead of your home folder (for tests and staging)")
     p.add_argument("--no-token", action="store_true", help="do not prompt for the token")
-    p.add_argument("--import-udfs", action="store_true",
-                   help="Windows: import the LX_MMAH functions into the add-in (needs Trust access to the VBA project)")
+    p.add_argument("--no-udfs", action="store_true",
+                   help="Windows: do not import the LX_MMAH functions (the Refresh button still works)")
+    p.add_argument("--trust-vba", action="store_true",
+                   help="Windows: turn on 'Trust access to the VBA project object model' without asking")
     p.set_defaults(func=cmd_install)
 
     p = add("uninstall", "Remove what `install` set up (your workbooks are not touched).")

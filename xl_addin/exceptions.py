@@ -136,3 +136,15 @@ class CacheError(LixingerError):
 
 class WorkbookError(LixingerError):
     """A workbook could not be read, refreshed or written safely."""
+
+
+# --- installing ---------------------------------------------------------------------
+class InstallError(LixingerError):
+    """Setting up or removing the Excel add-in cannot be done safely; nothing was changed."""
+
+
+class ExcelRunningError(InstallError):
+    """Excel holds the add-in and the environment open: installing now would fail half-way."""
+
+    def __init__(self):
+        super().__init__("Excel is running: close Excel and run this again (nothing was changed)")
