@@ -188,10 +188,17 @@ class SQLiteStore(HistoryStore):
         query = (f"SELECT data_date, {', '.join(keys)} FROM history "
                  "WHERE source = ? AND code = ? AND data_date BETWEEN ? AND ? ORDER BY data_date")
         out: list[tuple] = []
-        date = self._date
+        dates = self._dates
         with self._session() as conn:
             for code in dict.fromkeys(codes):
-                out.extend([(code, date(d), *rest) for d, *rest in conn.execute(query, (source, code, low, high))])
+                rows = conn.execute(query, (source, code, low, high)).fetchall()
+                for row in rows:
+                    if row[0] not in dates:
+                        self._date(row[0])
+                if len(keys) == 1:
+                    out += [(code, dates[d], v) for d, v in rows]
+                else:
+                    out += [(code, dates[r[0]], *r[1:]) for r in rows]
         return out
 
     def codes_seen(self, since: float, *, source: str) -> list[str]:
