@@ -13,6 +13,7 @@ SQLite's ``json_extract``. Targets (issue 10): one code x one field over a year
 from __future__ import annotations
 
 import argparse
+import gc
 import datetime as dt
 import sqlite3
 import statistics
@@ -58,25 +59,28 @@ def main() -> None:
     days = trading_days(DEFAULT_AS_OF, DEFAULT_AS_OF + dt.timedelta(days=2 * args.days))[: args.days]
     start, end = days[0], days[-1]
 
-    started = time.perf_counter()
-    raw = {d: {c: r for c in codes if (r := make_record(c, d)) is not None} for d in days}
-    typed = {d: {c: parse_record(r) for c, r in by_code.items()} for d, by_code in raw.items()}
-    n = sum(len(v) for v in raw.values())
-    print(f"{len(codes)} codes x {len(days)} trading days ({start} .. {end}): {n:,} snapshots "
-          f"(generated in {time.perf_counter() - started:.1f} s)")
-
     with tempfile.TemporaryDirectory() as tmp:
         ours_path, blob_path = Path(tmp) / "history.sqlite3", Path(tmp) / "cache.sqlite3"
         store = SQLiteStore(ours_path)
-        started = time.perf_counter()
-        for i, day in enumerate(days):
-            store.put(Snapshot.from_record(SOURCE, r, 1_735_700_000.0 + i * 86_400) for r in typed[day].values())
-        write_ours = time.perf_counter() - started
         cache = Cache(blob_path, SOURCE)
-        started = time.perf_counter()
-        for i, day in enumerate(days):
-            cache.store(raw[day], typed[day], [], fetched_at=1_735_700_000.0 + i * 86_400)
-        write_blob = time.perf_counter() - started
+        n, generate, write_ours, write_blob = 0, 0.0, 0.0, 0.0
+        for i, day in enumerate(days):  # a day at a time, as a daily snapshot would
+            started = time.perf_counter()
+            raw = {c: r for c in codes if (r := make_record(c, day)) is not None}
+            typed = {c: parse_record(r) for c, r in raw.items()}
+            n += len(raw)
+            fetched_at = 1_735_700_000.0 + i * 86_400
+            generate += time.perf_counter() - started
+            started = time.perf_counter()
+            store.put(Snapshot.from_record(SOURCE, r, fetched_at) for r in typed.values())
+            write_ours += time.perf_counter() - started
+            started = time.perf_counter()
+            cache.store(raw, typed, [], fetched_at=fetched_at)
+            write_blob += time.perf_counter() - started
+        del raw, typed
+        gc.collect()
+        print(f"{len(codes)} codes x {len(days)} trading days ({start} .. {end}): {n:,} snapshots "
+              f"(generated in {generate:.1f} s)")
         for p in (ours_path, blob_path):
             with sqlite3.connect(p) as conn:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
