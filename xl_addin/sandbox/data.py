@@ -39,7 +39,6 @@ import random
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 
 from ..fields import WINDOWS
 
@@ -142,13 +141,17 @@ ANCHOR = day_index(DEFAULT_AS_OF)
 
 
 # -- one company's daily path ----------------------------------------------------------------
-def _rng(seed: int, code: str) -> np.random.Generator:
+def _rng(seed: int, code: str) -> "np.random.Generator":
+    import numpy as np  # numpy loads when a path is first built, not on import (NAMES serves the templates)
+
     digest = hashlib.sha256(f"{seed}:{code}:path".encode()).digest()
     return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:8], "little")))
 
 
-def _detrended_walk(steps: np.ndarray, span: int) -> np.ndarray:
+def _detrended_walk(steps, span: int):
     """A random walk minus its trailing mean over *span* days: wanders, but comes back."""
+    import numpy as np
+
     walk = np.cumsum(steps)
     sums = np.concatenate(([0.0], np.cumsum(walk)))
     idx = np.arange(len(walk))
@@ -157,8 +160,10 @@ def _detrended_walk(steps: np.ndarray, span: int) -> np.ndarray:
     return walk - mean
 
 
-def _anchored(values: np.ndarray, points: dict[int, float]) -> np.ndarray:
+def _anchored(values, points: dict[int, float]):
     """Shift *values* by a correction that is exact at *points* and linear in between."""
+    import numpy as np
+
     xs = sorted(points)
     corrections = [points[x] - values[x] for x in xs]
     return values + np.interp(np.arange(len(values)), xs, corrections)
@@ -170,6 +175,8 @@ class CompanyPath:
     __slots__ = ("code", "listed", "holding", "h_shares", "price", "cum_avg", "cum_volume")
 
     def __init__(self, code: str, seed: int):
+        import numpy as np
+
         self.code = code
         base = random.Random(f"{seed}:{code}")  # per-company constants
         price = math.exp(base.uniform(math.log(0.4), math.log(600)))
@@ -244,8 +251,10 @@ class CompanyPath:
         return record
 
 
-def _anchor_documented(holding: np.ndarray, log_price: np.ndarray):
+def _anchor_documented(holding, log_price):
     """00700's holding, H-share count and price, passing through the documented record."""
+    import numpy as np
+
     doc = _documented()
     mm_sh, cap_r = doc["mm_sh"], doc["mm_sh_cap_r"]
     held = {ANCHOR: float(mm_sh)}
