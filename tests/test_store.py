@@ -112,10 +112,15 @@ def test_a_value_the_record_lacked_is_none(store):
     assert d1 is not None and d240 is None
 
 
-@pytest.mark.parametrize("field", ["nope", "stockCode", "last_data_date"])
-def test_a_field_that_is_no_series_is_refused(filled, field):
-    with pytest.raises(UnknownFieldError):
+@pytest.mark.parametrize("field,error,needle", [
+    ("nope", UnknownFieldError, "unknown field 'nope'"), ("mm_sh_nba_d21", UnknownFieldError, "did you mean"),
+    ("stockCode", InputError, "not a value over time"), ("last_data_date", InputError, "not a value over time"),
+])
+def test_a_field_that_is_no_series_is_refused(filled, field, error, needle):
+    with pytest.raises(error, match=needle):
         filled.series(["00700"], [field], source=SRC)
+    with pytest.raises(InputError, match="no field"):
+        filled.series(["00700"], [], source=SRC)
 
 
 def test_fields_by_any_name(filled):
@@ -146,6 +151,9 @@ def test_info_of_an_empty_and_a_filled_store(store):
     assert (info.snapshots, info.codes, info.sources) == (2 * len(DAYS), 2, (SRC,))
     assert (info.first_data_date, info.last_data_date) == (DAYS[0], DAYS[-1])
     assert info.as_dict()["last_data_date"] == DAYS[-1].isoformat()
+    store.put([snap("00939", DAYS[0], source=OTHER)])
+    assert store.info(SRC).snapshots == 2 * len(DAYS) and store.info(OTHER).sources == (OTHER,)
+    assert store.info().snapshots == 2 * len(DAYS) + 1
 
 
 def test_a_bad_snapshot_writes_nothing_of_its_batch(store):
@@ -302,6 +310,9 @@ def test_bad_rows_are_reported_by_line_and_nothing_is_imported(filled, tmp_path)
     cells[4] = "lots"  # line 5: mm_sh
     lines[4] = ",".join(cells)
     lines[6] = lines[6] + ",1"  # line 7: one value too many
+    half = lines[7].split(",")
+    half[4] = half[4] + ".5"  # line 8: half a share
+    lines[7] = ",".join(half)
     cells = lines[8].split(",")
     cells[1] = "700"  # line 9: not a five-digit code
     lines[8] = ",".join(cells)
@@ -310,9 +321,10 @@ def test_bad_rows_are_reported_by_line_and_nothing_is_imported(filled, tmp_path)
     with pytest.raises(ImportFileError) as caught:
         transfer.import_file(target, path)
     found = [line for line, _ in caught.value.problems]
-    assert found == [3, 5, 7, 9]
+    assert found == [3, 5, 7, 8, 9]
     text = str(caught.value)
     assert "line 3: data_date '2026-02-30'" in text and "line 5: mm_sh is 'lots'" in text
+    assert f"line 8: mm_sh is {float(half[4])!r}, not a whole number of shares" in text
     assert "line 9: code '700' is not a five-digit code" in text
     assert "nothing imported" in text and "\n" not in text
     assert target.info().snapshots == 0

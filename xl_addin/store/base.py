@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
 
-from ..exceptions import UnknownFieldError
+from ..exceptions import InputError, MalformedRecordError, UnknownFieldError
 from ..fields import FIELDS, Field, lookup
 
 #: the fields a snapshot holds as values (everything but the key's code and date)
@@ -47,7 +47,7 @@ class Snapshot:
         """A typed record (``records.parse_record``) fetched at *fetched_at* (epoch seconds)."""
         date = record.get("last_data_date")
         if not isinstance(date, dt.date):
-            raise ValueError(f"{record.get('stockCode')}: a snapshot needs a data date, got {date!r}")
+            raise MalformedRecordError(f"{record.get('stockCode')}: a record without a data date cannot be kept")
         return cls(source, record["stockCode"], date, float(fetched_at), {k: record.get(k) for k in VALUE_KEYS})
 
     def record(self) -> dict:
@@ -135,8 +135,8 @@ class HistoryStore(ABC):
         """Codes fetched (with a record) at or after *since* (epoch seconds), sorted."""
 
     @abstractmethod
-    def info(self) -> StoreInfo:
-        """Counts, dates, replacements and size."""
+    def info(self, source: str | None = None) -> StoreInfo:
+        """Counts, dates, replacements and size (of one source's snapshots, or all)."""
 
     # -- moving history in and out -------------------------------------------------------
     @abstractmethod
@@ -165,10 +165,10 @@ def value_fields(fields: Iterable[str | Field]) -> list[Field]:
     for name in fields:
         f = lookup(name)
         if f.kind in ("code", "date"):
-            raise UnknownFieldError(f.key, [k for k in VALUE_KEYS[:3]])
+            raise InputError(f"{f.key} is the key of a snapshot, not a value over time; ask for a field like mm_sh")
         out.append(f)
     if not out:
-        raise UnknownFieldError("", [])
+        raise InputError("no field asked for; name at least one, like mm_sh")
     return out
 
 

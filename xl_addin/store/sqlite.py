@@ -208,14 +208,15 @@ class SQLiteStore(HistoryStore):
             ).fetchall()
         return [r[0] for r in rows]
 
-    def info(self) -> StoreInfo:
+    def info(self, source: str | None = None) -> StoreInfo:
+        where, args = ("WHERE source = ?", [source]) if source is not None else ("", [])
         with self._session() as conn:
             version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
             n, codes, first, last, fetch, replaced = conn.execute(
                 "SELECT COUNT(*), COUNT(DISTINCT code), MIN(data_date), MAX(data_date), MAX(fetched_at), "
-                "COALESCE(SUM(replaced), 0) FROM history"
+                f"COALESCE(SUM(replaced), 0) FROM history {where}", args
             ).fetchone()
-            sources = tuple(r[0] for r in conn.execute("SELECT DISTINCT source FROM history ORDER BY source"))
+            sources = tuple(r[0] for r in conn.execute(f"SELECT DISTINCT source FROM history {where} ORDER BY source", args))
         size = sum(p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists())
         return StoreInfo(
             backend=self.backend, location=str(self.path), schema_version=version, snapshots=n, codes=codes,

@@ -87,7 +87,11 @@ def parse_row(row: dict) -> Snapshot:
     values = {}
     for key in VALUE_KEYS:
         value = row.get(key)
-        values[key] = _number(key, value) if isinstance(value, str) else value
+        value = _number(key, value) if isinstance(value, str) else value
+        if key in _INTEGER_KEYS and isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(f"{key} is {value!r}, not a whole number of shares")
+        values[key] = value
     return check_snapshot(Snapshot(source, code, date, float(fetched), values))
 
 
