@@ -231,6 +231,39 @@ def test_opening_a_cache_file_keeps_every_row(tmp_path):
         assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(1,), (2,)]
 
 
+def test_a_cache_row_that_cannot_be_read_stays_where_it_was(tmp_path, caplog):
+    path = tmp_path / "mm_ah.sqlite3"
+    _cache_file(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO snapshot VALUES (?, '00388', '2026-03-02', 1.0, '{\"stockCode\": \"00388\", \"mm_sh\": \"n/a\"}')", (SRC,))
+    store = SQLiteStore(path)
+    assert store.info().snapshots == 2 * 3 * 5 and "00388" not in store.latest(["00388"], source=SRC)
+    assert "00388" in caplog.text and "not copied" in caplog.text
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM snapshot WHERE code = '00388'").fetchone() == (1,)
+
+
+def test_two_processes_opening_a_cache_file_at_once_copy_it_once(tmp_path):
+    path = tmp_path / "mm_ah.sqlite3"
+    _cache_file(path)
+    script = ("import sys; from xl_addin.store import SQLiteStore; "
+              "print(SQLiteStore(sys.argv[1]).info().snapshots)")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0] and outs == ["30"] * 3
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(1,), (2,)]
+
+
+def test_a_record_without_a_data_date_cannot_be_a_snapshot():
+    from xl_addin.exceptions import MalformedRecordError
+
+    record = parse_record({**make_record("00005"), "last_data_date": None})
+    with pytest.raises(MalformedRecordError, match="00005"):
+        Snapshot.from_record(SRC, record, 1.0)
+
+
 def test_a_file_from_a_newer_version_is_refused_and_left_alone(tmp_path):
     path = tmp_path / "h.sqlite3"
     SQLiteStore(path).put([snap("00700", DAYS[0])])
