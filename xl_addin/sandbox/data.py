@@ -34,7 +34,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 import random
 from functools import lru_cache
 from pathlib import Path
@@ -141,11 +140,32 @@ ANCHOR = day_index(DEFAULT_AS_OF)
 
 
 # -- one company's daily path ----------------------------------------------------------------
-def _rng(seed: int, code: str) -> "np.random.Generator":
+# Bit for bit the same on every machine and numpy version: random bits from PCG64's raw
+# output (a stream numpy promises to keep), and from there only +, -, *, / and sqrt
+# (exactly rounded by IEEE 754), one numpy operation at a time (nothing to fuse), and
+# sequential sums. No exp/log (libm and numpy's SIMD versions differ in the last bit).
+def _normals(seed: int, code: str, streams: int, n: int):
+    """*streams* arrays of *n* roughly normal draws (the sum of 4 uniforms, centred and scaled)."""
     import numpy as np  # numpy loads when a path is first built, not on import (NAMES serves the templates)
 
     digest = hashlib.sha256(f"{seed}:{code}:path".encode()).digest()
-    return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:8], "little")))
+    bits = np.random.PCG64(int.from_bytes(digest[:8], "little")).random_raw(streams * n * 4)
+    uniform = (bits >> np.uint64(11)).astype(np.float64) * (2.0 ** -53)  # exact
+    uniform = uniform.reshape(streams, 4, n)
+    total = uniform[:, 0, :].copy()
+    for k in range(1, 4):
+        total += uniform[:, k, :]
+    total -= 2.0
+    total *= 1.7320508075688772  # variance 4/12 -> 1
+    return list(total)
+
+
+def _positive(x):
+    """A smooth map of the reals onto the positives with f(0) = 1 and f'(0) = 1 (like exp, without it)."""
+    import numpy as np
+
+    y = x * 2.0
+    return (y + np.sqrt(y * y + 4.0)) / 2.0
 
 
 def _detrended_walk(steps, span: int):
@@ -156,17 +176,23 @@ def _detrended_walk(steps, span: int):
     sums = np.concatenate(([0.0], np.cumsum(walk)))
     idx = np.arange(len(walk))
     lo = np.maximum(0, idx + 1 - span)
-    mean = (sums[idx + 1] - sums[lo]) / (idx + 1 - lo)
+    mean = (sums[idx + 1] - sums[lo]) / (idx + 1 - lo).astype(np.float64)
     return walk - mean
 
 
-def _anchored(values, points: dict[int, float]):
-    """Shift *values* by a correction that is exact at *points* and linear in between."""
+def _through(n: int, points: dict[int, float]):
+    """Values over *n* days: exact at *points*, straight lines between them, flat outside."""
     import numpy as np
 
     xs = sorted(points)
-    corrections = [points[x] - values[x] for x in xs]
-    return values + np.interp(np.arange(len(values)), xs, corrections)
+    out = np.empty(n)
+    out[: xs[0]] = points[xs[0]]
+    out[xs[-1] :] = points[xs[-1]]
+    for x0, x1 in zip(xs, xs[1:]):
+        slope = (points[x1] - points[x0]) / (x1 - x0)
+        steps = np.arange(x1 - x0, dtype=np.float64) * slope
+        out[x0:x1] = steps + points[x0]
+    return out
 
 
 class CompanyPath:
@@ -179,25 +205,23 @@ class CompanyPath:
 
         self.code = code
         base = random.Random(f"{seed}:{code}")  # per-company constants
-        price = math.exp(base.uniform(math.log(0.4), math.log(600)))
-        h_shares = 10 ** base.uniform(8.3, 10.6)
-        cap_r = min(0.72, max(0.0005, base.betavariate(1.3, 6.0)))
+        price = max(0.4, base.uniform(1.0, 10.0) * base.choice((0.1, 1.0, 10.0, 100.0)))
+        h_shares = base.uniform(2.0, 40.0) * base.choice((1e8, 1e9))
+        cap_r = min(0.72, max(0.0005, 0.72 * base.random() * base.random()))
         daily_volume = h_shares * base.uniform(0.0008, 0.012)
         young = code not in WELL_KNOWN and base.random() < 0.06
         age = base.choice((45, 90, 150, 200)) if young else None
         self.listed = ANCHOR - age if age else 0
 
-        rng = _rng(seed, code)
-        log_ratio = _detrended_walk(rng.normal(0.0, 0.006, N_DAYS), 120)
-        log_price = _detrended_walk(rng.normal(0.0, 0.02, N_DAYS), 250)
-        noise = rng.normal(0.0, 0.35, N_DAYS)
-
-        ratio = np.clip(cap_r * np.exp(log_ratio - log_ratio[ANCHOR]), 0.0005, 0.72)
+        ratio_steps, price_steps, noise = _normals(seed, code, 3, N_DAYS)
+        ratio_walk = _positive(_detrended_walk(ratio_steps * 0.006, 120))
+        price_walk = _positive(_detrended_walk(price_steps * 0.02, 250))
+        ratio = np.clip(ratio_walk / ratio_walk[ANCHOR] * cap_r, 0.0005, 0.72)
         h = np.full(N_DAYS, h_shares)
         holding = h * ratio
-        price_path = price * np.exp(log_price - log_price[ANCHOR])
+        price_path = price_walk / price_walk[ANCHOR] * price
         if code == DOCUMENTED_CODE:
-            holding, h, price_path = _anchor_documented(holding, log_price)
+            holding, h, price_path = _anchor_documented(holding, price_walk)
         self.holding = np.rint(holding).astype(np.int64)
         self.h_shares = h
         self.price = price_path
@@ -206,7 +230,7 @@ class CompanyPath:
         step[1:] = np.round(price_path[1:] / price_path[:-1] - 1, 4)
         average = price_path / (1 + step / 2)  # the day's trades: between yesterday's and today's price
         net = np.abs(np.diff(self.holding, prepend=self.holding[0])).astype(np.float64)
-        volume = np.maximum(daily_volume * np.exp(noise), 1.25 * net + 1000.0)
+        volume = np.maximum(_positive(noise * 0.35) * daily_volume, net * 1.25 + 1000.0)
         self.cum_avg = np.cumsum(average)
         self.cum_volume = np.cumsum(volume)
 
@@ -251,10 +275,8 @@ class CompanyPath:
         return record
 
 
-def _anchor_documented(holding, log_price):
+def _anchor_documented(holding, price_walk):
     """00700's holding, H-share count and price, passing through the documented record."""
-    import numpy as np
-
     doc = _documented()
     mm_sh, cap_r = doc["mm_sh"], doc["mm_sh_cap_r"]
     held = {ANCHOR: float(mm_sh)}
@@ -263,15 +285,13 @@ def _anchor_documented(holding, log_price):
         before = mm_sh - doc[f"mm_sh_nbv_d{n}"]
         held[ANCHOR - n] = float(before)
         h_at[ANCHOR - n] = before / (cap_r - doc[f"mm_sh_cap_rc_d{n}"])
-    xs = sorted(h_at)
-    h = np.interp(np.arange(N_DAYS), xs, [h_at[x] for x in xs])
-    holding = _anchored(holding * (mm_sh / holding[ANCHOR]), held)
+    h = _through(N_DAYS, h_at)
+    holding = holding * (mm_sh / holding[ANCHOR])
+    holding = holding + _through(N_DAYS, {x: v - holding[x] for x, v in held.items()})
     price = doc["mm_sha"] / mm_sh
     before = price / (1 + doc["spc"])  # the day before, so that the day's change is the documented one
-    log_p = log_price - log_price[ANCHOR - 1] + math.log(before)
-    path = np.exp(log_p)
-    path[ANCHOR - 1] = before
-    path[ANCHOR:] = price * np.exp(log_price[ANCHOR:] - log_price[ANCHOR])
+    path = price_walk / price_walk[ANCHOR - 1] * before
+    path[ANCHOR:] = price_walk[ANCHOR:] / price_walk[ANCHOR] * price
     return holding, h, path
 
 
