@@ -15,8 +15,10 @@ date and the days hang together the way the real service's do:
   the volume ratio = net-buy shares / the window's volume.
 
 Young listings have no record before they list and lack the windows longer than
-their age. Same seed, same data, on every machine (Python's ``random`` for the
-per-company constants, numpy's PCG64 for the daily paths, sequential sums only).
+their age. Same seed, same data, bit for bit, on every machine and numpy version:
+Python's ``random`` for the per-company constants, PCG64's raw bits for the daily
+paths, and only exactly rounded arithmetic after that (no exp/log). A path is built
+once per code (about a millisecond) and cached, so any day's 600 answers are cheap.
 
 00700 on 2026-03-17 is the documented example answer, served exactly. Its path is
 anchored on it: the holding N days before is the documented holding minus the
