@@ -127,6 +127,8 @@ def test_fields_by_any_name(filled):
     by_key = filled.series(["00700"], ["mm_sh"], source=SRC)
     assert filled.series(["00700"], ["港股通持仓"], source=SRC) == by_key
     assert filled.series(["00700"], ["MM_SH"], source=SRC) == by_key
+    assert filled.series("00700", "mm_sh", source=SRC) == by_key  # one code, one field, on their own
+    assert list(filled.latest("00700", source=SRC)) == ["00700"]
 
 
 def test_codes_seen_since(store):

@@ -116,15 +116,15 @@ class HistoryStore(ABC):
 
     # -- reads -----------------------------------------------------------------------
     @abstractmethod
-    def latest(self, codes: Iterable[str], *, source: str) -> dict[str, Snapshot]:
+    def latest(self, codes: str | Iterable[str], *, source: str) -> dict[str, Snapshot]:
         """The snapshot of the newest data date per code (codes never seen are left out)."""
 
     @abstractmethod
-    def absent(self, codes: Iterable[str], *, source: str) -> dict[str, float]:
+    def absent(self, codes: str | Iterable[str], *, source: str) -> dict[str, float]:
         """When each code was last answered without a record (and not since with one)."""
 
     @abstractmethod
-    def series(self, codes: Iterable[str], fields: Iterable[str | Field], start: dt.date | None = None,
+    def series(self, codes: str | Iterable[str], fields: str | Field | Iterable[str | Field], start: dt.date | None = None,
                end: dt.date | None = None, *, source: str) -> list[tuple]:
         """Rows ``(code, data_date, value, ...)`` (one value per field, in order) for data
         dates in [start, end] (either open), ordered by code as given, then date.
@@ -159,8 +159,15 @@ class HistoryStore(ABC):
 
 
 # -- shared checks, used by every backend and by the file import ------------------------
-def value_fields(fields: Iterable[str | Field]) -> list[Field]:
-    """Catalog fields that a series can return (not the code or the date)."""
+def as_codes(codes: str | Iterable[str]) -> list[str]:
+    """Codes, each once, in order; one code may be given on its own."""
+    return [codes] if isinstance(codes, str) else list(dict.fromkeys(codes))
+
+
+def value_fields(fields: str | Field | Iterable[str | Field]) -> list[Field]:
+    """Catalog fields that a series can return (not the code or the date); one may be given on its own."""
+    if isinstance(fields, (str, Field)):
+        fields = [fields]
     out = []
     for name in fields:
         f = lookup(name)

@@ -25,7 +25,7 @@ from ..exceptions import LixingerError, StoreError
 from ..fields import Field
 from ..records import parse_record
 from . import schema
-from .base import VALUE_KEYS, HistoryStore, PutResult, Snapshot, StoreInfo, check_snapshot, value_fields
+from .base import VALUE_KEYS, HistoryStore, PutResult, Snapshot, StoreInfo, as_codes, check_snapshot, value_fields
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class SQLiteStore(HistoryStore):
         return PutResult(len(inserts), len(replaces), unchanged)
 
     def mark_absent(self, codes: Iterable[str], fetched_at: float, *, source: str) -> None:
-        rows = [(source, code, float(fetched_at)) for code in dict.fromkeys(codes)]
+        rows = [(source, code, float(fetched_at)) for code in as_codes(codes)]
         if not rows:
             return
         with self._session(write=True) as conn:
@@ -158,18 +158,18 @@ class SQLiteStore(HistoryStore):
     def _snapshot(self, row) -> Snapshot:
         return Snapshot(row[0], row[1], self._date(row[2]), row[3], dict(zip(VALUE_KEYS, row[4:])))
 
-    def latest(self, codes: Iterable[str], *, source: str) -> dict[str, Snapshot]:
+    def latest(self, codes: str | Iterable[str], *, source: str) -> dict[str, Snapshot]:
         out: dict[str, Snapshot] = {}
         query = f"{_SELECT} WHERE source = ? AND code = ? ORDER BY data_date DESC LIMIT 1"
         with self._session() as conn:
-            for code in dict.fromkeys(codes):
+            for code in as_codes(codes):
                 row = conn.execute(query, (source, code)).fetchone()
                 if row is not None:
                     out[code] = self._snapshot(row)
         return out
 
-    def absent(self, codes: Iterable[str], *, source: str) -> dict[str, float]:
-        codes = list(dict.fromkeys(codes))
+    def absent(self, codes: str | Iterable[str], *, source: str) -> dict[str, float]:
+        codes = as_codes(codes)
         out: dict[str, float] = {}
         with self._session() as conn:
             for i in range(0, len(codes), _CHUNK):
@@ -180,7 +180,7 @@ class SQLiteStore(HistoryStore):
                 ).fetchall())
         return out
 
-    def series(self, codes: Iterable[str], fields: Iterable[str | Field], start: dt.date | None = None,
+    def series(self, codes: str | Iterable[str], fields: str | Field | Iterable[str | Field], start: dt.date | None = None,
                end: dt.date | None = None, *, source: str) -> list[tuple]:
         keys = [f.key for f in value_fields(fields)]
         low = start.isoformat() if start else _LOW
@@ -190,7 +190,7 @@ class SQLiteStore(HistoryStore):
         out: list[tuple] = []
         dates = self._dates
         with self._session() as conn:
-            for code in dict.fromkeys(codes):
+            for code in as_codes(codes):
                 rows = conn.execute(query, (source, code, low, high)).fetchall()
                 for row in rows:
                     if row[0] not in dates:
