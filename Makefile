@@ -34,6 +34,7 @@ bench: setup
 	$(BIN)/python bench/fetch.py
 	$(BIN)/python bench/udfs.py
 	$(BIN)/python bench/refresh.py
+	$(BIN)/python bench/history.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info .pytest_cache

@@ -148,3 +148,22 @@ class ExcelRunningError(InstallError):
 
     def __init__(self):
         super().__init__("Excel is running: close Excel and run this again (nothing was changed)")
+
+
+# --- the history store ---------------------------------------------------------------
+class StoreError(CacheError):
+    """The history store could not be used (unreadable, locked, made by a newer xl_addin)."""
+
+
+class ImportFileError(InputError):
+    """A history file to import has bad rows; nothing of it was imported.
+
+    ``problems`` holds ``(line number, message)`` pairs, line 1 being the header.
+    """
+
+    def __init__(self, path: object, problems: list[tuple[int, str]], limit: int = 5):
+        self.path = path
+        self.problems = list(problems)
+        shown = "; ".join(f"line {line}: {msg}" for line, msg in self.problems[:limit])
+        more = f" (and {len(self.problems) - limit} more)" if len(self.problems) > limit else ""
+        super().__init__(f"{path}: {len(self.problems)} bad row(s), nothing imported: {shown}{more}")
