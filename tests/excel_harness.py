@@ -517,3 +517,84 @@ class ComRange:
 
     def Calculate(self):  # noqa: N802
         self._sheet.calls.append(("Calculate", self.Address))
+
+
+# --- what RunPython's code sees: xlwings' Book API over the COM model ---------------------------
+class XwApp:
+    """xlwings' App as our refresh uses it: status_bar (Application.StatusBar), alert, api."""
+
+    def __init__(self, api: ComApp):
+        self.api = api
+        self.alerts: list = []
+
+    @property
+    def status_bar(self):
+        return self.api.StatusBar
+
+    @status_bar.setter
+    def status_bar(self, value):
+        self.api.StatusBar = value
+
+    @property
+    def status(self):
+        return self.api.status
+
+    def alert(self, prompt, title=None, buttons="ok", mode=None, callback=None):
+        self.alerts.append((title, prompt))
+
+    def calculate(self):
+        self.api.Calculate()
+
+
+class XwSheet:
+    def __init__(self, api: ComSheet):
+        self.api, self.name = api, api.Name
+
+
+class XwBook:
+    """xlwings' Book for a workbook of COM sheets with no defined names (formulas only)."""
+
+    def __init__(self, book: ComBook):
+        self.api, self.name = book, book.Name
+        self.app = XwApp(book.Application)
+        self.names: list = []
+        self.sheets = [XwSheet(s) for s in book.sheets]
+
+
+def formulas_book(cells: dict, name="model.xlsx") -> XwBook:
+    """A workbook with one sheet of *cells* (A1 address -> value or "=formula")."""
+    book = ComBook(name)
+    ComSheet(cells, name="Sheet1", book=book)
+    return XwBook(book)
+
+
+def attach_runpython_book() -> None:
+    """In a process RunPython started: make `xw.Book.caller()` the workbook described by
+    $XL_HARNESS_BOOK (JSON cells), and write what Excel saw to $XL_HARNESS_REPORT at exit."""
+    import atexit
+    import json
+    import os
+
+    import xlwings as xw
+
+    book = formulas_book(json.loads(Path(os.environ["XL_HARNESS_BOOK"]).read_text("utf-8")))
+    xw.Book.caller = staticmethod(lambda: book)
+
+    def report():
+        Path(os.environ["XL_HARNESS_REPORT"]).write_text(json.dumps(excel_saw(book)), "utf-8")
+
+    atexit.register(report)
+
+
+def excel_saw(book: XwBook) -> dict:
+    """What a Refresh did to Excel: cells marked dirty, application calls, status bar, alerts."""
+    import os
+
+    sheet = book.api.sheets[0]
+    return {
+        "pid": os.getpid(),
+        "dirty": [c[1] for c in sheet.calls if c[0] == "Dirty"],
+        "app": list(book.api.Application.calls),
+        "status": list(book.api.Application.status),
+        "alerts": list(book.app.alerts),
+    }
