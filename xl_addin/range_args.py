@@ -9,18 +9,23 @@ xlwings would (``ndim``, ``err_to_str`` and so on). The top-left corner stays wh
 row *i* of the argument is still row *i* of the result. A literal (``=LX_MMAH(700, ...)``)
 or an array from another formula is not a range and is converted as before.
 
-Windows only (the xlwings UDF path); the cost is a handful of COM property reads.
+Windows only (the xlwings UDF path). Cutting costs a handful of COM property reads, so a
+range of at most :data:`SMALL` cells (``$A2``, ``A2:A51``) is read as it is.
 """
 
 from __future__ import annotations
 
 from xlwings.conversion import Accessor, ValueAccessor
 
+SMALL = 4096  # cells: read as they are
+
 
 def used_part(rng):
     """*rng* (an xlwings Range) cut at its sheet's used range; never empty, same top-left."""
+    rows, cols = rng.shape  # xlwings reads the shape anyway (its chunking check)
+    if rows * cols <= SMALL:
+        return rng
     top, left = rng.row, rng.column
-    rows, cols = rng.shape
     used = rng.sheet.used_range
     used_rows, used_cols = used.shape
     bottom = max(top, min(top + rows - 1, used.row + used_rows - 1))
