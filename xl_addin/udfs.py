@@ -7,6 +7,11 @@
 
 Thin glue over :mod:`xl_addin.formula`; nothing here does I/O at import time, and the
 HTTP and cache modules load on the first formula that needs them.
+
+What crosses COM is kept small: a range argument is read only where the sheet is used
+(:mod:`xl_addin.range_args`), the sheet scan is bounded (:mod:`xl_addin.neighbours`),
+texts inside arrays are cut to 255 characters (Excel shows #VALUE! otherwise), and the
+functions do nothing while Excel's Function Wizard is open (``call_in_wizard=False``).
 """
 
 from __future__ import annotations
