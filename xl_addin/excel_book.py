@@ -74,8 +74,7 @@ class ExcelBook:
             ranges = [r for sheet in self.book.sheets for r in self._lx_ranges(sheet.api)]
             for rng in ranges:
                 rng.Dirty()
-            if ranges:
-                app.api.Calculate()  # dirty cells only
+            app.api.Calculate()  # dirty cells only: those, and what the refresh's writes touched
             return "dirty"
         except Exception:
             pass
