@@ -53,6 +53,12 @@ class com_error(Exception):  # noqa: N801 - pywintypes' name
         self.hresult, self.excepinfo = hresult, excepinfo
 
 
+#: stubs only xlwings' own imports need; removed from sys.modules once those ran, so that no other
+#: code in the test process takes this machine for Windows
+_IMPORT_ONLY_STUBS = ("win32api", "win32event", "win32process", "win32com.server", "win32com.server.dispatcher",
+                      "win32com.server.policy", "win32com.server.util", "win32com.server.exception")
+
+
 def install_com_stubs() -> None:
     def module(name, **attrs):
         if name not in sys.modules:
@@ -158,6 +164,8 @@ def load():
             xlwings.engines["excel"].impl)
     importlib.import_module("xlwings.udfs")
     importlib.import_module("xlwings.com_server")
+    for name in _IMPORT_ONLY_STUBS:  # bound in xlwings' modules now: keep them out of everyone else's way
+        sys.modules.pop(name, None)
     module = importlib.import_module("xl_addin.udfs")
     if not hasattr(module.LX_MMAH, "__xlfunc__"):  # imported earlier without the stubs
         module = importlib.reload(module)
