@@ -79,12 +79,16 @@ class Cache:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
         log.warning("cache %s is unreadable (%s); moved to %s and rebuilt", self.path, exc, aside.name)
+        self._close_watch()  # our own long-lived handle first (Windows cannot move an open file)
         for suffix in ("", "-wal", "-shm"):
             part = Path(str(self.path) + suffix)
             if part.exists():
-                part.replace(Path(str(aside) + suffix))
+                try:
+                    part.replace(Path(str(aside) + suffix))
+                except OSError as err:  # e.g. Excel's UDF server holds it open (Windows)
+                    raise CacheError(f"the cache {self.path} is unreadable and in use by another program "
+                                     f"(Excel?): close it and try again ({err})") from None
         self._ready = False
-        self._close_watch()
 
     @contextmanager
     def _conn(self, write: bool = False):
