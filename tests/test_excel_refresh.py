@@ -129,7 +129,7 @@ def test_runpython_refresh_matches_headless_and_is_one_write_per_block(excel_env
     book = Book(path)
     main(book)
     writes = [c for c in book.calls if c[0] == "write"]
-    assert writes == [("write", "MM_AH", 7, 2, 1000, 42), ("write", "MM_AH", 1, 10, 4, 1)]
+    assert writes == [("write", "MM_AH", 7, 3, 1000, 42), ("write", "MM_AH", 1, 10, 4, 1)]
     reads = [c for c in book.calls if c[0] == "read"]
     assert len(reads) == 2  # the codes once, the field keys once
     assert book.app.status[-2].startswith("Lixinger: 30 of 30 codes with data x 42 fields")
@@ -137,8 +137,8 @@ def test_runpython_refresh_matches_headless_and_is_one_write_per_block(excel_env
     assert not book.app.alerts
 
     refresh_file(path, service=service)  # the headless path on the same template
-    headless = XlsxBook(path).read("MM_AH", 7, 2, 1006, 43)
-    excel = [[book.sheets["MM_AH"].cells.get((r, c)) for c in range(2, 44)] for r in range(7, 1007)]
+    headless = XlsxBook(path).read("MM_AH", 7, 3, 1006, 44)
+    excel = [[book.sheets["MM_AH"].cells.get((r, c)) for c in range(3, 45)] for r in range(7, 1007)]
     for h_row, e_row in zip(headless, excel):
         for h, e in zip(h_row, e_row):
             if hasattr(e, "year"):
@@ -159,7 +159,7 @@ def test_runpython_failure_shows_in_status_bar_block_and_alert(excel_env, sandbo
     assert book.app.status[-1] is False
     assert book.app.alerts and "HTTP 503" in book.app.alerts[0][1]
     assert "refresh failed" in book.sheets["MM_AH"].cells[(4, 10)]
-    assert book.sheets["MM_AH"].cells.get((7, 2)) is None  # no table written
+    assert book.sheets["MM_AH"].cells.get((7, 3)) is None  # no table written
     assert sandbox.token not in repr(book.app.status) + repr(book.app.alerts)
 
 
@@ -192,7 +192,7 @@ def test_template_refresh_recalculates_no_other_workbook(excel_env, tmp_path):
     shutil.copyfile(ROOT / "templates" / "mm_ah.xlsx", path)
     book = Book(path)
     main(book)
-    assert book.sheets["MM_AH"].cells[(7, 2)] == "00700"
+    assert book.sheets["MM_AH"].cells[(7, 3)] == "00700"
     assert book.app.api.calls == ["Calculate"]  # dirty cells only (manual mode too), not CalculateFull
 
 

@@ -53,10 +53,10 @@ def set_codes(path, codes, sheet="MM_AH"):
 def table(path, sheet="MM_AH"):
     wb = openpyxl.load_workbook(path)
     ws = wb[sheet]
-    keys = [ws.cell(row=5, column=c).value for c in range(2, 44)]
+    keys = [ws.cell(row=5, column=c).value for c in range(3, 45)]  # A code, B the analyst's name, C: fields
     rows = []
     for r in range(7, 1007):
-        rows.append([ws.cell(row=r, column=c).value for c in range(1, 44)])
+        rows.append([ws.cell(row=r, column=c).value for c in (1, *range(3, 45))])
     return keys, rows, ws
 
 
@@ -70,11 +70,12 @@ def test_template_layout_names_and_formats():
     names = {n: wb.defined_names[n].attr_text for n in ("LX_CODES", "LX_FIELDS", "LX_STATUS")}
     assert names["LX_CODES"] == "'MM_AH'!$A$7:$A$1006"
     ws = wb["MM_AH"]
-    assert [ws.cell(row=5, column=c).value for c in range(2, 44)] == [f.key for f in FIELDS]
-    for c, f in enumerate(FIELDS, start=2):
+    assert names["LX_FIELDS"] == "'MM_AH'!$C$5:$AR$5"
+    assert [ws.cell(row=5, column=c).value for c in range(3, 45)] == [f.key for f in FIELDS]
+    for c, f in enumerate(FIELDS, start=3):
         assert f.zh in ws.cell(row=6, column=c).value and f.en in ws.cell(row=6, column=c).value
         assert ws.cell(row=7, column=c).number_format == f.number_format
-    assert ws.freeze_panes == "B7" and ws.auto_filter.ref
+    assert ws.freeze_panes == "C7" and ws.auto_filter.ref  # code and name stay in view
     assert "00700" in [ws.cell(row=r, column=1).value for r in range(7, 40)]
     assert "How to use" in wb.sheetnames
 
@@ -94,7 +95,7 @@ def test_refresh_fills_every_field_for_every_code(book, service, sandbox):
                 assert value == expected.get(key), (row[0], key)
     assert ws["J1"].value.date() == dt.date.today() and ws["J2"].value == dt.datetime(2026, 3, 17)
     assert ws["J3"].value == f"{len(codes)} of {len(codes)} with data" and ws["J4"].value == "none"
-    assert ws["D7"].number_format == "#,##0" and ws["F7"].number_format == "0.00%"
+    assert ws["E7"].number_format == "#,##0" and ws["G7"].number_format == "0.00%"
 
 
 def test_bad_codes_and_no_data_are_said_in_the_row(book, service):

@@ -180,6 +180,29 @@ class Cache:
             "size_bytes": size,
         }
 
+    def by_source(self) -> list[dict]:
+        """One row per service the cache holds data from (the real API, a sandbox…)."""
+        if not self.path.exists():
+            return []
+        with self._conn() as conn:
+            rows = conn.execute(
+                """SELECT source, COUNT(*), COUNT(DISTINCT code), MAX(data_date), MAX(fetched_at)
+                   FROM snapshot GROUP BY source ORDER BY MAX(fetched_at) DESC"""
+            ).fetchall()
+        return [{"source": s, "snapshots": n, "codes": c, "newest_data_date": d, "last_fetch": f}
+                for s, n, c, d, f in rows]
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in (Path(str(self.path) + s) for s in ("", "-wal")) if p.exists())
+
+    def compact(self) -> None:
+        """Give the free pages back to the file system (VACUUM, then empty the WAL)."""
+        if not self.path.exists():
+            return
+        with self._conn() as conn:
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # -- writes -------------------------------------------------------------------------
     def store(self, raw_records: dict[str, dict], records: dict[str, dict], absent: list[str], fetched_at: float | None = None) -> None:
         """Keep each record as its (code, data date) snapshot; remember codes with no data."""

@@ -48,9 +48,22 @@ then, in another shell, use the URL and token it prints:
   LIXINGER_BASE_URL=http://127.0.0.1:8765/api LIXINGER_TOKEN=<token> lx-addin fetch 700""",
     "cache": """examples:
   lx-addin cache info
-  lx-addin cache clear""",
+  lx-addin cache clear        (deletes every snapshot, then compacts the file)""",
+    "config": """examples:
+  lx-addin config show                   (each setting, its value and where it comes from)
+  lx-addin config set timeout 20
+  lx-addin config set base_url https://open.lixinger.com/api
+  lx-addin config unset timeout
+  lx-addin config path
+The environment (LIXINGER_TIMEOUT, ...) overrides the file; Excel reads the file too.""",
+    "freeze": """examples:
+  lx-addin freeze watchlist.xlsx                 (writes watchlist-frozen.xlsx)
+  lx-addin freeze watchlist.xlsx -o to-pm.xlsx --refresh
+  lx-addin freeze watchlist.xlsx --in-place
+Every =LX_MMAH... formula becomes the value stored in the file; other formulas stay live.""",
     "token": """examples:
   lx-addin token set                      (prompts, without echo)
+  lx-addin token set --allow-plaintext    (no system keyring: keep it in a plain file)
   echo "$MY_TOKEN" | lx-addin token set   (from a script)
   lx-addin token status
   lx-addin token test
@@ -72,12 +85,27 @@ def _cell_text(field, value) -> str:
     return str(value)
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+def display_width(text: str) -> int:
+    """Terminal columns *text* takes: wide (中文) characters take two."""
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
+
+
+def _pad(text: str, width: int, right: bool = False) -> str:
+    gap = " " * max(0, width - display_width(text))
+    return gap + text if right else text + gap
+
+
+def _table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """Columns padded by display width; the first *left* columns are left-aligned
+    (text), the rest right-aligned (numbers). Headers follow their column."""
+    widths = [max([display_width(h)] + [display_width(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    lines = ["  ".join(_pad(h, w, right=i >= left) for i, (h, w) in enumerate(zip(headers, widths))).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     for r in rows:
-        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        lines.append("  ".join(_pad(c, w, right=i >= left) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
     return "\n".join(lines)
 
 
@@ -93,12 +121,12 @@ def _service(args, **kwargs):
         with Sandbox() as sb, tempfile.TemporaryDirectory(prefix="lx-sandbox-cache-") as tmp:
             from pathlib import Path
 
-            settings = Settings.from_env(base_url=sb.url, cache_dir=Path(tmp), profile=args.profile)
+            settings = Settings.load(base_url=sb.url, cache_dir=Path(tmp), profile=args.profile)
             svc = MMAH(settings, token=sb.token, **kwargs)
             yield svc
             svc.close()
         return
-    settings = Settings.from_env(profile=args.profile)
+    settings = Settings.load(profile=args.profile)
     svc = MMAH(settings, **kwargs)
     try:
         yield svc
@@ -206,13 +234,15 @@ def cmd_fields(args) -> int:
         sys.stdout.write("\n")
     else:
         print(_table(["key", "中文", "English", "kind", "window"],
-                     [[f.key, f.zh, f.en, f.kind, str(f.window or "")] for f in FIELDS]))
+                     [[f.key, f.zh, f.en, f.kind, str(f.window or "")] for f in FIELDS], left=4))
     return 0
 
 
 def cmd_sandbox(args) -> int:
     from .sandbox import Sandbox
 
+    if not 0 < args.port < 65536:
+        raise LixingerError(f"--port {args.port} is not a port number; use 1 to 65535, e.g. --port 8765")
     sb = Sandbox(port=args.port, token=args.token, latency=args.latency / 1000.0, quiet=not args.verbose)
     for spec in args.fault or []:
         kind, _, times = spec.partition(":")
@@ -246,26 +276,38 @@ def cmd_cache(args) -> int:
     from .cache import Cache
     from .config import Settings
 
-    settings = Settings.from_env(profile=args.profile)
+    settings = Settings.load(profile=args.profile)
     cache = Cache(settings.cache_path, settings.base_url)
     if args.action == "clear":
+        before = cache.size_bytes()
         n = cache.clear()
-        print(f"Cleared {n} snapshot(s) from {cache.path}")
+        cache.compact()
+        print(f"Cleared {n} snapshot(s) from {cache.path}; the file went from "
+              f"{_kib(before)} to {_kib(cache.size_bytes())}")
         return 0
     info = cache.info()
+    info["services"] = cache.by_source()
     if args.format == "json":
         json.dump(info, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    print(f"cache file:        {info['path']}{'' if info['exists'] else ' (not created yet)'}")
-    print(f"service:           {info['source']}")
-    print(f"codes:             {info['codes']}")
-    print(f"snapshots:         {info['snapshots']}")
-    print(f"newest data date:  {info['newest_data_date'] or '-'}")
-    if info.get("last_fetch"):
-        print(f"last fetch:        {dt.datetime.fromtimestamp(info['last_fetch']):%Y-%m-%d %H:%M:%S}")
-    print(f"size:              {info['size_bytes'] / 1024:,.0f} KiB")
+    print(f"cache file:  {info['path']}{'' if info['exists'] else ' (not created yet)'}")
+    print(f"size:        {_kib(info['size_bytes'])}")
+    print(f"in use:      {info['source']}")
+    rows = [[r["source"] + (" (in use)" if r["source"] == info["source"] else ""), f"{r['codes']:,}",
+             f"{r['snapshots']:,}", r["newest_data_date"] or "-",
+             f"{dt.datetime.fromtimestamp(r['last_fetch']):%Y-%m-%d %H:%M}" if r["last_fetch"] else "-"]
+            for r in info["services"]]
+    if rows:
+        print()
+        print(_table(["service", "codes", "snapshots", "newest data", "last fetch"], rows))
+    else:
+        print("no data cached yet")
     return 0
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:,.0f} KiB"
 
 
 def cmd_token(args) -> int:
@@ -281,26 +323,26 @@ def cmd_token(args) -> int:
         value = value.strip()
         if not value:
             raise LixingerError("no token given: nothing was stored")
-        backend = cr.store_token(value, args.profile)
-        print(f"Stored the token for profile {args.profile!r} in the system keyring ({backend}).")
-        if cr.is_plaintext(cr._backend()):
+        backend = cr.store_token(value, _profile(args), allow_plaintext=args.allow_plaintext)
+        print(f"Stored the token for profile {_profile(args)!r} in the system keyring ({backend}).")
+        if cr.is_plaintext(cr._backend(args.allow_plaintext)):
             print(
-                "lx-addin: warning: this keyring backend keeps the token in a file on disk. "
+                "lx-addin: warning: this keyring backend keeps the token in a plain file on disk. "
                 f"To avoid that, remove keyrings.alt and set the {cr.ENV_VAR} environment variable instead.",
                 file=sys.stderr,
             )
         return 0
     if args.action == "delete":
-        if cr.delete_token(args.profile):
-            print(f"Deleted the token for profile {args.profile!r} from the system keyring.")
+        if cr.delete_token(_profile(args)):
+            print(f"Deleted the token for profile {_profile(args)!r} from the system keyring.")
         else:
-            print(f"No token stored for profile {args.profile!r}; nothing to delete.")
+            print(f"No token stored for profile {_profile(args)!r}; nothing to delete.")
         return 0
     if args.action == "status":
         try:
-            token = cr.resolve_token(args.profile)
+            token = cr.resolve_token(_profile(args))
         except LixingerError as exc:
-            print(f"No token: {exc}", file=sys.stderr)
+            print(str(exc), file=sys.stderr)  # one sentence: what is missing and how to set it
             return 1
         print(f"token:   {token.masked()}")
         print(f"source:  {token.source}")
@@ -334,6 +376,61 @@ def cmd_refresh(args) -> int:
     return 0
 
 
+def _profile(args) -> str:
+    return args.profile
+
+
+def _default_profile() -> str:
+    """The profile setting (environment, then settings file); a bad settings file is
+    reported by the command that needs the settings, not here."""
+    from .config import ConfigError, Settings
+
+    try:
+        return Settings.load().profile
+    except ConfigError:
+        return os.environ.get("XL_ADDIN_PROFILE", "").strip() or "default"
+
+
+def cmd_config(args) -> int:
+    from . import config
+
+    if args.action == "path":
+        path = config.config_path()
+        print(f"{path}{'' if path.exists() else '  (not created yet: lx-addin config set KEY VALUE creates it)'}")
+        return 0
+    if args.action in ("set", "unset"):
+        if not args.key or (args.action == "set" and args.value is None):
+            raise LixingerError(f"usage: lx-addin config {args.action} KEY{' VALUE' if args.action == 'set' else ''}"
+                                f"; the settings are: {', '.join(config.SPEC)}")
+        path, value = config.write_setting(args.key, args.value if args.action == "set" else None)
+        spec = config.spec_for(args.key)
+        print(f"{spec.key} = {value}" if args.action == "set" else f"{spec.key} removed (default restored)",
+              f"in {path}")
+        if os.environ.get(spec.env, "").strip():
+            print(f"lx-addin: note: {spec.env} is set in this environment and overrides the file", file=sys.stderr)
+        return 0
+    rows = config.resolve()
+    if args.format == "json":
+        json.dump([{"key": k, "value": None if v is None else v if isinstance(v, (int, float)) else str(v),
+                    "source": src} for k, v, src in rows], sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(_table(["setting", "value", "source"],
+                 [[k, "(platform default)" if v is None else str(v), src] for k, v, src in rows], left=3))
+    print(f"settings file: {config.config_path()}")
+    return 0
+
+
+def cmd_freeze(args) -> int:
+    from .freeze import freeze_file
+
+    service = _service(args) if args.refresh else contextlib.nullcontext()
+    with service as svc:
+        result = freeze_file(args.book, args.output, in_place=args.in_place, service=svc)
+    print(result.line())
+    return 0
+
+
 def cmd_install(args) -> int:
     from .install import main_install
 
@@ -362,8 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and HTTP logging")
-    parser.add_argument("--profile", default=os.environ.get("XL_ADDIN_PROFILE", "").strip() or "default",
-                        help="which stored token to use (default: %(default)s; env XL_ADDIN_PROFILE)")
+    parser.add_argument("--profile", default=None,
+                        help="which stored token to use (default: the profile setting, else 'default')")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name, help_):
@@ -416,6 +513,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="log each request")
     p.set_defaults(func=cmd_sandbox)
 
+    p = add("config", "Show or change the settings (a file Excel reads too; the environment overrides it).")
+    p.add_argument("action", choices=("show", "set", "unset", "path"))
+    p.add_argument("key", nargs="?", help="a setting: base_url timeout budget max_age cache_dir profile")
+    p.add_argument("value", nargs="?")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_config)
+
+    p = add("freeze", "Replace every LX_MMAH formula with its value, for someone without the add-in.")
+    p.add_argument("book", metavar="BOOK.xlsx")
+    p.add_argument("-o", "--output", metavar="OUT.xlsx", help="where to write (default: BOOK-frozen.xlsx)")
+    p.add_argument("--in-place", action="store_true", help="overwrite BOOK itself")
+    p.add_argument("--refresh", action="store_true", help="refresh BOOK's table first (asks the service)")
+    p.add_argument("--sandbox", action="store_true", help="with --refresh: offline, synthetic data")
+    p.set_defaults(func=cmd_freeze)
+
     p = add("cache", "Show or clear the local cache.")
     p.add_argument("action", choices=("info", "clear"))
     p.add_argument("--format", choices=("table", "json"), default="table")
@@ -423,6 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("token", "Keep the Lixinger token in the system keyring.")
     p.add_argument("action", choices=("set", "status", "test", "delete"))
+    p.add_argument("--allow-plaintext", action="store_true",
+                   help="set: allow a keyring backend that keeps the token in a plain file")
     p.set_defaults(func=cmd_token, sandbox=False)
     return parser
 
@@ -436,6 +550,8 @@ def _redact(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.profile is None:
+        args.profile = _default_profile()
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -134,6 +134,9 @@ def LX_MMAH_INFO():
     """xl_addin status: version, where the token comes from (never the token), cache, data date, requests, staleness."""
     rows = [["version", __version__]]
     try:
+        from .config import info_rows
+
+        rows += info_rows()  # each setting with its source (default, file, environment)
         svc = service()
         try:
             source = svc.token().source
