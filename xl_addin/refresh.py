@@ -112,27 +112,51 @@ def refresh_file(path, out=None, service=None, max_age: float = 0.0) -> Summary:
 
 def main(book=None) -> None:
     """RunPython entry point (the ribbon's Refresh): refresh the workbook that called, or the
-    active one. A template's table is refilled; LX_MMAH formulas anywhere in the workbook are
-    recalculated with the latest data."""
-    import xlwings as xw
+    active one. A template's table is refilled; this workbook's LX_MMAH formulas are
+    recalculated with the latest data, in whichever process runs them (see
+    :meth:`xl_addin.service.MMAH.forget`).
 
-    from .excel_book import ExcelBook
-
-    if book is None:
-        try:
-            book = xw.Book.caller()
-        except Exception:  # called from the add-in's ribbon: the active workbook
-            book = xw.books.active
-    excel = ExcelBook(book)
-    from .udfs import service
-
-    svc = service()
+    Nothing escapes to Excel as a traceback: every failure (no workbook, a bad setting, no
+    token, the service) ends in the status bar and a message box, and the status bar is
+    handed back to Excel at the end."""
+    excel = None
     try:
+        import xlwings as xw
+
+        from .excel_book import ExcelBook
+
+        if book is None:
+            try:
+                book = xw.Book.caller()
+            except Exception:  # called from the add-in's ribbon: the active workbook
+                book = xw.books.active
+        excel = ExcelBook(book)
+        excel.progress("Lixinger: refreshing…")
+        from .udfs import service
+
+        svc = service()
         svc.forget()  # the button means "the latest": formulas ask the service again too
         if excel.is_template():
             refresh_book(excel, svc)
         excel.recalculate()
     except LixingerError as exc:
-        excel.fail(str(exc))
+        _fail(excel, str(exc))
     except Exception as exc:  # never a VBA traceback box for an analyst
-        excel.fail(f"unexpected error: {type(exc).__name__}: {exc}")
+        _fail(excel, f"unexpected error: {type(exc).__name__}: {exc}")
+    finally:
+        if excel is not None:
+            excel.done()
+
+
+def _fail(excel, message: str) -> None:
+    if excel is not None:
+        excel.fail(message)
+        return
+    try:  # no workbook to report in: the message box of the running Excel, if any
+        import xlwings as xw
+
+        xw.apps.active.alert(f"Lixinger refresh failed: {message}", title="Lixinger refresh", mode="critical")
+    except Exception:
+        import sys
+
+        print(f"Lixinger refresh failed: {message}", file=sys.stderr)

@@ -132,6 +132,7 @@ class MMAH:
         result = Result(unique(codes))
         now = time.time()
         with self._lock:
+            self._sync_not_before()
             known = self._cached(result.codes) if self.use_cache else {}
         for code, (value, fetched_at) in known.items():
             if self._fresh(fetched_at, now, max_age):
@@ -145,6 +146,7 @@ class MMAH:
         max_age = self.settings.max_age if max_age is None else max_age
         result = Result(unique(codes))
         with self._lock:
+            self._sync_not_before()
             now = time.time()
             known = self._cached(result.codes) if self.use_cache else {}
             missing = []
@@ -206,11 +208,31 @@ class MMAH:
             result.errors[code] = exc
 
     def forget(self) -> None:
-        """Nothing fetched before now counts as fresh any more: the next fetch of each code asks
-        the service (older values stay available as the fallback when it is down)."""
+        """Nothing fetched before now counts as fresh any more, in this process and in every
+        other one that shares the cache file (the Refresh button runs in its own process, the
+        formulas in Excel's UDF server): the next fetch of each code asks the service (older
+        values stay available as the fallback when it is down)."""
         with self._lock:
-            self._not_before = time.time()
-            self._down_until = 0.0
+            now = time.time()
+            if self.cache is not None:
+                try:
+                    self.cache.set_not_before(now)
+                except CacheError as exc:
+                    self.last_error = exc
+            self._advance_not_before(now)
+
+    def _sync_not_before(self) -> None:
+        """Honour a Refresh made by another process (a cheap look at the cache file)."""
+        if self.cache is not None:
+            stamp = self.cache.not_before()
+            if stamp > self._not_before:
+                self._advance_not_before(stamp)
+
+    def _advance_not_before(self, stamp: float) -> None:
+        self._not_before = max(self._not_before, stamp)
+        self._down_until = 0.0  # a Refresh means "try now", even during an outage pause
+        if self.cache is not None:  # the file keeps the fallback, and may hold newer entries
+            self._memory = {c: e for c, e in self._memory.items() if e[1] >= self._not_before}
 
     def _fresh(self, fetched_at: float, now: float, max_age: float) -> bool:
         return now - fetched_at <= max_age and fetched_at >= self._not_before
@@ -218,3 +240,5 @@ class MMAH:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+        if self.cache is not None:
+            self.cache.close()
