@@ -49,24 +49,27 @@ def test_fetch_json_against_the_sandbox_process(cli_sandbox, documented):
     rows = json.loads(r.stdout)
     assert [row["stockCode"] for row in rows] == ["00700", "00005"]  # distinct codes, input order
     expected = dict(documented["data"][0], last_data_date="2026-03-17")
-    assert rows[0] == {k: expected[k] for k in rows[0]} and len(rows[0]) == 42
+    fields = {k: v for k, v in rows[0].items() if k not in ("stale", "fetched_at")}
+    assert fields == {k: expected[k] for k in fields} and len(fields) == 42
+    assert rows[0]["stale"] is False and rows[0]["fetched_at"].startswith(time.strftime("%Y-%m-%d"))
     assert "cli-test-token" not in r.stdout + r.stderr
 
 
 def test_fetch_json_marks_invalid_and_no_data_codes(cli_sandbox):
     r = run_cli("fetch", "700", "ABC", "99999", "--format", "json", "--fields", "mm_sh,港股通持仓金额", env=cli_sandbox)
     rows = json.loads(r.stdout)
-    assert rows[0] == {"stockCode": "00700", "mm_sh": 1085238279, "mm_sha": 596881053450}
+    assert {k: rows[0][k] for k in ("stockCode", "mm_sh", "mm_sha", "stale")} == {
+        "stockCode": "00700", "mm_sh": 1085238279, "mm_sha": 596881053450, "stale": False}
     assert rows[1]["stockCode"] == "ABC" and "not a Hong Kong stock code" in rows[1]["error"]
     assert rows[2]["stockCode"] == "99999" and "no Stock Connect data" in rows[2]["error"]
     assert r.returncode == 1  # an invalid input is a failure for scripts
-    assert "'ABC' is not a Hong Kong stock code" in r.stderr
+    assert "lx-addin: ABC: invalid code" in r.stderr and "lx-addin: 99999: no data" in r.stderr
 
 
 def test_fetch_csv_and_table(cli_sandbox):
     r = run_cli("fetch", "700", "5", "--fields", "mm_sh_nba_d20", "--format", "csv", env=cli_sandbox)
-    assert r.stdout.splitlines()[0] == "stockCode,mm_sh_nba_d20,error"
-    assert r.stdout.splitlines()[1].startswith("00700,18171578592.486744")
+    assert r.stdout.splitlines()[0] == "stockCode,mm_sh_nba_d20,stale,fetched_at,error"
+    assert r.stdout.splitlines()[1].startswith("00700,18171578592.486744,false,")
     r = run_cli("fetch", "700", env=cli_sandbox)
     assert r.returncode == 0 and "Net buy amount, 20D" in r.stdout and "18,171,578,592" in r.stdout
 

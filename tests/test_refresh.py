@@ -174,6 +174,7 @@ def test_parts_a_general_writer_would_drop_survive(book, service):
 def test_output_option_leaves_the_original(book, service, tmp_path):
     path = book()
     before = digest(path)
+    (tmp_path / "out").mkdir()
     out = tmp_path / "out" / "today.xlsx"
     refresh_file(path, out, service=service)
     assert digest(path) == before and out.exists()
