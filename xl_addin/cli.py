@@ -320,9 +320,10 @@ def cmd_refresh(args) -> int:
     print(f"Refreshed {target}: {summary.line()}")
     lines = summary.stale_lines + summary.problems  # one line per cause, with a count
     for line in lines[:20]:
-        print(f"  {line}", file=sys.stderr)
+        print(f"lx-addin: {line}", file=sys.stderr)
     if len(lines) > 20:
-        print(f"  … and {len(lines) - 20} more (the status block in the workbook lists them all)", file=sys.stderr)
+        print(f"lx-addin: … and {len(lines) - 20} more causes (the workbook's status block lists them all)",
+              file=sys.stderr)
     if summary.stale:
         return EXIT_STALE
     if args.strict and summary.problem_rows:

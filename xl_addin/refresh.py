@@ -141,8 +141,8 @@ def refresh_file(path, out=None, service=None, max_age: float = 0.0, allow_stale
     try:
         if out is not None and Path(out).suffix.lower() != book.path.suffix.lower():
             wanted = book.path.suffix.lower()
-            raise WorkbookError(f"{out}: the refreshed copy of {book.path.name} is a {wanted} workbook; "
-                                f"name it with {wanted}")
+            raise WorkbookError(f"{out}: the refreshed copy of {book.path.name} is an Excel {wanted} workbook "
+                                f"and must be named so, e.g. {Path(out).with_suffix(wanted).name}")
         writable_target(Path(out) if out is not None else book.path)
         summary = refresh_book(book, service, max_age, allow_stale)
         book.save(out or path)
