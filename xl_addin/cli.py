@@ -34,7 +34,7 @@ EPILOGS = {
   lx-addin fetch 700 5 --fields mm_sh_nba_d5,mm_sh_nba_d20 --format csv > flows.csv
   lx-addin fetch 700 --format json --no-cache
   lx-addin fetch 700 --sandbox            (offline, synthetic data, no token)
-  lx-addin fetch 700 5 939 1299 2318 --transpose   (codes down, fields across)
+  lx-addin fetch 700 5 --transpose        (swap rows and columns: codes down, fields across)
 Codes the service could not confirm (it failed, cached values were shown) are marked:
 `*` in the table, "stale": true and "fetched_at" in JSON, the stale and fetched_at
 columns in CSV.

@@ -47,9 +47,9 @@ _ADDR = re.compile(r"^([A-Z]{1,3})(\d+)$")
 _PARSER = etree.XMLParser(remove_blank_text=False, resolve_entities=False, huge_tree=True)
 
 MAX_PART_ENV = "XL_ADDIN_MAX_PART_BYTES"
-#: The largest part we read, uncompressed. A full template sheet (1,000 codes x 42 fields)
-#: is ~1.3 MB and a 20,000-code one ~27 MB (bench/refresh.py); 256 MiB leaves a margin of
-#: about ten over that, and keeps the parsed tree within a desktop's memory.
+#: The largest part we read, uncompressed. The template's sheet (1,000 rows x 43 columns)
+#: is 1.3 MB and a 20,000-code one 40 MB (bench/refresh.py prints it); 256 MiB is over six
+#: times that, and keeps the parsed tree within a desktop's memory.
 DEFAULT_MAX_PART_BYTES = 256 * 2**20
 #: A temporary file of ours (``.~{stem}.{mkstemp's 8 characters}{suffix}``) older than this,
 #: and not locked by a running save, was left by a killed refresh.
@@ -279,7 +279,7 @@ class XlsxBook:
                     if style:
                         cell.set("s", style)
                     cells.insert(col, cell)
-                elif cell.get("s"):
+                else:
                     above[col] = cell.get("s")
                 self._set(cell, value)
         self._grow_dimension(root, bottom, right)
