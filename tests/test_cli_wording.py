@@ -5,7 +5,7 @@ import os
 import re
 
 from conftest import run_cli
-from xl_addin.cli import display_width
+from xl_addin.output import display_width
 from xl_addin.fields import FIELDS
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import datetime as dt
 import json
 import logging
@@ -17,17 +16,40 @@ from .codes import normalize_code
 from .exceptions import InvalidCodeError, LixingerError, NoDataError, UnknownFieldError
 from .fields import FIELDS, resolve
 
+# --- exit codes (documented in `fetch --help`, `refresh --help` and the README) --------------
+EXIT_FAILED = 1  # nothing done (refresh: the file is as it was)
+EXIT_STALE = 3  # done, but some values are cached ones served because the service failed
+EXIT_PROBLEMS = 4  # refresh --strict: done, with problem rows (invalid codes, no data)
+
+EXIT_CODES_HELP = """exit codes:
+  0  done (a refresh may have problem rows: invalid codes, no data; see --strict)
+  1  failed: nothing written (refresh), or an invalid code or error (fetch)
+  3  done with STALE values: the service failed and cached values were used, marked stale
+  4  refresh --strict: done, with problem rows"""
+
+
 EPILOGS = {
     "fetch": """examples:
   lx-addin fetch 700 0005.HK 9988
   lx-addin fetch 700 5 --fields mm_sh_nba_d5,mm_sh_nba_d20 --format csv > flows.csv
   lx-addin fetch 700 --format json --no-cache
-  lx-addin fetch 700 --sandbox            (offline, synthetic data, no token)""",
+  lx-addin fetch 700 --sandbox            (offline, synthetic data, no token)
+  lx-addin fetch 700 5 --transpose        (swap rows and columns: codes down, fields across)
+Codes the service could not confirm (it failed, cached values were shown) are marked:
+`*` in the table, "stale": true and "fetched_at" in JSON, the stale and fetched_at
+columns in CSV.
+
+""" + EXIT_CODES_HELP,
     "refresh": """examples:
   lx-addin refresh watchlist.xlsx
   lx-addin refresh templates/mm_ah.xlsx -o today.xlsx
   lx-addin refresh templates/southbound_dashboard.xlsx -o out/dash.xlsx --sandbox
-A failed refresh (service down, bad token, no codes) exits non-zero and leaves the file as it was.""",
+  lx-addin refresh watchlist.xlsx --strict      (cron: exit 4 when a row has a problem)
+  lx-addin refresh watchlist.xlsx --allow-stale (service down: write cached values, marked stale)
+A failed refresh (service down, bad token, no codes, read-only file) exits 1 and
+leaves the file as it was; cached values are written only with --allow-stale.
+
+""" + EXIT_CODES_HELP,
     "install": """examples:
   lx-addin install                      (then restart Excel: the Lixinger tab is on the ribbon)
   lx-addin install --no-token
@@ -73,41 +95,19 @@ Every =LX_MMAH... formula becomes the value stored in the file; other formulas s
 }
 
 
-# --- output helpers ---------------------------------------------------------------------
-def _cell_text(field, value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if field.kind == "ratio" and isinstance(value, (int, float)):
-        return f"{value * 100:,.2f}%"
-    if field.kind in ("amount", "shares") and isinstance(value, (int, float)):
-        return f"{value:,.0f}"
-    return str(value)
-
-
-def display_width(text: str) -> int:
-    """Terminal columns *text* takes: wide (中文) characters take two."""
-    import unicodedata
-
-    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
-               for ch in text)
-
-
-def _pad(text: str, width: int, right: bool = False) -> str:
-    gap = " " * max(0, width - display_width(text))
-    return gap + text if right else text + gap
-
-
 def _table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
-    """Columns padded by display width; the first *left* columns are left-aligned
-    (text), the rest right-aligned (numbers). Headers follow their column."""
-    widths = [max([display_width(h)] + [display_width(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    lines = ["  ".join(_pad(h, w, right=i >= left) for i, (h, w) in enumerate(zip(headers, widths))).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    for r in rows:
-        lines.append("  ".join(_pad(c, w, right=i >= left) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
-    return "\n".join(lines)
+    from .output import render_table
+
+    return "\n".join(render_table(headers, rows, left))
+
+
+def _terminal_width() -> int | None:
+    """The width to cut tables to: the terminal's, or COLUMNS; None (no cut) for a pipe."""
+    import shutil
+
+    if os.environ.get("COLUMNS", "").strip().isdigit() or sys.stdout.isatty():
+        return max(40, shutil.get_terminal_size((120, 24)).columns)
+    return None
 
 
 @contextlib.contextmanager
@@ -155,6 +155,9 @@ def _parse_inputs(raw_codes: list[str]):
 
 # --- commands ---------------------------------------------------------------------------
 def cmd_fetch(args) -> int:
+    from .output import Entry, table, to_csv, to_json
+    from .problems import cause_of, grouped
+
     fields = resolve([f for f in (args.fields or "").split(",") if f.strip()])
     if fields and fields[0].key != "stockCode":
         fields = [FIELDS[0]] + [f for f in fields if f.key != "stockCode"]
@@ -169,61 +172,31 @@ def cmd_fetch(args) -> int:
     entries = []
     for raw, code, error in inputs:
         if code is None:
-            entries.append((raw, None, error))
+            entries.append(Entry(raw, None, error))
         else:
-            entries.append((code, result.records.get(code), errors.get(code)))
-    _print_entries(entries, fields, args.format)
-    if result is not None and result.stale:
-        print(f"lx-addin: warning: the service failed; {len(result.stale)} code(s) shown from the cache "
-              f"(fetched earlier)", file=sys.stderr)
-    bad = [e for _, _, e in entries if e is not None and not isinstance(e, NoDataError)]
-    for e in bad:
-        print(f"lx-addin: {e}", file=sys.stderr)
-    return 1 if bad else 0
-
-
-def _print_entries(entries, fields, fmt) -> None:
-    from .records import record_to_json
-
+            entries.append(Entry(code, result.records.get(code), errors.get(code),
+                                 code in result.stale, result.fetched_at.get(code)))
+    problems = [(e.label, cause_of(e.error, hint=True)) for e in entries if e.error is not None]
+    bad = [e for e in entries if e.error is not None and not isinstance(e.error, NoDataError)]
+    stale = [e for e in entries if e.stale]
     keys = [f.key for f in fields]
-    if fmt == "json":
-        out = []
-        for code, record, error in entries:
-            if record is not None:
-                obj = record_to_json(record, keys)
-            else:
-                obj = {"stockCode": code, "error": str(error)}
-            out.append(obj)
-        json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
-    elif fmt == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(keys + ["error"])
-        for code, record, error in entries:
-            if record is not None:
-                j = record_to_json(record, keys)
-                writer.writerow(["" if j[k] is None else j[k] for k in keys] + [""])
-            else:
-                writer.writerow([code] + [""] * (len(keys) - 1) + [str(error)])
-    else:
-        if len(fields) > 8:  # wide: one column per code, one row per field
-            headers = ["field"] + [code for code, _, _ in entries]
-            rows = []
-            for f in fields[1:]:
-                rows.append([f"{f.key}  {f.en}"] + [
-                    _cell_text(f, rec.get(f.key)) if rec is not None else ("no data" if isinstance(err, NoDataError) else "error")
-                    for _, rec, err in entries
-                ])
-            print(_table(headers, rows))
-        else:
-            headers = keys
-            rows = []
-            for code, record, error in entries:
-                if record is not None:
-                    rows.append([_cell_text(f, record.get(f.key)) for f in fields])
-                else:
-                    rows.append([code] + ["no data" if isinstance(error, NoDataError) else "error"] + [""] * (len(fields) - 2))
-            print(_table(headers, rows))
+    if args.format == "json":
+        sys.stdout.write(to_json(entries, keys))
+    elif args.format == "csv":
+        sys.stdout.write(to_csv(entries, keys))
+    elif any(e.record is not None for e in entries):  # no table of nothing but error cells
+        text, notes = table(entries, fields, _terminal_width(), transpose=args.transpose)
+        print(text)
+        for note in notes:
+            print(f"lx-addin: note: {note}", file=sys.stderr)
+    for line in grouped(problems):
+        print(f"lx-addin: {line}", file=sys.stderr)
+    if stale and args.format != "table":
+        print(f"lx-addin: warning: the service failed; {len(stale)} code(s) are cached values, marked stale",
+              file=sys.stderr)
+    if bad:
+        return EXIT_FAILED
+    return EXIT_STALE if stale else 0
 
 
 def cmd_fields(args) -> int:
@@ -369,11 +342,20 @@ def cmd_refresh(args) -> int:
     from .refresh import refresh_file
 
     with _service(args) as svc:
-        summary = refresh_file(args.book, args.output, service=svc, max_age=args.max_age)
+        summary = refresh_file(args.book, args.output, service=svc, max_age=args.max_age,
+                               allow_stale=args.allow_stale)
     target = args.output or args.book
     print(f"Refreshed {target}: {summary.line()}")
-    for p in summary.problems[:20]:
-        print(f"  {p}", file=sys.stderr)
+    lines = summary.stale_lines + summary.problems  # one line per cause, with a count
+    for line in lines[:20]:
+        print(f"lx-addin: {line}", file=sys.stderr)
+    if len(lines) > 20:
+        print(f"lx-addin: … and {len(lines) - 20} more causes (the workbook's status block lists them all)",
+              file=sys.stderr)
+    if summary.stale:
+        return EXIT_STALE
+    if args.strict and summary.problem_rows:
+        return EXIT_PROBLEMS
     return 0
 
 
@@ -474,6 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("--no-cache", action="store_true", help="ask the service even if the cache is fresh")
     p.add_argument("--sandbox", action="store_true", help="use an in-process sandbox: offline, synthetic data")
+    p.add_argument("--transpose", action="store_true",
+                   help="table: swap rows and columns (codes down or across)")
     p.set_defaults(func=cmd_fetch)
 
     p = add("refresh", "Refresh a template workbook (.xlsx) in place or into a new file.")
@@ -482,6 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sandbox", action="store_true", help="use an in-process sandbox: offline, synthetic data")
     p.add_argument("--max-age", type=float, default=0.0, metavar="SECONDS",
                    help="use cached records younger than this (default 0: ask the service for the latest)")
+    p.add_argument("--allow-stale", action="store_true",
+                   help="if the service fails, write cached values anyway, marked stale (exit code 3)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 4 when a row has a problem (invalid code, no data); the file is still written")
     p.set_defaults(func=cmd_refresh)
 
     p = add("install", "Set up Excel for this Python (Windows, macOS): the Lixinger ribbon add-in, your token.")

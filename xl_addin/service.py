@@ -25,9 +25,11 @@ class Result:
     codes: list[str]
     records: dict[str, dict] = field(default_factory=dict)
     errors: dict[str, LixingerError] = field(default_factory=dict)
-    stale: set[str] = field(default_factory=set)
+    stale: set[str] = field(default_factory=set)  # served from the cache because the service failed
     from_cache: set[str] = field(default_factory=set)
     requests: int = 0
+    fetched_at: dict[str, float] = field(default_factory=dict)  # epoch seconds the value came from the service
+    stale_because: dict[str, LixingerError] = field(default_factory=dict)  # why each stale code is stale
 
     def rows(self):
         """(code, record or None, error or None) in request order."""
@@ -136,7 +138,7 @@ class MMAH:
             known = self._cached(result.codes) if self.use_cache else {}
         for code, (value, fetched_at) in known.items():
             if self._fresh(fetched_at, now, max_age):
-                self._serve(result, code, value)
+                self._serve(result, code, value, fetched_at)
                 result.from_cache.add(code)
         return result
 
@@ -153,7 +155,7 @@ class MMAH:
             for code in result.codes:
                 entry = known.get(code)
                 if use_cache and entry is not None and self._fresh(entry[1], now, max_age):
-                    self._serve(result, code, entry[0])
+                    self._serve(result, code, entry[0], entry[1])
                     result.from_cache.add(code)
                 else:
                     missing.append(code)
@@ -180,8 +182,10 @@ class MMAH:
             self._remember(fetched, now)
             for code, record in fetched.records.items():
                 result.records[code] = record
+                result.fetched_at[code] = now
             for code in fetched.absent:
                 result.errors[code] = NoDataError(code)
+                result.fetched_at[code] = now
             for code, exc in fetched.errors.items():
                 self.last_error = exc
                 self._fail(result, code, exc, known.get(code))
@@ -194,7 +198,8 @@ class MMAH:
         return result
 
     @staticmethod
-    def _serve(result: Result, code: str, value) -> None:
+    def _serve(result: Result, code: str, value, fetched_at: float) -> None:
+        result.fetched_at[code] = fetched_at
         if value is NO_DATA or value == NO_DATA:
             result.errors[code] = NoDataError(code)
         else:
@@ -204,6 +209,8 @@ class MMAH:
         if entry is not None and entry[0] != NO_DATA:
             result.records[code] = entry[0]
             result.stale.add(code)
+            result.fetched_at[code] = entry[1]
+            result.stale_because[code] = exc
         else:
             result.errors[code] = exc
 
