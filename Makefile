@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: setup demo test bench templates clean
+.PHONY: setup demo test test-deps bench templates clean
 
 setup: $(STAMP)
 
@@ -20,12 +20,21 @@ demo: setup
 	$(BIN)/lx-addin demo
 
 test: setup
+	@$(BIN)/python tests/sysdeps.py
 	$(BIN)/python -m pytest
+
+# the system packages the tests need, on Debian/Ubuntu (macOS: see `python3 tests/sysdeps.py`)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+test-deps:
+	@pkgs="$$($(or $(PYTHON),python3) tests/sysdeps.py --debian)"; \
+	if [ -z "$$pkgs" ]; then echo "System packages for the tests: all present."; \
+	else echo "Installing: $$pkgs"; $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y --no-install-recommends $$pkgs; fi
 
 bench: setup
 	$(BIN)/python bench/fetch.py
 	$(BIN)/python bench/udfs.py
 	$(BIN)/python bench/refresh.py
+	$(BIN)/python bench/history.py
 	$(BIN)/python bench/faults.py
 
 clean:

@@ -3,28 +3,28 @@
 .SYNOPSIS
     Install xl_addin for Excel on Windows: run once (double-click install.cmd).
 .DESCRIPTION
-    Finds (or offers to install) Python 3.11+, creates a private environment under
-    %LOCALAPPDATA%\xl_addin, installs xl_addin and the xlwings add-in, builds the
-    Lixinger ribbon add-in into XLSTART, imports the =LX_MMAH functions into it so they
-    work in every workbook, and asks for your Lixinger token (kept in Windows
-    Credential Manager). Runs on Windows PowerShell 5.1 with no extra modules.
+    Finds (or offers to install) Python 3.11+, asks xl_addin (python -m xl_addin.preflight) whether
+    Excel is closed and where the private environment goes (%LOCALAPPDATA%\xl_addin\venv), creates it,
+    installs xl_addin, then runs "lx-addin install", which does everything else: the Lixinger ribbon
+    add-in in XLSTART, the =LX_MMAH functions (asking before it turns on "Trust access to the VBA
+    project object model"), and your token (kept in Windows Credential Manager).
+    This script changes no registry value and no Excel setting itself.
+    Runs on Windows PowerShell 5.1 with no extra modules.
 .PARAMETER NoToken
     Do not ask for the token now (run "lx-addin token set" later).
 .PARAMETER TrustVBA
     Turn on "Trust access to the VBA project object model" without asking.
+.PARAMETER NoFormulas
+    Do not import the =LX_MMAH functions (the Refresh button still works).
 #>
 [CmdletBinding()]
 param(
     [switch]$NoToken,
-    [switch]$TrustVBA
+    [switch]$TrustVBA,
+    [switch]$NoFormulas
 )
 $ErrorActionPreference = 'Stop'
 $Source = Split-Path -Parent $PSScriptRoot
-$AppDir = Join-Path $env:LOCALAPPDATA 'xl_addin'
-$Venv = Join-Path $AppDir 'venv'
-$VenvPython = Join-Path $Venv 'Scripts\python.exe'
-$LxAddin = Join-Path $Venv 'Scripts\lx-addin.exe'
-$Xlwings = Join-Path $Venv 'Scripts\xlwings.exe'
 
 function Say([string]$Text) { Write-Host ''; Write-Host "==> $Text" -ForegroundColor Cyan }
 
@@ -74,53 +74,29 @@ if (-not $Python) {
 }
 Write-Host "using $Python"
 
+# Python decides: is Excel closed, where does the environment go (nothing is changed before this)
+$env:PYTHONPATH = $Source
+$Venv = & $Python -m xl_addin.preflight install
+$code = $LASTEXITCODE
+Remove-Item Env:PYTHONPATH
+if ($code -ne 0) { exit 1 }
+$Venv = "$Venv".Trim()
+$VenvPython = Join-Path $Venv 'Scripts\python.exe'
+$LxAddin = Join-Path $Venv 'Scripts\lx-addin.exe'
+
 Say "Creating a private environment in $Venv"
-New-Item -ItemType Directory -Force -Path $AppDir | Out-Null
 Invoke-Checked $Python @('-m', 'venv', $Venv) 'creating the environment'
 Invoke-Checked $VenvPython @('-m', 'pip', 'install', '--quiet', '--upgrade', 'pip') 'upgrading pip'
 Invoke-Checked $VenvPython @('-m', 'pip', 'install', '--quiet', $Source) 'installing xl_addin'
 
-Say 'Installing the xlwings add-in'
-Invoke-Checked $Xlwings @('addin', 'install') 'xlwings addin install'
-
-Say 'Trust access to the VBA project object model'
-$ImportUdfs = $false
-$officeKeys = Get-ChildItem 'HKCU:\Software\Microsoft\Office' -ErrorAction SilentlyContinue |
-    Where-Object { $_.PSChildName -match '^\d+\.\d+$' -and (Test-Path (Join-Path $_.PSPath 'Excel')) }
-if (-not $officeKeys) {
-    Write-Host 'Excel settings not found (has Excel been started once?); skipping the function import.'
-} else {
-    $trusted = $true
-    foreach ($k in $officeKeys) {
-        $sec = Join-Path $k.PSPath 'Excel\Security'
-        $value = (Get-ItemProperty -Path $sec -Name AccessVBOM -ErrorAction SilentlyContinue).AccessVBOM
-        if ($value -ne 1) { $trusted = $false }
-    }
-    if (-not $trusted -and -not $TrustVBA) {
-        Write-Host 'To put =LX_MMAH into every workbook, Excel must allow access to the VBA project object model'
-        Write-Host '(File > Options > Trust Center > Trust Center Settings > Macro Settings). It can be turned off again afterwards.'
-        $answer = Read-Host 'Turn it on now? [y/N]'
-        $TrustVBA = ($answer -eq 'y' -or $answer -eq 'Y')
-    }
-    if ($trusted -or $TrustVBA) {
-        foreach ($k in $officeKeys) {
-            $sec = Join-Path $k.PSPath 'Excel\Security'
-            New-Item -Path $sec -Force | Out-Null
-            Set-ItemProperty -Path $sec -Name AccessVBOM -Value 1 -Type DWord
-        }
-        $ImportUdfs = $true
-    } else {
-        Write-Host 'Skipped: the Refresh button works; for the formulas, turn the setting on and run this again.'
-    }
-}
-
-Say 'Setting up Excel: config, the Lixinger ribbon add-in, your token'
+Say 'Setting up Excel: the Lixinger ribbon add-in, the formulas, your token'
 $installArgs = @('install')
-if ($ImportUdfs) { $installArgs += '--import-udfs' }
+if ($TrustVBA) { $installArgs += '--trust-vba' }
+if ($NoFormulas) { $installArgs += '--no-udfs' }
 if ($NoToken) { $installArgs += '--no-token' }
 Invoke-Checked $LxAddin $installArgs 'lx-addin install'
 
 Write-Host ''
-Write-Host 'Done. Restart Excel: the Lixinger tab is on the ribbon, and =LX_MMAH(A2:A50,"mm_sh_nba_d20") works in any workbook.' -ForegroundColor Green
+Write-Host 'Done. Start Excel: the Lixinger tab is on the ribbon.' -ForegroundColor Green
 Write-Host "Open $Source\templates\mm_ah.xlsx and click Lixinger > Refresh."
 Write-Host "To remove everything: $Source\install\uninstall.cmd"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Install xl_addin for Excel on macOS (also works on Linux, without Excel): run once.
+# Install xl_addin for Excel on macOS (on Linux: the command line only): run once.
 #   ./install.sh [--no-token]
-# Creates a private Python environment, installs xl_addin and the xlwings add-in,
-# enables RunPython, puts the Lixinger ribbon add-in where Excel loads it, and asks
-# for your Lixinger token (kept in the macOS Keychain).
+# Finds Python, asks xl_addin whether Excel is closed and where the private environment goes
+# (~/.xl_addin/venv: a path without spaces, which xlwings' AppleScript needs), creates it,
+# installs xl_addin, and runs `lx-addin install`, which does the rest (the ribbon add-in,
+# RunPython's AppleScript, your token in the Keychain).
 set -euo pipefail
 
 SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,18 +20,6 @@ for arg in "$@"; do
 done
 
 say() { printf '\n==> %s\n' "$*"; }
-
-find_python() {
-  local candidate
-  for candidate in python3.13 python3.12 python3.11 python3; do
-    if command -v "$candidate" >/dev/null 2>&1 &&
-       "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then
-      command -v "$candidate"
-      return 0
-    fi
-  done
-  return 1
-}
 
 say "Looking for Python 3.11 or newer"
 if ! PYTHON="$(find_python)"; then
@@ -50,25 +39,21 @@ if ! PYTHON="$(find_python)"; then
 fi
 echo "using $PYTHON ($("$PYTHON" --version))"
 
+VENV="$(preflight install)" || exit 1
+
 say "Creating a private environment in $VENV"
-mkdir -p "$APP_DIR"
+mkdir -p "$(dirname "$VENV")"
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet "$SOURCE"
 
-if [ "$(uname -s)" = "Darwin" ]; then
-  say "Installing the xlwings add-in and enabling RunPython"
-  "$VENV/bin/xlwings" addin install || echo "warning: 'xlwings addin install' failed; see the README's troubleshooting" >&2
-  "$VENV/bin/xlwings" runpython install
-fi
-
-say "Setting up Excel: config, the Lixinger ribbon add-in, your token"
+say "Setting up Excel: the Lixinger ribbon add-in, your token"
 # shellcheck disable=SC2086  # TOKEN_ARG is empty or one word
 "$VENV/bin/lx-addin" install $TOKEN_ARG
 
 cat <<MSG
 
-Done. Restart Excel: the Lixinger tab is on the ribbon. Open templates/mm_ah.xlsx from
+Done. Start Excel: the Lixinger tab is on the ribbon. Open templates/mm_ah.xlsx from
 $SOURCE and click Lixinger > Refresh.
 Note: macOS Excel has no Python formulas (=LX_MMAH is Windows only); use Refresh.
 From a terminal:  "$VENV/bin/lx-addin" fetch 700

@@ -24,6 +24,7 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.delenv("LIXINGER_BASE_URL", raising=False)
     monkeypatch.delenv("XL_ADDIN_PROFILE", raising=False)
     monkeypatch.setenv("XL_ADDIN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("XL_ADDIN_CONFIG", str(tmp_path / "settings.toml"))  # never the user's own file
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     import keyring
 
@@ -79,3 +80,13 @@ def pytest_sessionfinish(session, exitstatus):
     if skipped:
         reporter.write_line(f"CI: {len(skipped)} test(s) were skipped; every test must run in CI", red=True)
         session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say which system packages the skipped tests need, and how to install them."""
+    if not terminalreporter.stats.get("skipped"):
+        return
+    from sysdeps import report
+
+    for line in report():
+        terminalreporter.write_line(line, yellow=True)

@@ -49,24 +49,27 @@ def test_fetch_json_against_the_sandbox_process(cli_sandbox, documented):
     rows = json.loads(r.stdout)
     assert [row["stockCode"] for row in rows] == ["00700", "00005"]  # distinct codes, input order
     expected = dict(documented["data"][0], last_data_date="2026-03-17")
-    assert rows[0] == {k: expected[k] for k in rows[0]} and len(rows[0]) == 42
+    fields = {k: v for k, v in rows[0].items() if k not in ("stale", "fetched_at")}
+    assert fields == {k: expected[k] for k in fields} and len(fields) == 42
+    assert rows[0]["stale"] is False and rows[0]["fetched_at"].startswith(time.strftime("%Y-%m-%d"))
     assert "cli-test-token" not in r.stdout + r.stderr
 
 
 def test_fetch_json_marks_invalid_and_no_data_codes(cli_sandbox):
     r = run_cli("fetch", "700", "ABC", "99999", "--format", "json", "--fields", "mm_sh,港股通持仓金额", env=cli_sandbox)
     rows = json.loads(r.stdout)
-    assert rows[0] == {"stockCode": "00700", "mm_sh": 1085238279, "mm_sha": 596881053450}
+    assert {k: rows[0][k] for k in ("stockCode", "mm_sh", "mm_sha", "stale")} == {
+        "stockCode": "00700", "mm_sh": 1085238279, "mm_sha": 596881053450, "stale": False}
     assert rows[1]["stockCode"] == "ABC" and "not a Hong Kong stock code" in rows[1]["error"]
     assert rows[2]["stockCode"] == "99999" and "no Stock Connect data" in rows[2]["error"]
     assert r.returncode == 1  # an invalid input is a failure for scripts
-    assert "'ABC' is not a Hong Kong stock code" in r.stderr
+    assert "lx-addin: ABC: invalid code" in r.stderr and "lx-addin: 99999: no data" in r.stderr
 
 
 def test_fetch_csv_and_table(cli_sandbox):
     r = run_cli("fetch", "700", "5", "--fields", "mm_sh_nba_d20", "--format", "csv", env=cli_sandbox)
-    assert r.stdout.splitlines()[0] == "stockCode,mm_sh_nba_d20,error"
-    assert r.stdout.splitlines()[1].startswith("00700,18171578592.486744")
+    assert r.stdout.splitlines()[0] == "stockCode,mm_sh_nba_d20,stale,fetched_at,error"
+    assert r.stdout.splitlines()[1].startswith("00700,18171578592.486744,false,")
     r = run_cli("fetch", "700", env=cli_sandbox)
     assert r.returncode == 0 and "Net buy amount, 20D" in r.stdout and "18,171,578,592" in r.stdout
 
@@ -122,3 +125,84 @@ def test_every_command_help_has_an_example():
 def test_debug_shows_the_traceback():
     r = run_cli("--debug", "fetch", "700")
     assert "Traceback" in r.stderr and "NoTokenError" in r.stderr
+
+
+# --- output that reads well ------------------------------------------------------------------------
+def test_fetch_with_no_data_at_all_prints_only_the_reason(cli_sandbox):
+    r = run_cli("fetch", "banana", env=cli_sandbox)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        "lx-addin: banana: invalid code (expected 1 to 5 digits, like 700, 00700 or 0700.HK)"]
+    r = run_cli("fetch", "99999", "banana", env=cli_sandbox)
+    assert r.returncode == 1 and r.stdout == ""
+    assert [line.split(": ")[1] for line in r.stderr.strip().splitlines()] == ["99999", "banana"]
+
+
+def _codes(n):
+    from xl_addin.sandbox.data import universe
+
+    return list(universe())[:n]
+
+
+def test_many_codes_go_down_and_wide_tables_are_cut_with_a_note(cli_sandbox):
+    codes = _codes(150)
+    r = run_cli("fetch", *codes, env=dict(cli_sandbox, COLUMNS="120"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 120
+    assert lines[0].split()[0] == "stockCode" and len(lines) == 2 + 150  # codes down, fields across
+    assert [line.split()[0] for line in lines[2:]] == codes
+    note = r.stderr.strip().splitlines()
+    assert len(note) == 1 and "of 42 fields" in note[0] and "--format csv" in note[0]
+    r = run_cli("fetch", *codes[:3], env=dict(cli_sandbox, COLUMNS="120"))
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[1:] == codes[:3] and len(lines) == 2 + 41  # few codes: across, all fields
+    assert r.stderr == ""
+
+
+def test_transpose_swaps_the_table(cli_sandbox):
+    codes = _codes(3)
+    r = run_cli("fetch", *codes, "--transpose", env=dict(cli_sandbox, COLUMNS="200"))
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[0] == "stockCode" and [line.split()[0] for line in lines[2:]] == codes
+    r = run_cli("fetch", *codes, "--fields", "mm_sh,spc", "--transpose", env=cli_sandbox)
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["field", *codes] and len(lines) == 4
+
+
+def test_tiny_negatives_round_before_the_sign(cli_sandbox):
+    from xl_addin.sandbox.data import Dataset
+
+    value = Dataset().record("00700")["mm_sh_cap_rc_d5"]
+    assert -0.00005 < value < 0  # -0.0039 %: shown to two decimals it is zero
+    r = run_cli("fetch", "700", "--fields", "mm_sh_cap_rc_d5,spc", env=cli_sandbox)
+    row = r.stdout.splitlines()[2].split()
+    assert row[1] == "0.00%" and "-0.00%" not in r.stdout and row[2] == "-1.52%"
+
+
+def test_a_failed_batch_is_one_line_with_a_count(sandbox):
+    codes = _codes(150)
+    sandbox.inject("503", times=None, only_code=codes[120])  # the second request (codes 101-150) fails
+    env = {"LIXINGER_BASE_URL": sandbox.url, "LIXINGER_TOKEN": sandbox.token, "LIXINGER_BUDGET": "2"}
+    r = run_cli("fetch", *codes, "--format", "csv", "--fields", "mm_sh", env=env)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"lx-addin: 50 codes ({', '.join(codes[100:103])}, …): ") and "HTTP 503" in lines[0]
+    assert len(r.stdout.splitlines()) == 151
+
+
+def test_help_documents_the_exit_codes():
+    for cmd in ("fetch", "refresh"):
+        out = run_cli(cmd, "--help").stdout
+        assert "exit codes:" in out and "3  done with STALE values" in out
+    assert "--strict" in run_cli("refresh", "--help").stdout
+
+
+def test_readme_promises_match_the_code():
+    from xl_addin.client import MAX_CODES_PER_REQUEST, MAX_PARALLEL
+
+    readme = (ROOT / "README.md").read_text("utf-8")
+    assert f"sent {MAX_CODES_PER_REQUEST} a request, up to {MAX_PARALLEL} requests at once" in readme
+    for promise in ("--allow-stale", "exit code 3", "XL_ADDIN_MAX_PART_BYTES", "read-only", "symlink", "umask"):
+        assert promise in readme, promise

@@ -40,7 +40,7 @@ class Range:
 
     @property
     def number_format(self):
-        return self.sheet.formats.get(self.left, "General")
+        return self.sheet.formats.get(self.left, "General")  # None: mixed formats, as xlwings reports them
 
     @number_format.setter
     def number_format(self, fmt):
@@ -50,10 +50,20 @@ class Range:
 
 class Sheet:
     def __init__(self, book, name, cells):
+        import excel_harness as xh
+
         self.book, self.name, self.cells, self.formats = book, name, cells, {}
+        self.api = xh.ComSheet(cells, name=name, book=book.api)  # the same cells over COM
 
     def range(self, a, b):
         return Range(self, a[0], a[1], b[0], b[1])
+
+
+class Sheets(dict):
+    """xlwings' Sheets: indexed by name, iterated as sheets."""
+
+    def __iter__(self):
+        return iter(self.values())
 
 
 class Name:
@@ -63,8 +73,11 @@ class Name:
 
 class App:
     def __init__(self):
+        import excel_harness as xh
+
         self.status = []
         self.alerts = []
+        self.api = xh.ComApp()
 
     @property
     def status_bar(self):
@@ -83,9 +96,12 @@ class Book:
 
     def __init__(self, xlsx_path):
         src = XlsxBook(xlsx_path)
+        import excel_harness as xh
+
         self.calls = []
         self.app = App()
         self.name = xlsx_path.name
+        self.api = xh.ComBook(self.name, app=self.app.api)
         self.names = [Name(n, ref) for n, ref in src.defined_names().items() if "!" not in n]
         sheet = Ref.parse(dict((n.name, n.refers_to[1:]) for n in self.names)["LX_CODES"]).sheet
         cells = {}
@@ -93,7 +109,7 @@ class Book:
             for c, v in enumerate(row, start=1):
                 if v is not None:
                     cells[(r, c)] = v
-        self.sheets = {sheet: Sheet(self, sheet, cells)}
+        self.sheets = Sheets({sheet: Sheet(self, sheet, cells)})
 
 
 @pytest.fixture
@@ -113,15 +129,16 @@ def test_runpython_refresh_matches_headless_and_is_one_write_per_block(excel_env
     book = Book(path)
     main(book)
     writes = [c for c in book.calls if c[0] == "write"]
-    assert writes == [("write", "MM_AH", 7, 2, 1000, 42), ("write", "MM_AH", 1, 10, 4, 1)]
+    assert writes == [("write", "MM_AH", 7, 3, 1000, 42), ("write", "MM_AH", 1, 10, 4, 1)]
     reads = [c for c in book.calls if c[0] == "read"]
     assert len(reads) == 2  # the codes once, the field keys once
-    assert book.app.status[-1].startswith("Lixinger: 30 of 30 codes with data x 42 fields")
+    assert book.app.status[-2].startswith("Lixinger: 30 of 30 codes with data x 42 fields")
+    assert book.app.status[-1] is False  # handed back to Excel
     assert not book.app.alerts
 
     refresh_file(path, service=service)  # the headless path on the same template
-    headless = XlsxBook(path).read("MM_AH", 7, 2, 1006, 43)
-    excel = [[book.sheets["MM_AH"].cells.get((r, c)) for c in range(2, 44)] for r in range(7, 1007)]
+    headless = XlsxBook(path).read("MM_AH", 7, 3, 1006, 44)
+    excel = [[book.sheets["MM_AH"].cells.get((r, c)) for c in range(3, 45)] for r in range(7, 1007)]
     for h_row, e_row in zip(headless, excel):
         for h, e in zip(h_row, e_row):
             if hasattr(e, "year"):
@@ -138,49 +155,73 @@ def test_runpython_failure_shows_in_status_bar_block_and_alert(excel_env, sandbo
 
     udfs.reset()
     main(book)
-    assert "refresh failed" in book.app.status[-1] and "HTTP 503" in book.app.status[-1]
+    assert "refresh failed" in book.app.status[-2] and "HTTP 503" in book.app.status[-2]
+    assert book.app.status[-1] is False
     assert book.app.alerts and "HTTP 503" in book.app.alerts[0][1]
     assert "refresh failed" in book.sheets["MM_AH"].cells[(4, 10)]
-    assert book.sheets["MM_AH"].cells.get((7, 2)) is None  # no table written
+    assert book.sheets["MM_AH"].cells.get((7, 3)) is None  # no table written
     assert sandbox.token not in repr(book.app.status) + repr(book.app.alerts)
 
 
-def test_refresh_button_recalculates_and_formulas_then_ask_again(excel_env, sandbox, tmp_path):
-    """On any workbook, the button forces a full recalculation; LX_MMAH then fetches the latest."""
+def test_refresh_button_recalculates_this_workbooks_formulas_and_they_ask_again(excel_env, sandbox, tmp_path):
+    """Button and formulas in one process ("Use UDF Server" TRUE); tests/test_process_model.py
+    runs them in two. Only this workbook's LX_MMAH cells are marked dirty, then
+    Application.Calculate (dirty cells only): no CalculateFull of every open workbook."""
     import excel_harness as xh
 
     udfs = xh.load()
     udfs.reset()
-    xh.call(udfs.LX_MMAH, ((700.0,), (5.0,)), "mm_sh")
+    book = xh.formulas_book({"A1": 700.0, "A2": 5.0, "B1": "=LX_MMAH(A1:A2,\"mm_sh\")", "C1": "=SUM(D1:D9)",
+                             "B5": "=lx_mmah(A1,\"spc\")", "C5": "=LX_MMAH(A2,\"spc\")", "D5": "=A1*2"})
+    sheet = book.api.sheets[0]
+    xh.call(udfs.LX_MMAH, sheet.range("A1:A2"), "mm_sh", caller=sheet.cell("B1"))
     assert sandbox.request_count == 1
-    xh.call(udfs.LX_MMAH, ((700.0,), (5.0,)), "mm_sh")
+    xh.call(udfs.LX_MMAH, sheet.range("A1:A2"), "mm_sh", caller=sheet.cell("B1"))
     assert sandbox.request_count == 1  # fresh: served from memory
 
-    class PlainBook:  # a workbook with formulas but no template names
-        names = []
-        name = "model.xlsx"
-        sheets = {}
-
-        class app:
-            recalcs = []
-            status_bar = None
-
-            class api:
-                @staticmethod
-                def CalculateFull():
-                    PlainBook.app.recalcs.append("full")
-
-    main(PlainBook)
-    assert PlainBook.app.recalcs == ["full"]
-    xh.call(udfs.LX_MMAH, ((700.0,), (5.0,)), "mm_sh")  # what the recalculation runs
+    main(book)
+    assert [c[1] for c in sheet.calls if c[0] == "Dirty"] == ["$B$1", "$B$5:$C$5"]
+    assert book.api.Application.calls == ["Calculate"]
+    assert book.app.status[-1] is False and not book.app.alerts
+    xh.call(udfs.LX_MMAH, sheet.range("A1:A2"), "mm_sh", caller=sheet.cell("B1"))  # what the recalculation runs
     assert sandbox.request_count == 2 and sandbox.seen[-1].codes == ["00700", "00005"]
 
 
-def test_template_refresh_also_recalculates(excel_env, tmp_path):
+def test_template_refresh_recalculates_no_other_workbook(excel_env, tmp_path):
     path = tmp_path / "mm.xlsx"
     shutil.copyfile(ROOT / "templates" / "mm_ah.xlsx", path)
     book = Book(path)
-    calls = []
-    book.app.api = type("Api", (), {"CalculateFull": staticmethod(lambda: calls.append("full"))})
     main(book)
-    assert calls == ["full"] and book.sheets["MM_AH"].cells[(7, 2)] == "00700"
+    assert book.sheets["MM_AH"].cells[(7, 3)] == "00700"
+    assert book.app.api.calls == ["Calculate"]  # dirty cells only (manual mode too), not CalculateFull
+
+
+def test_mixed_number_formats_are_the_analysts_and_stay(excel_env, tmp_path):
+    path = tmp_path / "mm.xlsx"
+    shutil.copyfile(ROOT / "templates" / "mm_ah.xlsx", path)
+    book = Book(path)
+    sheet = book.sheets["MM_AH"]
+    sheet.formats[4] = None  # column D: some cells formatted by the analyst, some not
+    sheet.formats[5] = "0.0%"  # column E: the analyst's
+    main(book)
+    formatted = {c[1] for c in book.calls if c[0] == "format"}
+    assert 4 not in formatted and 5 not in formatted and sheet.formats[4] is None
+    assert formatted  # the General columns did get their kind's format
+
+
+def test_a_bad_setting_is_a_message_not_a_traceback(excel_env, monkeypatch):
+    import excel_harness as xh
+    import xl_addin.udfs as udfs
+
+    monkeypatch.setenv("LIXINGER_BASE_URL", "http://example.com/api")  # refused: plain http
+    udfs.reset()
+    book = xh.formulas_book({"A1": 700.0, "B1": "=LX_MMAH(A1,\"spc\")"})
+    main(book)  # no exception reaches RunPython
+    assert "refresh failed" in book.app.status[-2] and "plain http" in book.app.status[-2]
+    assert book.app.alerts and "plain http" in book.app.alerts[0][1]
+    assert book.app.status[-1] is False
+
+
+def test_no_workbook_at_all_is_not_a_traceback(excel_env, capsys):
+    main()  # no Excel here: xw.Book.caller() and xw.books.active both fail
+    assert "Lixinger refresh failed" in capsys.readouterr().err

@@ -62,6 +62,7 @@ def test_mm_ah_opens_in_libreoffice_with_the_values(soffice, service, sandbox, t
     refresh_file(path, service=service)
     rows = to_csv(soffice, path, tmp_path)
     first = next(r for r in rows if r and r[0] == "00700")
-    assert first[1] == "00700" and first[2] == "2026-03-17"
-    assert first[3].replace(",", "") == str(sandbox.dataset.record("00700")["mm_sh"])
-    assert first[5] == "11.92%"  # the ratio format reads as a percentage
+    assert first[1] == "Tencent"  # the analyst's name column, next to the code
+    assert first[2] == "00700" and first[3] == "2026-03-17"
+    assert first[4].replace(",", "") == str(sandbox.dataset.record("00700")["mm_sh"])
+    assert first[6] == "11.92%"  # the ratio format reads as a percentage

@@ -53,10 +53,10 @@ def set_codes(path, codes, sheet="MM_AH"):
 def table(path, sheet="MM_AH"):
     wb = openpyxl.load_workbook(path)
     ws = wb[sheet]
-    keys = [ws.cell(row=5, column=c).value for c in range(2, 44)]
+    keys = [ws.cell(row=5, column=c).value for c in range(3, 45)]  # A code, B the analyst's name, C: fields
     rows = []
     for r in range(7, 1007):
-        rows.append([ws.cell(row=r, column=c).value for c in range(1, 44)])
+        rows.append([ws.cell(row=r, column=c).value for c in (1, *range(3, 45))])
     return keys, rows, ws
 
 
@@ -70,11 +70,12 @@ def test_template_layout_names_and_formats():
     names = {n: wb.defined_names[n].attr_text for n in ("LX_CODES", "LX_FIELDS", "LX_STATUS")}
     assert names["LX_CODES"] == "'MM_AH'!$A$7:$A$1006"
     ws = wb["MM_AH"]
-    assert [ws.cell(row=5, column=c).value for c in range(2, 44)] == [f.key for f in FIELDS]
-    for c, f in enumerate(FIELDS, start=2):
+    assert names["LX_FIELDS"] == "'MM_AH'!$C$5:$AR$5"
+    assert [ws.cell(row=5, column=c).value for c in range(3, 45)] == [f.key for f in FIELDS]
+    for c, f in enumerate(FIELDS, start=3):
         assert f.zh in ws.cell(row=6, column=c).value and f.en in ws.cell(row=6, column=c).value
         assert ws.cell(row=7, column=c).number_format == f.number_format
-    assert ws.freeze_panes == "B7" and ws.auto_filter.ref
+    assert ws.freeze_panes == "C7" and ws.auto_filter.ref  # code and name stay in view
     assert "00700" in [ws.cell(row=r, column=1).value for r in range(7, 40)]
     assert "How to use" in wb.sheetnames
 
@@ -94,7 +95,7 @@ def test_refresh_fills_every_field_for_every_code(book, service, sandbox):
                 assert value == expected.get(key), (row[0], key)
     assert ws["J1"].value.date() == dt.date.today() and ws["J2"].value == dt.datetime(2026, 3, 17)
     assert ws["J3"].value == f"{len(codes)} of {len(codes)} with data" and ws["J4"].value == "none"
-    assert ws["D7"].number_format == "#,##0" and ws["F7"].number_format == "0.00%"
+    assert ws["E7"].number_format == "#,##0" and ws["G7"].number_format == "0.00%"
 
 
 def test_bad_codes_and_no_data_are_said_in_the_row(book, service):
@@ -174,6 +175,7 @@ def test_parts_a_general_writer_would_drop_survive(book, service):
 def test_output_option_leaves_the_original(book, service, tmp_path):
     path = book()
     before = digest(path)
+    (tmp_path / "out").mkdir()
     out = tmp_path / "out" / "today.xlsx"
     refresh_file(path, out, service=service)
     assert digest(path) == before and out.exists()
@@ -264,3 +266,92 @@ def test_cli_refresh_asks_for_the_latest_unless_told_otherwise(book, sandbox):
     assert sandbox.request_count == 2  # the second refresh asked again (cache 1 s old)
     assert run_cli("refresh", str(path), "--max-age", "3600", env=env).returncode == 0
     assert sandbox.request_count == 2
+
+
+# --- growing tables: new cells get the table's styles (and creating them is linear: bench/refresh.py) ---
+def extend_codes(path, codes, sheet="MM_AH"):
+    """LX_CODES made as long as *codes*: rows past the template's 1,000 have no field cells yet."""
+    wb = openpyxl.load_workbook(path)
+    ws = wb[sheet]
+    for r in range(7, 1007):
+        ws.cell(row=r, column=1).value = None
+    for i, c in enumerate(codes):
+        ws.cell(row=7 + i, column=1).value = c
+    wb.defined_names["LX_CODES"].attr_text = f"'{sheet}'!$A$7:$A${6 + len(codes)}"
+    wb.save(path)
+
+
+def test_new_cells_below_the_template_continue_its_formats(book, tmp_path):
+    from xl_addin.sandbox import Sandbox
+    from xl_addin.sandbox.data import Dataset
+
+    path = book()
+    with Sandbox(dataset=Dataset(size=1300)) as sb:
+        codes = list(sb.dataset.codes)
+        extend_codes(path, codes)
+        svc = MMAH(Settings(base_url=sb.url, cache_dir=tmp_path / "c"), token=sb.token)
+        summary = refresh_file(path, service=svc)
+        expected = {c: sb.dataset.record(c) for c in (codes[0], codes[1100], codes[-1])}
+    assert summary.with_data == 1300
+    wb = openpyxl.load_workbook(path)
+    ws = wb["MM_AH"]
+    for r in (7, 1006, 1007, 1106, 1306):  # inside the template's rows, and past them
+        for c, f in enumerate(FIELDS, start=2):
+            assert ws.cell(row=r, column=c).number_format == f.number_format, (r, f.key)
+    for r, code in ((7, codes[0]), (1107, codes[1100]), (1306, codes[-1])):
+        assert ws.cell(row=r, column=2).value == code
+        assert ws.cell(row=r, column=4).value == expected[code]["mm_sh"]
+    assert ws.cell(row=1307, column=2).value is None
+
+
+def test_new_cells_take_the_column_style_of_a_sheet_without_cells(tmp_path, service, sandbox):
+    from openpyxl.workbook.defined_name import DefinedName
+
+    path = tmp_path / "cols.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "W"
+    for col, key, fmt in (("B", "mm_sh", "#,##0"), ("C", "mm_sh_cap_r", "0.00%"), ("D", "last_data_date", "yyyy-mm-dd")):
+        ws[f"{col}1"] = key
+        ws.column_dimensions[col].number_format = fmt
+    codes = list(sandbox.dataset.codes[:250])
+    for i, code in enumerate(codes, start=2):
+        ws.cell(row=i, column=1).value = code
+    wb.defined_names["LX_CODES"] = DefinedName("LX_CODES", attr_text=f"'W'!$A$2:$A${len(codes) + 1}")
+    wb.defined_names["LX_FIELDS"] = DefinedName("LX_FIELDS", attr_text="'W'!$B$1:$D$1")
+    wb.save(path)
+    refresh_file(path, service=service)
+    ws = openpyxl.load_workbook(path)["W"]
+    for r in (2, 100, len(codes) + 1):
+        assert [ws.cell(row=r, column=c).number_format for c in (2, 3, 4)] == ["#,##0", "0.00%", "yyyy-mm-dd"]
+        assert ws.cell(row=r, column=2).value == sandbox.dataset.record(codes[r - 2])["mm_sh"]
+
+
+# --- problems: worded the same way, one line per cause, --strict -------------------------------------
+def test_problem_rows_are_worded_per_code_and_grouped_by_cause(book, sandbox):
+    path = book()
+    set_codes(path, ["700", "banana", "ABC", 99999, 99998, "5"])
+    env = {"LIXINGER_BASE_URL": sandbox.url, "LIXINGER_TOKEN": sandbox.token}
+    before_rc = run_cli("refresh", str(path), env=env)
+    assert before_rc.returncode == 0, before_rc.stderr  # done, with problem rows
+    assert "4 problem row(s)" in before_rc.stdout
+    assert before_rc.stderr.strip().splitlines() == [
+        "lx-addin: 2 codes (banana, ABC): invalid code",
+        "lx-addin: 2 codes (99999, 99998): no data",
+    ]
+    _, rows, ws = table(path)
+    assert rows[1][1] == "#N/A Invalid Code banana" and rows[3][1] == "#N/A No Data"
+    assert ws["J4"].value == "2 codes (banana, ABC): invalid code; 2 codes (99999, 99998): no data"
+    r = run_cli("refresh", str(path), "--strict", env=env)
+    assert r.returncode == 4 and "4 problem row(s)" in r.stdout
+    set_codes(path, ["700", "5"])
+    assert run_cli("refresh", str(path), "--strict", env=env).returncode == 0
+
+
+def test_one_code_one_problem_reads_code_colon_cause(book, sandbox):
+    path = book()
+    set_codes(path, ["700", "banana", 99999])
+    env = {"LIXINGER_BASE_URL": sandbox.url, "LIXINGER_TOKEN": sandbox.token}
+    r = run_cli("refresh", str(path), env=env)
+    assert r.stderr.strip().splitlines() == ["lx-addin: banana: invalid code", "lx-addin: 99999: no data"]
+    assert table(path)[2]["J4"].value == "banana: invalid code; 99999: no data"

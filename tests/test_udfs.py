@@ -141,14 +141,16 @@ def test_sheet_of_single_cell_formulas_sends_one_request(udfs, sandbox):
         for j in range(len(fields)):
             col = chr(66 + j)
             cells[f"{col}{i}"] = f"=LX_MMAH($A{i},{col}$1)"
-    sheet = xh.FakeSheet(cells)
+    sheet = xh.ComSheet(cells)
     assert col_number("B") == 2
     for i, code in enumerate(codes, start=2):
         for j, key in enumerate(fields):
-            out = xh.call(udfs.LX_MMAH, float(int(code)), key, caller=sheet.cell(f"{chr(66 + j)}{i}"))
+            out = xh.call(udfs.LX_MMAH, sheet.cell(f"A{i}"), sheet.cell(f"{chr(66 + j)}1"),
+                          caller=sheet.cell(f"{chr(66 + j)}{i}"))
             assert out == [[value_of(sandbox, code, key)]]
     assert sandbox.request_count == 1  # not one per distinct code (50)
-    assert sheet.calls == ["formula", "raw_value"]  # one scan of the sheet
+    scans = [c for c in sheet.calls if c[0] == "SpecialCells"]
+    assert len(scans) == 1  # one scan of the sheet
 
 
 def test_fields_and_info(udfs, sandbox):
@@ -200,3 +202,112 @@ def test_whole_column_reference_does_not_spill_a_million_blanks(udfs, sandbox):
     column = ((700.0,), (None,), (5.0,)) + ((None,),) * 20000  # =LX_MMAH(A:A, ...) on a short list
     out = xh.call(udfs.LX_MMAH, column, "mm_sh")
     assert out == [[value_of(sandbox, "00700", "mm_sh")], [""], [value_of(sandbox, "00005", "mm_sh")]]
+
+
+# --- what crosses COM: cells read, strings, the Function Wizard, Excel 2016/2019 -------------
+def code_sheet(codes, top=2, **kw):
+    cells = {"A1": "code", "B1": "mm_sh", "C1": "=LX_MMAH(A:A,B1)"}
+    cells.update({f"A{i}": float(int(c)) for i, c in enumerate(codes, start=top)})
+    return xh.ComSheet(cells, **kw)
+
+
+def test_whole_column_argument_reads_only_the_used_part_through_com(udfs, sandbox):
+    codes = sandbox.dataset.codes[:50]
+    sheet = code_sheet(codes)
+    out = xh.call(udfs.LX_MMAH, sheet.range("A:A"), sheet.range("B1"), caller=sheet.cell("C1"))
+    assert out[0] == ["#N/A Invalid Code"]  # the header cell "code"
+    assert [r[0] for r in out[1:]] == [value_of(sandbox, c, "mm_sh") for c in codes]
+    assert sheet.cells_read <= 51 + 1 + 3  # A1:A51, B1 (and at most a few for the scan), not 1,048,576
+
+
+def test_whole_column_keeps_rows_aligned_when_codes_start_lower(udfs, sandbox):
+    sheet = code_sheet(["00700", "00005"], top=4)
+    out = xh.call(udfs.LX_MMAH, sheet.range("A2:A1048576"), "mm_sh", caller=sheet.cell("C1"))
+    assert out == [[""], [""], [value_of(sandbox, "00700", "mm_sh")], [value_of(sandbox, "00005", "mm_sh")]]
+
+
+def test_a_range_wholly_outside_the_used_range_is_one_blank_cell(udfs, sandbox):
+    sheet = code_sheet(["00700"])
+    out = xh.call(udfs.LX_MMAH, sheet.range("F:F"), "mm_sh", caller=sheet.cell("C1"))
+    assert out == [[""]] and sheet.cells_read <= 3
+
+
+def grid_sheet(codes, fields, **kw):
+    cells = {f"{xh.col_letters(2 + j)}1": key for j, key in enumerate(fields)}
+    for i, code in enumerate(codes, start=2):
+        cells[f"A{i}"] = float(int(code))
+        for j in range(len(fields)):
+            col = xh.col_letters(2 + j)
+            cells[f"{col}{i}"] = f"=LX_MMAH($A{i},{col}$1)"
+    data = (200, 1, 100000, 50, lambda r, c: float(r + c))  # the rest of a 100,000 x 50 sheet: numbers
+    return xh.ComSheet(cells, fill=data, **kw)
+
+
+@pytest.mark.parametrize("udf_context", [False, True], ids=["SpecialCells filters", "SpecialCells ignored in a UDF"])
+def test_neighbour_scan_of_a_100000_by_50_sheet_is_bounded(udfs, sandbox, udf_context):
+    from xl_addin.fields import FIELDS
+    from xl_addin.neighbours import MAX_FORMULA_CELLS, MAX_VALUE_CELLS
+
+    codes, fields = sandbox.dataset.codes[:50], [f.key for f in FIELDS[2:6]]
+    sheet = grid_sheet(codes, fields, udf_context=udf_context)
+    used = sheet.UsedRange
+    assert used.CountLarge == 100000 * 50
+    out = xh.call(udfs.LX_MMAH, sheet.cell("A2"), sheet.cell("B1"), caller=sheet.cell("B2"))
+    assert out == [[value_of(sandbox, codes[0], "mm_sh")]]
+    scan_reads = sheet.cells_read - 2  # the two argument cells
+    limit = 500 if not udf_context else MAX_FORMULA_CELLS + MAX_VALUE_CELLS
+    assert scan_reads <= limit  # the used range's formulas and values would be 10,000,000
+    for i, code in enumerate(codes, start=2):
+        for j, key in enumerate(fields):
+            col = xh.col_letters(2 + j)
+            out = xh.call(udfs.LX_MMAH, sheet.cell(f"A{i}"), sheet.cell(f"{col}1"), caller=sheet.cell(f"{col}{i}"))
+            assert out == [[value_of(sandbox, code, key)]]
+    assert sandbox.request_count == 1  # still one batched request for the sheet
+
+
+def flat(matrix):
+    return [v for row in matrix for v in (row if isinstance(row, list) else [row])]
+
+
+def test_long_texts_in_an_array_never_show_value_error(udfs, sandbox, monkeypatch):
+    long_field = "x" * 300  # an unknown field typed by the analyst: echoed in the cells
+    out = xh.call(udfs.LX_MMAH, ((700.0,), (5.0,)), ((long_field, "mm_sh"),), True)
+    shown = xh.excel_shows(out)
+    assert "#VALUE!" not in flat(shown)
+    assert shown[1][0].startswith("#N/A Invalid Field: xxx") and len(shown[1][0]) == 255
+    assert shown[1][1] == value_of(sandbox, "00700", "mm_sh")
+
+    monkeypatch.setenv("LIXINGER_BASE_URL", "ftp://" + "y" * 400)  # a config error: a long message
+    udfs.reset()
+    info = xh.excel_shows(xh.call(udfs.LX_MMAH_INFO))
+    assert "#VALUE!" not in flat(info)
+    assert any(isinstance(v, str) and v.startswith("#N/A Setup Error") for v in flat(info))
+    (cell,), = xh.call(udfs.LX_MMAH, 700.0, "mm_sh")  # one cell: the whole message stays
+    assert len(cell) > 255 and xh.excel_shows([[cell]]) == [[cell]]
+
+
+def test_the_function_wizard_does_not_fetch(udfs):
+    from xlwings.udfs import generate_vba_wrapper
+
+    f = io.StringIO()
+    generate_vba_wrapper("xl_addin.udfs", udfs, f, types.SimpleNamespace(Name="xl_addin.xlam"))
+    vba = f.getvalue()
+    guard = 'If (Not Application.CommandBars("Standard").Controls(1).Enabled) Then Exit Function'
+    for name in ("LX_MMAH", "LX_MMAH_FIELDS", "LX_MMAH_INFO"):
+        body = vba.split(f"Function {name}(")[1].split("End Function")[0]
+        first = [line.strip() for line in body.splitlines()[1:] if line.strip()][0]
+        assert first == guard, name  # the wrapper returns before calling Python while the wizard is open
+        assert getattr(udfs, name).__xlfunc__["call_in_wizard"] is False
+
+
+def test_excel_2016_one_cell_and_ctrl_shift_enter_areas(udfs, sandbox):
+    """No dynamic arrays: one code and one field is one plain value; a block is a plain array
+    (no xlwings resize trick) whose top-left cell is the first code's value."""
+    one = xh.call_via_com(udfs.LX_MMAH, 700.0, "mm_sh")
+    assert one == value_of(sandbox, "00700", "mm_sh") and not isinstance(one, (list, tuple))
+    sheet = code_sheet(sandbox.dataset.codes[:3], top=1)
+    block = xh.call_via_com(udfs.LX_MMAH, sheet.range("A1:A3"), (("mm_sh", "spc"),), caller=sheet.cell("D1"))
+    assert block == [[value_of(sandbox, c, k) for k in ("mm_sh", "spc")] for c in sandbox.dataset.codes[:3]]
+    assert "expand" not in udfs.LX_MMAH.__xlfunc__["ret"]["options"]  # the resize needs dynamic arrays
+    row = xh.call_via_com(udfs.LX_MMAH, ((700.0, 5.0),), "mm_sh")  # a row of codes: one row
+    assert row == [value_of(sandbox, c, "mm_sh") for c in ("00700", "00005")]

@@ -82,9 +82,16 @@ __all__ = [
 
 def main() -> None:
     """Refresh the active workbook: what the ribbon add-in's Refresh button runs
-    (``RunPython "import xl_addin; xl_addin.main()"``)."""
-    from .refresh import main as refresh_main
+    (``RunPython "import xl_addin;xl_addin.main()"``). Never raises: every problem ends in
+    Excel's status bar and a message box (see :func:`xl_addin.refresh.main`)."""
+    try:
+        from .refresh import main as refresh_main
+    except Exception as exc:  # a broken install: still a message, not a VBA traceback
+        import sys
 
+        print(f"Lixinger refresh failed: xl_addin cannot load ({type(exc).__name__}: {exc}); "
+              "run the installer again", file=sys.stderr)
+        return
     refresh_main()
 
 

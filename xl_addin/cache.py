@@ -40,6 +40,12 @@ CREATE TABLE IF NOT EXISTS absent (
     PRIMARY KEY (source, code)
 );
 CREATE INDEX IF NOT EXISTS snapshot_latest ON snapshot (source, code, fetched_at);
+CREATE TABLE IF NOT EXISTS stamp (
+    source     TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    value      REAL NOT NULL,
+    PRIMARY KEY (source, name)
+);
 """
 
 NO_DATA = "no data"  # marker for a code the service answered without a record
@@ -52,6 +58,9 @@ class Cache:
         self.source = source
         self._ready = False
         self._unusable: CacheUnusableError | None = None
+        self._watch: sqlite3.Connection | None = None  # long-lived, for the "not before" stamp only
+        self._watch_version = None
+        self._not_before = 0.0
 
     def __repr__(self) -> str:
         return f"Cache({str(self.path)!r}, source={self.source!r})"
@@ -73,10 +82,15 @@ class Cache:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
         log.warning("cache %s is unreadable (%s); moved to %s and rebuilt", self.path, exc, aside.name)
+        self._close_watch()  # our own long-lived handle first (Windows cannot move an open file)
         for suffix in ("", "-wal", "-shm"):
             part = Path(str(self.path) + suffix)
             if part.exists():
-                part.replace(Path(str(aside) + suffix))
+                try:
+                    part.replace(Path(str(aside) + suffix))
+                except OSError as err:  # e.g. Excel's UDF server holds it open (Windows)
+                    raise CacheError(f"the cache {self.path} is unreadable and in use by another program "
+                                     f"(Excel?): close it and try again ({err})") from None
         self._ready = False
 
     def _give_up(self, why: str) -> CacheUnusableError:
@@ -186,6 +200,29 @@ class Cache:
             "size_bytes": size,
         }
 
+    def by_source(self) -> list[dict]:
+        """One row per service the cache holds data from (the real API, a sandbox…)."""
+        if not self.path.exists():
+            return []
+        with self._conn() as conn:
+            rows = conn.execute(
+                """SELECT source, COUNT(*), COUNT(DISTINCT code), MAX(data_date), MAX(fetched_at)
+                   FROM snapshot GROUP BY source ORDER BY MAX(fetched_at) DESC"""
+            ).fetchall()
+        return [{"source": s, "snapshots": n, "codes": c, "newest_data_date": d, "last_fetch": f}
+                for s, n, c, d, f in rows]
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in (Path(str(self.path) + s) for s in ("", "-wal")) if p.exists())
+
+    def compact(self) -> None:
+        """Give the free pages back to the file system (VACUUM, then empty the WAL)."""
+        if not self.path.exists():
+            return
+        with self._conn() as conn:
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # -- writes -------------------------------------------------------------------------
     def store(self, raw_records: dict[str, dict], records: dict[str, dict], absent: list[str], fetched_at: float | None = None) -> None:
         """Keep each record as its (code, data date) snapshot; remember codes with no data."""
@@ -209,6 +246,54 @@ class Cache:
             if raw_records:
                 marks = ",".join("?" * len(raw_records))
                 conn.execute(f"DELETE FROM absent WHERE source = ? AND code IN ({marks})", [self.source, *raw_records])
+
+    # -- the "not before" stamp: a Refresh in any process -------------------------------
+    def set_not_before(self, when: float) -> None:
+        """Nothing fetched before *when* is fresh, for every process that uses this file
+        (the Refresh button runs in its own process; the formulas live in the UDF server)."""
+        with self._conn(write=True) as conn:
+            conn.execute(
+                """INSERT INTO stamp (source, name, value) VALUES (?, 'not_before', ?)
+                   ON CONFLICT (source, name) DO UPDATE SET value = MAX(value, excluded.value)""",
+                [self.source, when],
+            )
+        self._not_before = max(self._not_before, when)
+
+    def not_before(self) -> float:
+        """The newest stamp, cheaply: a long-lived connection asks SQLite whether any connection
+        committed since the last look (``PRAGMA data_version``, microseconds); only then is the
+        stamp read again. Never raises: on trouble, the last value seen."""
+        try:
+            if self._watch is None:
+                if self._unusable is not None or not self.path.exists():
+                    return self._not_before
+                self._connect().close()  # the schema, once
+                self._watch = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                              check_same_thread=False)  # used under the service's lock
+                self._watch_version = None
+            version = self._watch.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._watch_version:
+                row = self._watch.execute(
+                    "SELECT value FROM stamp WHERE source = ? AND name = 'not_before'", [self.source]
+                ).fetchone()
+                self._watch_version = version
+                if row:
+                    self._not_before = max(self._not_before, row[0])
+        except sqlite3.Error as exc:
+            log.debug("cannot read the refresh stamp: %s", exc)
+            self._close_watch()
+        return self._not_before
+
+    def _close_watch(self) -> None:
+        if self._watch is not None:
+            try:
+                self._watch.close()
+            except sqlite3.Error:
+                pass
+        self._watch, self._watch_version = None, None
+
+    def close(self) -> None:
+        self._close_watch()
 
     def clear(self) -> int:
         """Delete everything; returns the number of snapshots removed."""

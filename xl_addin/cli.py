@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import datetime as dt
 import json
 import logging
@@ -17,20 +16,44 @@ from .codes import normalize_code
 from .exceptions import InvalidCodeError, LixingerError, NoDataError, UnknownFieldError
 from .fields import FIELDS, resolve
 
+# --- exit codes (documented in `fetch --help`, `refresh --help` and the README) --------------
+EXIT_FAILED = 1  # nothing done (refresh: the file is as it was)
+EXIT_STALE = 3  # done, but some values are cached ones served because the service failed
+EXIT_PROBLEMS = 4  # refresh --strict: done, with problem rows (invalid codes, no data)
+
+EXIT_CODES_HELP = """exit codes:
+  0  done (a refresh may have problem rows: invalid codes, no data; see --strict)
+  1  failed: nothing written (refresh), or an invalid code or error (fetch)
+  3  done with STALE values: the service failed and cached values were used, marked stale
+  4  refresh --strict: done, with problem rows"""
+
+
 EPILOGS = {
     "fetch": """examples:
   lx-addin fetch 700 0005.HK 9988
   lx-addin fetch 700 5 --fields mm_sh_nba_d5,mm_sh_nba_d20 --format csv > flows.csv
   lx-addin fetch 700 --format json --no-cache
-  lx-addin fetch 700 --sandbox            (offline, synthetic data, no token)""",
+  lx-addin fetch 700 --sandbox            (offline, synthetic data, no token)
+  lx-addin fetch 700 5 --transpose        (swap rows and columns: codes down, fields across)
+Codes the service could not confirm (it failed, cached values were shown) are marked:
+`*` in the table, "stale": true and "fetched_at" in JSON, the stale and fetched_at
+columns in CSV.
+
+""" + EXIT_CODES_HELP,
     "refresh": """examples:
   lx-addin refresh watchlist.xlsx
   lx-addin refresh templates/mm_ah.xlsx -o today.xlsx
   lx-addin refresh templates/southbound_dashboard.xlsx -o out/dash.xlsx --sandbox
-A failed refresh (service down, bad token, no codes) exits non-zero and leaves the file as it was.""",
+  lx-addin refresh watchlist.xlsx --strict      (cron: exit 4 when a row has a problem)
+  lx-addin refresh watchlist.xlsx --allow-stale (service down: write cached values, marked stale)
+A failed refresh (service down, bad token, no codes, read-only file) exits 1 and
+leaves the file as it was; cached values are written only with --allow-stale.
+
+""" + EXIT_CODES_HELP,
     "install": """examples:
   lx-addin install                      (then restart Excel: the Lixinger tab is on the ribbon)
   lx-addin install --no-token
+  lx-addin install --trust-vba          (Windows: allow the =LX_MMAH import without asking)
   lx-addin install --home /tmp/stage --no-token   (build everything under /tmp/stage)""",
     "uninstall": """examples:
   lx-addin uninstall
@@ -48,9 +71,22 @@ then, in another shell, use the URL and token it prints:
   LIXINGER_BASE_URL=http://127.0.0.1:8765/api LIXINGER_TOKEN=<token> lx-addin fetch 700""",
     "cache": """examples:
   lx-addin cache info
-  lx-addin cache clear""",
+  lx-addin cache clear        (deletes every snapshot, then compacts the file)""",
+    "config": """examples:
+  lx-addin config show                   (each setting, its value and where it comes from)
+  lx-addin config set timeout 20
+  lx-addin config set base_url https://open.lixinger.com/api
+  lx-addin config unset timeout
+  lx-addin config path
+The environment (LIXINGER_TIMEOUT, ...) overrides the file; Excel reads the file too.""",
+    "freeze": """examples:
+  lx-addin freeze watchlist.xlsx                 (writes watchlist-frozen.xlsx)
+  lx-addin freeze watchlist.xlsx -o to-pm.xlsx --refresh
+  lx-addin freeze watchlist.xlsx --in-place
+Every =LX_MMAH... formula becomes the value stored in the file; other formulas stay live.""",
     "token": """examples:
   lx-addin token set                      (prompts, without echo)
+  lx-addin token set --allow-plaintext    (no system keyring: keep it in a plain file)
   echo "$MY_TOKEN" | lx-addin token set   (from a script)
   lx-addin token status
   lx-addin token test
@@ -59,26 +95,19 @@ then, in another shell, use the URL and token it prints:
 }
 
 
-# --- output helpers ---------------------------------------------------------------------
-def _cell_text(field, value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if field.kind == "ratio" and isinstance(value, (int, float)):
-        return f"{value * 100:,.2f}%"
-    if field.kind in ("amount", "shares") and isinstance(value, (int, float)):
-        return f"{value:,.0f}"
-    return str(value)
+def _table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
+    from .output import render_table
+
+    return "\n".join(render_table(headers, rows, left))
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    for r in rows:
-        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
-    return "\n".join(lines)
+def _terminal_width() -> int | None:
+    """The width to cut tables to: the terminal's, or COLUMNS; None (no cut) for a pipe."""
+    import shutil
+
+    if os.environ.get("COLUMNS", "").strip().isdigit() or sys.stdout.isatty():
+        return max(40, shutil.get_terminal_size((120, 24)).columns)
+    return None
 
 
 @contextlib.contextmanager
@@ -93,12 +122,12 @@ def _service(args, **kwargs):
         with Sandbox() as sb, tempfile.TemporaryDirectory(prefix="lx-sandbox-cache-") as tmp:
             from pathlib import Path
 
-            settings = Settings.from_env(base_url=sb.url, cache_dir=Path(tmp), profile=args.profile)
+            settings = Settings.load(base_url=sb.url, cache_dir=Path(tmp), profile=args.profile)
             svc = MMAH(settings, token=sb.token, **kwargs)
             yield svc
             svc.close()
         return
-    settings = Settings.from_env(profile=args.profile)
+    settings = Settings.load(profile=args.profile)
     svc = MMAH(settings, **kwargs)
     try:
         yield svc
@@ -126,6 +155,9 @@ def _parse_inputs(raw_codes: list[str]):
 
 # --- commands ---------------------------------------------------------------------------
 def cmd_fetch(args) -> int:
+    from .output import Entry, table, to_csv, to_json
+    from .problems import cause_of, grouped
+
     fields = resolve([f for f in (args.fields or "").split(",") if f.strip()])
     if fields and fields[0].key != "stockCode":
         fields = [FIELDS[0]] + [f for f in fields if f.key != "stockCode"]
@@ -140,61 +172,31 @@ def cmd_fetch(args) -> int:
     entries = []
     for raw, code, error in inputs:
         if code is None:
-            entries.append((raw, None, error))
+            entries.append(Entry(raw, None, error))
         else:
-            entries.append((code, result.records.get(code), errors.get(code)))
-    _print_entries(entries, fields, args.format)
-    if result is not None and result.stale:
-        print(f"lx-addin: warning: the service failed; {len(result.stale)} code(s) shown from the cache "
-              f"(fetched earlier)", file=sys.stderr)
-    bad = [e for _, _, e in entries if e is not None and not isinstance(e, NoDataError)]
-    for e in bad:
-        print(f"lx-addin: {e}", file=sys.stderr)
-    return 1 if bad else 0
-
-
-def _print_entries(entries, fields, fmt) -> None:
-    from .records import record_to_json
-
+            entries.append(Entry(code, result.records.get(code), errors.get(code),
+                                 code in result.stale, result.fetched_at.get(code)))
+    problems = [(e.label, cause_of(e.error, hint=True)) for e in entries if e.error is not None]
+    bad = [e for e in entries if e.error is not None and not isinstance(e.error, NoDataError)]
+    stale = [e for e in entries if e.stale]
     keys = [f.key for f in fields]
-    if fmt == "json":
-        out = []
-        for code, record, error in entries:
-            if record is not None:
-                obj = record_to_json(record, keys)
-            else:
-                obj = {"stockCode": code, "error": str(error)}
-            out.append(obj)
-        json.dump(out, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
-    elif fmt == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(keys + ["error"])
-        for code, record, error in entries:
-            if record is not None:
-                j = record_to_json(record, keys)
-                writer.writerow(["" if j[k] is None else j[k] for k in keys] + [""])
-            else:
-                writer.writerow([code] + [""] * (len(keys) - 1) + [str(error)])
-    else:
-        if len(fields) > 8:  # wide: one column per code, one row per field
-            headers = ["field"] + [code for code, _, _ in entries]
-            rows = []
-            for f in fields[1:]:
-                rows.append([f"{f.key}  {f.en}"] + [
-                    _cell_text(f, rec.get(f.key)) if rec is not None else ("no data" if isinstance(err, NoDataError) else "error")
-                    for _, rec, err in entries
-                ])
-            print(_table(headers, rows))
-        else:
-            headers = keys
-            rows = []
-            for code, record, error in entries:
-                if record is not None:
-                    rows.append([_cell_text(f, record.get(f.key)) for f in fields])
-                else:
-                    rows.append([code] + ["no data" if isinstance(error, NoDataError) else "error"] + [""] * (len(fields) - 2))
-            print(_table(headers, rows))
+    if args.format == "json":
+        sys.stdout.write(to_json(entries, keys))
+    elif args.format == "csv":
+        sys.stdout.write(to_csv(entries, keys))
+    elif any(e.record is not None for e in entries):  # no table of nothing but error cells
+        text, notes = table(entries, fields, _terminal_width(), transpose=args.transpose)
+        print(text)
+        for note in notes:
+            print(f"lx-addin: note: {note}", file=sys.stderr)
+    for line in grouped(problems):
+        print(f"lx-addin: {line}", file=sys.stderr)
+    if stale and args.format != "table":
+        print(f"lx-addin: warning: the service failed; {len(stale)} code(s) are cached values, marked stale",
+              file=sys.stderr)
+    if bad:
+        return EXIT_FAILED
+    return EXIT_STALE if stale else 0
 
 
 def cmd_fields(args) -> int:
@@ -206,13 +208,15 @@ def cmd_fields(args) -> int:
         sys.stdout.write("\n")
     else:
         print(_table(["key", "中文", "English", "kind", "window"],
-                     [[f.key, f.zh, f.en, f.kind, str(f.window or "")] for f in FIELDS]))
+                     [[f.key, f.zh, f.en, f.kind, str(f.window or "")] for f in FIELDS], left=4))
     return 0
 
 
 def cmd_sandbox(args) -> int:
     from .sandbox import Sandbox
 
+    if not 0 < args.port < 65536:
+        raise LixingerError(f"--port {args.port} is not a port number; use 1 to 65535, e.g. --port 8765")
     sb = Sandbox(port=args.port, token=args.token, latency=args.latency / 1000.0, quiet=not args.verbose)
     for spec in args.fault or []:
         kind, _, times = spec.partition(":")
@@ -246,26 +250,38 @@ def cmd_cache(args) -> int:
     from .cache import Cache
     from .config import Settings
 
-    settings = Settings.from_env(profile=args.profile)
+    settings = Settings.load(profile=args.profile)
     cache = Cache(settings.cache_path, settings.base_url)
     if args.action == "clear":
+        before = cache.size_bytes()
         n = cache.clear()
-        print(f"Cleared {n} snapshot(s) from {cache.path}")
+        cache.compact()
+        print(f"Cleared {n} snapshot(s) from {cache.path}; the file went from "
+              f"{_kib(before)} to {_kib(cache.size_bytes())}")
         return 0
     info = cache.info()
+    info["services"] = cache.by_source()
     if args.format == "json":
         json.dump(info, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    print(f"cache file:        {info['path']}{'' if info['exists'] else ' (not created yet)'}")
-    print(f"service:           {info['source']}")
-    print(f"codes:             {info['codes']}")
-    print(f"snapshots:         {info['snapshots']}")
-    print(f"newest data date:  {info['newest_data_date'] or '-'}")
-    if info.get("last_fetch"):
-        print(f"last fetch:        {dt.datetime.fromtimestamp(info['last_fetch']):%Y-%m-%d %H:%M:%S}")
-    print(f"size:              {info['size_bytes'] / 1024:,.0f} KiB")
+    print(f"cache file:  {info['path']}{'' if info['exists'] else ' (not created yet)'}")
+    print(f"size:        {_kib(info['size_bytes'])}")
+    print(f"in use:      {info['source']}")
+    rows = [[r["source"] + (" (in use)" if r["source"] == info["source"] else ""), f"{r['codes']:,}",
+             f"{r['snapshots']:,}", r["newest_data_date"] or "-",
+             f"{dt.datetime.fromtimestamp(r['last_fetch']):%Y-%m-%d %H:%M}" if r["last_fetch"] else "-"]
+            for r in info["services"]]
+    if rows:
+        print()
+        print(_table(["service", "codes", "snapshots", "newest data", "last fetch"], rows))
+    else:
+        print("no data cached yet")
     return 0
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:,.0f} KiB"
 
 
 def cmd_token(args) -> int:
@@ -281,26 +297,26 @@ def cmd_token(args) -> int:
         value = value.strip()
         if not value:
             raise LixingerError("no token given: nothing was stored")
-        backend = cr.store_token(value, args.profile)
-        print(f"Stored the token for profile {args.profile!r} in the system keyring ({backend}).")
-        if cr.is_plaintext(cr._backend()):
+        backend = cr.store_token(value, _profile(args), allow_plaintext=args.allow_plaintext)
+        print(f"Stored the token for profile {_profile(args)!r} in the system keyring ({backend}).")
+        if cr.is_plaintext(cr._backend(args.allow_plaintext)):
             print(
-                "lx-addin: warning: this keyring backend keeps the token in a file on disk. "
+                "lx-addin: warning: this keyring backend keeps the token in a plain file on disk. "
                 f"To avoid that, remove keyrings.alt and set the {cr.ENV_VAR} environment variable instead.",
                 file=sys.stderr,
             )
         return 0
     if args.action == "delete":
-        if cr.delete_token(args.profile):
-            print(f"Deleted the token for profile {args.profile!r} from the system keyring.")
+        if cr.delete_token(_profile(args)):
+            print(f"Deleted the token for profile {_profile(args)!r} from the system keyring.")
         else:
-            print(f"No token stored for profile {args.profile!r}; nothing to delete.")
+            print(f"No token stored for profile {_profile(args)!r}; nothing to delete.")
         return 0
     if args.action == "status":
         try:
-            token = cr.resolve_token(args.profile)
+            token = cr.resolve_token(_profile(args))
         except LixingerError as exc:
-            print(f"No token: {exc}", file=sys.stderr)
+            print(str(exc), file=sys.stderr)  # one sentence: what is missing and how to set it
             return 1
         print(f"token:   {token.masked()}")
         print(f"source:  {token.source}")
@@ -326,11 +342,75 @@ def cmd_refresh(args) -> int:
     from .refresh import refresh_file
 
     with _service(args) as svc:
-        summary = refresh_file(args.book, args.output, service=svc, max_age=args.max_age)
+        summary = refresh_file(args.book, args.output, service=svc, max_age=args.max_age,
+                               allow_stale=args.allow_stale)
     target = args.output or args.book
     print(f"Refreshed {target}: {summary.line()}")
-    for p in summary.problems[:20]:
-        print(f"  {p}", file=sys.stderr)
+    lines = summary.stale_lines + summary.problems  # one line per cause, with a count
+    for line in lines[:20]:
+        print(f"lx-addin: {line}", file=sys.stderr)
+    if len(lines) > 20:
+        print(f"lx-addin: … and {len(lines) - 20} more causes (the workbook's status block lists them all)",
+              file=sys.stderr)
+    if summary.stale:
+        return EXIT_STALE
+    if args.strict and summary.problem_rows:
+        return EXIT_PROBLEMS
+    return 0
+
+
+def _profile(args) -> str:
+    return args.profile
+
+
+def _default_profile() -> str:
+    """The profile setting (environment, then settings file); a bad settings file is
+    reported by the command that needs the settings, not here."""
+    from .config import ConfigError, Settings
+
+    try:
+        return Settings.load().profile
+    except ConfigError:
+        return os.environ.get("XL_ADDIN_PROFILE", "").strip() or "default"
+
+
+def cmd_config(args) -> int:
+    from . import config
+
+    if args.action == "path":
+        path = config.config_path()
+        print(f"{path}{'' if path.exists() else '  (not created yet: lx-addin config set KEY VALUE creates it)'}")
+        return 0
+    if args.action in ("set", "unset"):
+        if not args.key or (args.action == "set" and args.value is None):
+            raise LixingerError(f"usage: lx-addin config {args.action} KEY{' VALUE' if args.action == 'set' else ''}"
+                                f"; the settings are: {', '.join(config.SPEC)}")
+        path, value = config.write_setting(args.key, args.value if args.action == "set" else None)
+        spec = config.spec_for(args.key)
+        print(f"{spec.key} = {value}" if args.action == "set" else f"{spec.key} removed (default restored)",
+              f"in {path}")
+        if os.environ.get(spec.env, "").strip():
+            print(f"lx-addin: note: {spec.env} is set in this environment and overrides the file", file=sys.stderr)
+        return 0
+    rows = config.resolve()
+    if args.format == "json":
+        json.dump([{"key": k, "value": None if v is None else v if isinstance(v, (int, float)) else str(v),
+                    "source": src} for k, v, src in rows], sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(_table(["setting", "value", "source"],
+                 [[k, "(platform default)" if v is None else str(v), src] for k, v, src in rows], left=3))
+    print(f"settings file: {config.config_path()}")
+    return 0
+
+
+def cmd_freeze(args) -> int:
+    from .freeze import freeze_file
+
+    service = _service(args) if args.refresh else contextlib.nullcontext()
+    with service as svc:
+        result = freeze_file(args.book, args.output, in_place=args.in_place, service=svc)
+    print(result.line())
     return 0
 
 
@@ -362,8 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and HTTP logging")
-    parser.add_argument("--profile", default=os.environ.get("XL_ADDIN_PROFILE", "").strip() or "default",
-                        help="which stored token to use (default: %(default)s; env XL_ADDIN_PROFILE)")
+    parser.add_argument("--profile", default=None,
+                        help="which stored token to use (default: the profile setting, else 'default')")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name, help_):
@@ -376,6 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("--no-cache", action="store_true", help="ask the service even if the cache is fresh")
     p.add_argument("--sandbox", action="store_true", help="use an in-process sandbox: offline, synthetic data")
+    p.add_argument("--transpose", action="store_true",
+                   help="table: swap rows and columns (codes down or across)")
     p.set_defaults(func=cmd_fetch)
 
     p = add("refresh", "Refresh a template workbook (.xlsx) in place or into a new file.")
@@ -384,13 +466,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sandbox", action="store_true", help="use an in-process sandbox: offline, synthetic data")
     p.add_argument("--max-age", type=float, default=0.0, metavar="SECONDS",
                    help="use cached records younger than this (default 0: ask the service for the latest)")
+    p.add_argument("--allow-stale", action="store_true",
+                   help="if the service fails, write cached values anyway, marked stale (exit code 3)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 4 when a row has a problem (invalid code, no data); the file is still written")
     p.set_defaults(func=cmd_refresh)
 
-    p = add("install", "Set up Excel for this Python: xlwings config, the Lixinger ribbon add-in, your token.")
+    p = add("install", "Set up Excel for this Python (Windows, macOS): the Lixinger ribbon add-in, your token.")
     p.add_argument("--home", metavar="DIR", help="use DIR instead of your home folder (for tests and staging)")
     p.add_argument("--no-token", action="store_true", help="do not prompt for the token")
-    p.add_argument("--import-udfs", action="store_true",
-                   help="Windows: import the LX_MMAH functions into the add-in (needs Trust access to the VBA project)")
+    p.add_argument("--no-udfs", action="store_true",
+                   help="Windows: do not import the LX_MMAH functions (the Refresh button still works)")
+    p.add_argument("--trust-vba", action="store_true",
+                   help="Windows: turn on 'Trust access to the VBA project object model' without asking")
     p.set_defaults(func=cmd_install)
 
     p = add("uninstall", "Remove what `install` set up (your workbooks are not touched).")
@@ -416,6 +504,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="log each request")
     p.set_defaults(func=cmd_sandbox)
 
+    p = add("config", "Show or change the settings (a file Excel reads too; the environment overrides it).")
+    p.add_argument("action", choices=("show", "set", "unset", "path"))
+    p.add_argument("key", nargs="?", help="a setting: base_url timeout budget max_age cache_dir profile")
+    p.add_argument("value", nargs="?")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_config)
+
+    p = add("freeze", "Replace every LX_MMAH formula with its value, for someone without the add-in.")
+    p.add_argument("book", metavar="BOOK.xlsx")
+    p.add_argument("-o", "--output", metavar="OUT.xlsx", help="where to write (default: BOOK-frozen.xlsx)")
+    p.add_argument("--in-place", action="store_true", help="overwrite BOOK itself")
+    p.add_argument("--refresh", action="store_true", help="refresh BOOK's table first (asks the service)")
+    p.add_argument("--sandbox", action="store_true", help="with --refresh: offline, synthetic data")
+    p.set_defaults(func=cmd_freeze)
+
     p = add("cache", "Show or clear the local cache.")
     p.add_argument("action", choices=("info", "clear"))
     p.add_argument("--format", choices=("table", "json"), default="table")
@@ -423,6 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("token", "Keep the Lixinger token in the system keyring.")
     p.add_argument("action", choices=("set", "status", "test", "delete"))
+    p.add_argument("--allow-plaintext", action="store_true",
+                   help="set: allow a keyring backend that keeps the token in a plain file")
     p.set_defaults(func=cmd_token, sandbox=False)
     return parser
 
@@ -436,6 +541,8 @@ def _redact(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.profile is None:
+        args.profile = _default_profile()
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -1,9 +1,20 @@
-"""Settings from the environment, in one place (the README's configuration table)."""
+"""Settings in one place: defaults, a TOML file in the user's config folder, the environment.
+
+Excel does not see a shell's environment variables, so a formula user could not change a
+setting that lived only there: every setting can also live in ``settings.toml`` in the
+user's config folder (``XL_ADDIN_CONFIG`` names another file). The environment overrides
+the file, the file overrides the default, and every value is validated with one line that
+names where it came from (the file and key, or the variable) and what is allowed.
+``lx-addin config show|set|unset|path`` and ``=LX_MMAH_INFO()`` show each value's source.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import os
-from dataclasses import dataclass
+import tomllib
+from dataclasses import dataclass, fields as dc_fields
 from pathlib import Path
 
 from .exceptions import ConfigError
@@ -17,40 +28,191 @@ DEFAULT_MAX_AGE = 3600.0  # cache freshness, seconds
 # the largest answer (100 codes, every field) is about 150 KB of JSON; 100 times that
 # leaves room for a much richer API while a gzip bomb stops long before it hurts
 DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024
-
-
-def _float_env(name: str, default: float, environ=None) -> float:
-    env = os.environ if environ is None else environ
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
-    if value < 0 or value != value:
-        raise ConfigError(f"{name}={raw!r} must be zero or more seconds")
-    return value
-
-
-def _bytes_env(name: str, default: int, environ=None) -> int:
-    env = os.environ if environ is None else environ
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw.replace("_", ""))
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number of bytes") from None
-    if value < 1024:
-        raise ConfigError(f"{name}={raw!r} must be at least 1024 bytes")
-    return value
+MIN_ANSWER_BYTES = 1024
 
 
 def default_cache_dir() -> Path:
     from platformdirs import user_cache_path
 
     return user_cache_path("xl_addin", appauthor=False)
+
+
+# --- the settings, their sources and their rules ---------------------------------------
+CONFIG_ENV = "XL_ADDIN_CONFIG"
+
+
+@dataclass(frozen=True)
+class Spec:
+    key: str  # in settings.toml and on the command line
+    env: str
+    default: object
+    allowed: str  # what the one-line error says is allowed
+
+
+SPECS = (
+    Spec("base_url", "LIXINGER_BASE_URL", DEFAULT_BASE_URL,
+         "an https:// URL (plain http:// only for this machine), e.g. https://open.lixinger.com/api"),
+    Spec("timeout", "LIXINGER_TIMEOUT", DEFAULT_TIMEOUT, "a number of seconds above 0, e.g. 30"),
+    Spec("budget", "LIXINGER_BUDGET", DEFAULT_BUDGET, "a number of seconds above 0, e.g. 60"),
+    Spec("max_age", "XL_ADDIN_MAX_AGE", DEFAULT_MAX_AGE, "a number of seconds, 0 or more, e.g. 3600"),
+    Spec("cache_dir", "XL_ADDIN_CACHE_DIR", None, "a folder path, e.g. ~/lx-cache"),
+    Spec("profile", "XL_ADDIN_PROFILE", "default", "a profile name (letters, digits, - _ .), e.g. team"),
+    Spec("max_answer_bytes", "LIXINGER_MAX_ANSWER_BYTES", DEFAULT_MAX_ANSWER_BYTES,
+         f"a whole number of bytes, at least {MIN_ANSWER_BYTES}, e.g. {DEFAULT_MAX_ANSWER_BYTES}"),
+)
+SPEC = {s.key: s for s in SPECS}
+#: the largest value each number of seconds may have: longer is a typo, and inf overflows time arithmetic
+_MAX_SECONDS = {"timeout": 86400.0, "budget": 86400.0, "max_age": 3650 * 86400.0}
+
+
+def config_path(environ=None) -> Path:
+    """The settings file: ``XL_ADDIN_CONFIG``, else settings.toml in the user's config folder."""
+    env = os.environ if environ is None else environ
+    named = env.get(CONFIG_ENV, "").strip()
+    if named:
+        return Path(named).expanduser()
+    from platformdirs import user_config_path
+
+    return user_config_path("xl_addin", appauthor=False) / "settings.toml"
+
+
+def spec_for(name: str) -> Spec:
+    """The setting called *name* (its file key or its environment variable)."""
+    key = name.strip().lower().replace("-", "_")
+    for s in SPECS:
+        if key in (s.key, s.env.lower()):
+            return s
+    raise ConfigError(f"unknown setting {name!r}; the settings are: {', '.join(SPEC)}")
+
+
+def validate(spec: Spec, raw, origin: str):
+    """*raw* (a string from the environment or the command line, or a TOML value) as the
+    setting's type; a ConfigError naming *origin* and what is allowed otherwise."""
+    def bad(why: str = "is not allowed"):
+        return ConfigError(f"{origin}: {raw!r} {why}; expected {spec.allowed}")
+
+    if spec.key in ("timeout", "budget", "max_age"):
+        if isinstance(raw, bool):
+            raise bad()
+        if isinstance(raw, str):
+            try:
+                raw_num = float(raw.strip())
+            except ValueError:
+                raise bad("is not a number") from None
+        elif isinstance(raw, (int, float)):
+            raw_num = float(raw)
+        else:
+            raise bad("is not a number")
+        if not math.isfinite(raw_num) or raw_num > _MAX_SECONDS[spec.key]:
+            raise bad(f"is not a usable number of seconds (at most {_MAX_SECONDS[spec.key]:.0f})")
+        if raw_num < 0 or (raw_num == 0 and spec.key != "max_age"):
+            raise bad("is too small")
+        return raw_num
+    if spec.key == "max_answer_bytes":
+        if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+            raise bad("is not a whole number")
+        try:
+            number = int(raw.strip().replace("_", "")) if isinstance(raw, str) else raw
+        except ValueError:
+            raise bad("is not a whole number") from None
+        if number < MIN_ANSWER_BYTES:
+            raise bad("is too small")
+        return number
+    if not isinstance(raw, str) or not raw.strip():
+        raise bad("is not text")
+    text = raw.strip()
+    if spec.key == "base_url":
+        try:
+            return check_base_url(text)
+        except ConfigError as exc:
+            if origin.startswith(spec.env):
+                raise
+            raise type(exc)(f"{origin}: {exc}") from None
+    if spec.key == "cache_dir":
+        return Path(text).expanduser()
+    if spec.key == "profile":
+        if not all(c.isalnum() or c in "-_." for c in text):
+            raise bad()
+        return text
+    raise AssertionError(spec.key)
+
+
+def read_file(path: Path) -> dict:
+    """The settings file as {key: raw value}; {} when there is none."""
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return {}
+    except IsADirectoryError:
+        raise ConfigError(f"settings file {path} is a folder; expected a TOML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"settings file {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings file {path} is not valid TOML ({exc}); expected lines like timeout = 30") from None
+    for key in data:
+        if key not in SPEC:
+            raise ConfigError(f"settings file {path}, key {key!r}: unknown setting; the settings are: {', '.join(SPEC)}")
+    return data
+
+
+def resolve(environ=None, path: Path | None = None) -> list[tuple[str, object, str]]:
+    """Each setting's effective (key, value, source), source being "default",
+    "file <path>" or "environment <VAR>". Raises ConfigError on the first bad value."""
+    env = os.environ if environ is None else environ
+    path = config_path(env) if path is None else path
+    in_file = read_file(path)
+    rows = []
+    for spec in SPECS:
+        raw_env = env.get(spec.env, "")
+        if raw_env.strip():
+            value = validate(spec, raw_env, f"{spec.env}={raw_env!r}" if spec.key == "base_url" else spec.env)
+            rows.append((spec.key, value, f"environment {spec.env}"))
+        elif spec.key in in_file:
+            value = validate(spec, in_file[spec.key], f"settings file {path}, key {spec.key!r}")
+            rows.append((spec.key, value, f"file {path}"))
+        else:
+            rows.append((spec.key, spec.default, "default"))
+    return rows
+
+
+def info_rows(environ=None) -> list[list]:
+    """``=LX_MMAH_INFO()`` rows: one per setting, "key (source)" then the value."""
+    rows = []
+    for key, value, source in resolve(environ):
+        shown = value if isinstance(value, (int, float)) else str(value) if value is not None else "(default)"
+        rows.append([f"{key} ({source})", shown])
+    rows.append(["settings file", str(config_path(environ))])
+    return rows
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(float(value)) if not float(value).is_integer() else str(int(value))
+    return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string
+
+
+def write_setting(key: str, value: str | None, environ=None) -> tuple[Path, object]:
+    """Set (or, with *value* None, remove) one setting in the settings file, atomically.
+    The value is validated first; a bad value or a malformed file changes nothing."""
+    spec = spec_for(key)
+    path = config_path(environ)
+    data = read_file(path)
+    if value is None:
+        data.pop(spec.key, None)
+        checked = None
+    else:
+        checked = validate(spec, value, f"{spec.key}")
+        data[spec.key] = checked
+    lines = ["# xl_addin settings (lx-addin config set KEY VALUE); the environment overrides these", ""]
+    lines += [f"{k} = {_toml_value(data[k])}" for k in SPEC if k in data]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("\n".join(lines) + "\n", "utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the settings file {path}: {exc.strerror or exc}") from None
+    return path, checked
 
 
 @dataclass(frozen=True)
@@ -65,22 +227,17 @@ class Settings:
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES  # one answer, decoded
 
     @classmethod
-    def from_env(cls, environ=None, **overrides) -> "Settings":
-        env = os.environ if environ is None else environ
-        cache_dir = env.get("XL_ADDIN_CACHE_DIR", "").strip()
-        values = dict(
-            base_url=check_base_url(env.get("LIXINGER_BASE_URL", "").strip() or DEFAULT_BASE_URL),
-            timeout=_float_env("LIXINGER_TIMEOUT", DEFAULT_TIMEOUT, env) or DEFAULT_TIMEOUT,
-            budget=_float_env("LIXINGER_BUDGET", DEFAULT_BUDGET, env) or DEFAULT_BUDGET,
-            max_age=_float_env("XL_ADDIN_MAX_AGE", DEFAULT_MAX_AGE, env),
-            cache_dir=Path(cache_dir).expanduser() if cache_dir else None,
-            profile=env.get("XL_ADDIN_PROFILE", "").strip() or "default",
-            max_answer_bytes=_bytes_env("LIXINGER_MAX_ANSWER_BYTES", DEFAULT_MAX_ANSWER_BYTES, env),
-        )
+    def load(cls, environ=None, **overrides) -> "Settings":
+        """Defaults, then the settings file, then the environment, then *overrides*
+        (None means "not given")."""
+        values = {key: value for key, value, _ in resolve(environ)}
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if "base_url" in overrides and overrides["base_url"]:
+        if overrides.get("base_url"):
             values["base_url"] = check_base_url(overrides["base_url"])
-        return cls(**values)
+        known = {f.name for f in dc_fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    from_env = load  # the older name, kept for callers
 
     @property
     def cache_path(self) -> Path:

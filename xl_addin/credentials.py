@@ -117,10 +117,40 @@ SERVICE = "lixinger"
 ENV_VAR = "LIXINGER_TOKEN"
 
 
-def _backend():
-    import keyring
+PLAINTEXT_HOW = "run `lx-addin token set --allow-plaintext` to keep it in a plain file anyway"
 
-    return keyring.get_keyring()
+
+def _backend(allow_plaintext: bool = True):
+    """keyring's backend; with *allow_plaintext* False, never one that writes the token
+    to a plain file unless the user chose that backend (PYTHON_KEYRING_BACKEND or
+    keyringrc.cfg). A test-only package such as keyrings.alt must not change where a
+    token goes: when keyring picked a plaintext store by itself, take the best other one."""
+    import keyring
+    import keyring.backend as kb
+    from keyring.backends import fail
+
+    backend = keyring.get_keyring()
+    if allow_plaintext or not _writes_plaintext(backend) or _user_chose_backend():
+        return backend
+    safe = [k for k in kb.get_all_keyring()
+            if k.priority > 0 and not _writes_plaintext(k) and "chainer" not in backend_name(k)]
+    return max(safe, key=kb.by_priority, default=fail.Keyring())
+
+
+def _writes_plaintext(backend) -> bool:
+    """A plaintext store, or a chain that would fall back to one."""
+    return is_plaintext(backend) or any(is_plaintext(b) for b in getattr(backend, "backends", ()) or ())
+
+
+def _user_chose_backend() -> bool:
+    if os.environ.get("PYTHON_KEYRING_BACKEND", "").strip():
+        return True
+    try:
+        import keyring.core as kc
+
+        return kc.load_config() is not None
+    except Exception:  # an unreadable keyringrc is not a choice
+        return False
 
 
 def backend_name(backend=None) -> str:
@@ -201,13 +231,19 @@ def resolve_token(profile: str | None = None, environ=None) -> Token:
     raise NoTokenError(f"No Lixinger token found{where}")
 
 
-def store_token(value: str, profile: str = "default") -> str:
-    """Keep *value* in the keyring; returns the backend's name."""
+def store_token(value: str, profile: str = "default", allow_plaintext: bool = False) -> str:
+    """Keep *value* in the keyring; returns the backend's name. A plaintext file store
+    is used only when allowed here or chosen by the user in keyring's own settings."""
     import keyring.errors as ke
 
     token = Token(value)
-    backend = _backend()
+    backend = _backend(allow_plaintext)
     why = _keyring_unusable(backend)
+    if why and _writes_plaintext(_backend()):
+        raise KeyringError(
+            f"refusing to store the token in a plain file: {why}; "
+            f"set the {ENV_VAR} environment variable instead, or {PLAINTEXT_HOW}"
+        )
     if why:
         raise KeyringError(f"cannot store the token: {why}; set the {ENV_VAR} environment variable instead")
     try:

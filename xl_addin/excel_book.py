@@ -2,6 +2,13 @@
 
 Each method is one or two calls into Excel: the codes and field names are read in
 one call each, each block of the table is written in one call.
+
+The recalculation after a Refresh touches this workbook's ``LX_MMAH`` formulas only:
+each one is marked dirty (``Range.Dirty``) and ``Application.Calculate`` then computes
+dirty cells (those, and what depends on them), not every formula of every open workbook
+as ``CalculateFull`` would. ``CalculateFull`` is the fallback when the workbook cannot be
+searched (more than :data:`MAX_FORMULA_CELLS` formula cells on a sheet, or an Excel
+without these calls).
 """
 
 from __future__ import annotations
@@ -9,6 +16,21 @@ from __future__ import annotations
 import datetime as dt
 
 from .layout import Layout
+
+XL_CELL_TYPE_FORMULAS = -4123
+MAX_FORMULA_CELLS = 200_000  # formula texts read per sheet to find the LX_MMAH ones
+
+
+def _grid(value) -> list[list]:
+    if not isinstance(value, (list, tuple)):
+        return [[value]]
+    if value and not isinstance(value[0], (list, tuple)):
+        return [list(value)]
+    return [list(r) for r in value]
+
+
+def _is_lx(text) -> bool:
+    return isinstance(text, str) and text.startswith("=") and "LX_MMAH" in text.upper()
 
 
 class ExcelBook:
@@ -38,16 +60,24 @@ class ExcelBook:
         """Give each field column its kind's format, unless the analyst set one (General only)."""
         for col, fmt in formats.items():
             rng = self._range(sheet, top, col, bottom, col)
-            if rng.number_format in ("General", None):
+            if rng.number_format == "General":  # None: mixed formats, the analyst's: left alone
                 rng.number_format = fmt
 
     def is_template(self) -> bool:
         names = {n.split("!")[-1].upper() for n in self.defined_names()}
         return {"LX_CODES", "LX_FIELDS"} <= names
 
-    def recalculate(self) -> None:
-        """A full recalculation, so that LX_MMAH formulas (not volatile) pick up the new data."""
+    def recalculate(self) -> str:
+        """Recalculate this workbook's LX_MMAH formulas; returns how ("dirty" or "full")."""
         app = self.book.app
+        try:
+            ranges = [r for sheet in self.book.sheets for r in self._lx_ranges(sheet.api)]
+            for rng in ranges:
+                rng.Dirty()
+            app.api.Calculate()  # dirty cells only: those, and what the refresh's writes touched
+            return "dirty"
+        except Exception:
+            pass
         try:
             app.api.CalculateFull()  # Windows (COM)
         except Exception:
@@ -55,10 +85,49 @@ class ExcelBook:
                 app.calculate()
             except Exception:
                 pass
+        return "full"
+
+    @staticmethod
+    def _lx_ranges(ws):
+        """The LX_MMAH formula cells of a COM worksheet, as row runs (few COM calls)."""
+        try:
+            found = ws.UsedRange.SpecialCells(XL_CELL_TYPE_FORMULAS)
+        except Exception as exc:
+            if "no cells were found" in str(exc).lower():
+                return []
+            raise
+        if found.CountLarge > MAX_FORMULA_CELLS:
+            raise OverflowError("too many formulas to search")
+        out = []
+        areas = found.Areas
+        for k in range(1, areas.Count + 1):
+            area = areas.Item(k)
+            grid = _grid(area.Formula)
+            if all(_is_lx(t) for row in grid for t in row):
+                out.append(area)
+                continue
+            for i, row in enumerate(grid, start=1):
+                j = 0
+                while j < len(row):
+                    if not _is_lx(row[j]):
+                        j += 1
+                        continue
+                    start = j
+                    while j < len(row) and _is_lx(row[j]):
+                        j += 1
+                    out.append(ws.Range(area.Cells(i, start + 1), area.Cells(i, j)))
+        return out
 
     def progress(self, text: str) -> None:
         try:
             self.book.app.status_bar = text
+        except Exception:
+            pass
+
+    def done(self) -> None:
+        """Hand the status bar back to Excel (``StatusBar = False``)."""
+        try:
+            self.book.app.status_bar = False
         except Exception:
             pass
 

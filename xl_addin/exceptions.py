@@ -150,3 +150,34 @@ class CacheUnusableError(CacheError):
 
 class WorkbookError(LixingerError):
     """A workbook could not be read, refreshed or written safely."""
+
+
+# --- installing ---------------------------------------------------------------------
+class InstallError(LixingerError):
+    """Setting up or removing the Excel add-in cannot be done safely; nothing was changed."""
+
+
+class ExcelRunningError(InstallError):
+    """Excel holds the add-in and the environment open: installing now would fail half-way."""
+
+    def __init__(self):
+        super().__init__("Excel is running: close Excel and run this again (nothing was changed)")
+
+
+# --- the history store ---------------------------------------------------------------
+class StoreError(CacheError):
+    """The history store could not be used (unreadable, locked, made by a newer xl_addin)."""
+
+
+class ImportFileError(InputError):
+    """A history file to import has bad rows; nothing of it was imported.
+
+    ``problems`` holds ``(line number, message)`` pairs, line 1 being the header.
+    """
+
+    def __init__(self, path: object, problems: list[tuple[int, str]], limit: int = 5):
+        self.path = path
+        self.problems = list(problems)
+        shown = "; ".join(f"line {line}: {msg}" for line, msg in self.problems[:limit])
+        more = f" (and {len(self.problems) - limit} more)" if len(self.problems) > limit else ""
+        super().__init__(f"{path}: {len(self.problems)} bad row(s), nothing imported: {shown}{more}")

@@ -30,6 +30,24 @@ EXCEL_ERRORS = frozenset({"#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!
                           "#GETTING_DATA", "#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!"})
 
 
+#: Excel shows #VALUE! for a string longer than this inside an array a UDF returns
+ARRAY_TEXT_LIMIT = 255
+
+
+def fit_for_excel(matrix: list[list]) -> list[list]:
+    """*matrix* with every string cell cut to 255 characters when it is an array (more than one
+    cell): Excel would show #VALUE! for a longer one. A single cell may keep a longer text."""
+    if sum(len(r) for r in matrix) <= 1:
+        return matrix
+    return [[_cut(v) for v in row] for row in matrix]
+
+
+def _cut(value):
+    if isinstance(value, str) and len(value) > ARRAY_TEXT_LIMIT:
+        return value[: ARRAY_TEXT_LIMIT - 1] + "…"
+    return value
+
+
 def error_cell(exc: Exception) -> str:
     """The short #N/A text for an error, as it shows in one cell."""
     if isinstance(exc, NoDataError):

@@ -1,176 +1,54 @@
-"""`lx-addin install` / `uninstall`: the cross-platform part of setting up Excel.
+"""`lx-addin install` / `uninstall`: every decision of setting up Excel, in the order that keeps it safe.
 
-1. ``~/.xlwings/xlwings.conf`` (read by xlwings' VBA and Python): the interpreter and
-   ``UDF MODULES``, merged into what is already there.
-2. The ribbon add-in ``xl_addin.xlam``, built from xlwings' own (BSD) custom add-in
-   ``quickstart_addin_ribbon.xlam``: our Lixinger tab, and its config sheet filled in
-   and enabled. Its Refresh button runs ``RunPython "import xl_addin; xl_addin.main()"``
-   (the add-in's VBA derives the module from the file name).
-3. The add-in goes where Excel loads add-ins at start (XLSTART on Windows, the
-   Startup folder on macOS); on Linux, where to copy it is printed.
+The PowerShell and sh installers only find Python, make the environment (where
+:mod:`xl_addin.preflight` says) and call these. Install:
+
+1. Excel must be closed (:mod:`xl_addin.excel_process`): it holds the add-in and the environment open.
+2. The add-in is built for this machine (:mod:`xl_addin.addin_build`) in a staging folder of ours.
+3. Windows, for ``=LX_MMAH`` in every workbook: the VBA-project trust (:mod:`xl_addin.vbom`, only
+   after the user agreed; the value before is recorded first), then the functions are imported into
+   the staged add-in (:mod:`xl_addin.udf_import`). A failure puts the trust value back and changes
+   nothing else.
+4. Settings earlier versions left in ``~/.xlwings/xlwings.conf`` are removed (:mod:`xl_addin.legacy_conf`).
+5. macOS: xlwings' AppleScript, which RunPython calls, goes where Excel finds it.
+6. The add-in replaces the old one in Excel's start-up folder in one step.
+
+Uninstall checks Excel first, takes our files away all or nothing (a file that cannot be
+removed stops it with everything as it was), restores what :mod:`xl_addin.install_record` says
+was there, and only then (``main_uninstall``) the cache and, last, the token.
+On Linux there is no Excel: ``install`` says so and sets up the token; ``--home DIR`` stages a
+build under DIR (tests).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .exceptions import LixingerError
+from . import install_record, legacy_conf, vbom
+from .addin_build import CONF_SHEET, UDF_MODULES, build_addin, xlwings_ribbon_addin  # noqa: F401  (re-exported)
+from .excel_process import ensure_excel_closed
+from .exceptions import InstallError, LixingerError
+from .install_paths import (ADDIN_NAME, MAC_STARTUP, addin_dir, addin_path, app_dir,  # noqa: F401
+                            legacy_env_dirs, mac_scripts_dir, record_path, target_os)
 
-ADDIN_NAME = "xl_addin.xlam"
-UDF_MODULES = "xl_addin.udfs"
-CONF_SHEET_DISABLED, CONF_SHEET = "_myaddin.conf", "myaddin.conf"  # PROJECT_NAME in the add-in's VBA
-MAC_STARTUP = "Library/Group Containers/UBF8T346G9.Office/User Content.localized/Startup.localized/Excel"
-
-RIBBON = """<customUI xmlns="http://schemas.microsoft.com/office/2006/01/customui">
-    <ribbon>
-        <tabs>
-            <tab id="lixingerTab" label="Lixinger">
-                <group id="lixingerRefresh" label="港股通 Stock Connect">
-                    <button id="lixingerRefreshButton" label="Refresh" size="large" imageMso="RefreshAll"
-                        screentip="Refresh this workbook"
-                        supertip="Fills the table of a Lixinger template (LX_CODES, LX_FIELDS) with the latest mm_ah data for every code. Touches nothing else."
-                        onAction="RibbonMyAddin.RunMain" />
-                </group>
-                <group id="lixingerFormulas" label="Formulas">
-                    <control idMso="CalculateNow" size="large" label="Recalculate" screentip="Recalculate LX_MMAH formulas" />
-                    <control idMso="NameManager" size="large" label="Template names" screentip="LX_CODES, LX_FIELDS, LX_STATUS" />
-                </group>
-            </tab>
-        </tabs>
-    </ribbon>
-</customUI>
-"""
+LINUX_LINE = ("Excel add-ins install on Windows and macOS only: on Linux, use the command line "
+              "(lx-addin refresh BOOK.xlsx, lx-addin fetch CODE)")
+TRUST_QUESTION = ("To put =LX_MMAH into every workbook, Excel must allow access to the VBA project object model "
+                  "(File > Options > Trust Center > Trust Center Settings > Macro Settings; you can turn it off "
+                  "again afterwards). Turn it on now?")
 
 
 @dataclass
 class InstallReport:
-    conf: Path
     addin: Path
     interpreter: str
-    addin_dir: Path | None
+    os_name: str
+    formulas: bool = False
     notes: list[str] = field(default_factory=list)
-
-
-def target_os(platform: str | None = None) -> str:
-    p = platform or sys.platform
-    if p.startswith("win"):
-        return "windows"
-    if p == "darwin":
-        return "macos"
-    return "linux"
-
-
-def addin_dir(home: Path, os_name: str, environ=None) -> Path | None:
-    """Where Excel loads add-ins at start for this user; None on Linux (no Excel)."""
-    env = os.environ if environ is None else environ
-    if os_name == "windows":
-        appdata = env.get("APPDATA")
-        base = Path(appdata) if appdata and home == Path.home() else home / "AppData" / "Roaming"
-        return base / "Microsoft" / "Excel" / "XLSTART"
-    if os_name == "macos":
-        return home / MAC_STARTUP
-    return None
-
-
-# --- xlwings.conf -------------------------------------------------------------------------
-def read_conf(path: Path) -> list[tuple[str, str]]:
-    """(key, value) pairs as xlwings reads them: the first two quoted strings of a line."""
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        values = re.findall(r'"[^"]*"', line)
-        if len(values) >= 2:
-            out.append((values[0].strip('"'), values[1].strip('"')))
-    return out
-
-
-def write_conf(path: Path, updates: dict[str, str | None]) -> None:
-    """Merge *updates* (None removes a key) into the conf file, keeping every other line."""
-    pairs = read_conf(path)
-    wanted = {k.upper(): (k, v) for k, v in updates.items()}
-    out, done = [], set()
-    for key, value in pairs:
-        if key.upper() in wanted:
-            k, v = wanted[key.upper()]
-            done.add(key.upper())
-            if v is not None:
-                out.append((key, v))
-        else:
-            out.append((key, value))
-    for upper, (k, v) in wanted.items():
-        if upper not in done and v is not None:
-            out.append((k, v))
-    if not out:
-        if path.exists():
-            path.unlink()
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".conf.tmp")
-    tmp.write_text("".join(f'"{k}","{v}"\n' for k, v in out), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def interpreter_key(os_name: str) -> str:
-    return "INTERPRETER_WIN" if os_name == "windows" else "INTERPRETER_MAC"
-
-
-# --- the add-in ---------------------------------------------------------------------------
-def xlwings_ribbon_addin() -> Path:
-    import xlwings
-
-    src = Path(xlwings.__file__).with_name("quickstart_addin_ribbon.xlam")
-    if not src.exists():
-        raise LixingerError(f"xlwings {xlwings.__version__} has no quickstart_addin_ribbon.xlam; upgrade xlwings")
-    return src
-
-
-def build_addin(target: Path, interpreter: str, source: Path | None = None) -> Path:
-    """Our ribbon add-in: xlwings' custom add-in with our tab and its config sheet filled in."""
-    from lxml import etree
-
-    from .xlsx import NS, XlsxBook
-
-    source = source or xlwings_ribbon_addin()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staged = target.with_name(f".~{target.stem}.xlam")
-    book = XlsxBook(source)
-    if CONF_SHEET_DISABLED not in book._sheet_parts:
-        raise LixingerError(f"{source.name} has no {CONF_SHEET_DISABLED} sheet: unexpected xlwings add-in")
-    keys = [row[0] for row in book.read(CONF_SHEET_DISABLED, 1, 1, 12, 1)]
-    values = {"Interpreter_Win": interpreter, "Interpreter_Mac": interpreter, "UDF Modules": UDF_MODULES}
-    for i, key in enumerate(keys, start=1):
-        if key in values:
-            book.write(CONF_SHEET_DISABLED, i, 2, [[values[key]]])
-    book.save(staged)
-    book.close()
-    # enable the config sheet (the VBA looks for "myaddin.conf") and put our ribbon in
-    with zipfile.ZipFile(staged) as z:
-        parts = [(i, z.read(i.filename)) for i in z.infolist()]
-    out = []
-    for info, data in parts:
-        if info.filename == "xl/workbook.xml":
-            root = etree.fromstring(data)
-            for sheet in root.iter(f"{{{NS}}}sheet"):
-                if sheet.get("name") == CONF_SHEET_DISABLED:
-                    sheet.set("name", CONF_SHEET)
-            data = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
-        elif info.filename == "customUI/customUI.xml":
-            data = RIBBON.encode("utf-8")
-        out.append((info, data))
-    tmp = target.with_name(f".~{target.stem}.tmp.xlam")
-    with zipfile.ZipFile(tmp, "w") as z:
-        for info, data in out:
-            z.writestr(info, data)
-    staged.unlink()
-    os.replace(tmp, target)
-    return target
 
 
 def windows_interpreter(executable: str) -> str:
@@ -181,86 +59,217 @@ def windows_interpreter(executable: str) -> str:
     return executable
 
 
-def import_udfs_into_addin(addin: Path) -> None:
-    """Windows: write the VBA wrappers of xl_addin.udfs into the add-in (xlwings' Import Functions),
-    so =LX_MMAH works in every workbook. Needs "Trust access to the VBA project object model"."""
-    import xlwings as xw
-    from xlwings.udfs import import_udfs
+def _winreg(registry):
+    if registry is not None:
+        return registry
+    import winreg
 
-    app = xw.App(visible=False, add_book=False)
+    return winreg
+
+
+def _check_excel(os_name, excel_running):
+    if excel_running is None:
+        ensure_excel_closed(os_name if os_name == target_os() else "linux")
+    elif excel_running():
+        from .exceptions import ExcelRunningError
+
+        raise ExcelRunningError()
+
+
+def _our_interpreters(interpreter: str) -> set[str]:
+    return {interpreter, windows_interpreter(interpreter), sys.executable, windows_interpreter(sys.executable)}
+
+
+def _place(staged: Path, target: Path) -> None:
+    """Copy into the target's folder, then one rename: Excel never sees half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".~{target.name}.new")
+    shutil.copyfile(staged, tmp)
     try:
-        book = app.books.open(str(addin))
-        try:
-            import_udfs(UDF_MODULES, book.api)
-        except Exception as exc:
-            if "not trusted" in str(exc).lower() or "-2146827284" in str(exc):
-                raise LixingerError(
-                    "Excel refused to import the functions: turn on File > Options > Trust Center > "
-                    "Trust Center Settings > Macro Settings > 'Trust access to the VBA project object model', "
-                    "then run the installer again"
-                ) from None
-            raise
-        book.save()
-        book.close()
-    finally:
-        app.quit()
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InstallError(f"cannot replace {target} ({exc.strerror or exc}): close Excel and run this again") from None
 
 
-# --- the commands -----------------------------------------------------------------------------
-def install(home: Path | None = None, os_name: str | None = None, interpreter: str | None = None,
-            build_dir: Path | None = None) -> InstallReport:
+def _formulas(report, reg, staged, record, rec_path, trust_vba, ask, import_udfs) -> dict:
+    versions = vbom.excel_versions(reg)
+    if not versions:
+        report.notes.append("Excel's settings were not found (start Excel once, close it, run this again): "
+                            "the formulas were skipped, the Refresh button works")
+        return {}
+    if vbom.blocked_by_policy(reg, versions):
+        report.notes.append("your IT turned off access to the VBA project (Group Policy): the formulas were "
+                            "skipped, the Refresh button works")
+        return {}
+    turned_on = {}
+    if not vbom.trusted(reg, versions):
+        if not (trust_vba or (ask is not None and ask(TRUST_QUESTION))):
+            report.notes.append("the formulas were skipped (access to the VBA project stays off): the Refresh "
+                                "button works; run this again and answer y for =LX_MMAH")
+            return {}
+        turned_on = {v: old for v, old in vbom.current(reg, versions).items() if old != 1}
+        install_record.save(rec_path, install_record.remember(record, "access_vbom", turned_on))
+        vbom.turn_on(reg, versions)
+    try:
+        import_udfs(staged)
+    except LixingerError:
+        _undo_trust(reg, turned_on, record, rec_path)
+        raise
+    report.formulas = True
+    return turned_on
+
+
+def _undo_trust(reg, turned_on: dict, record: dict, rec_path: Path) -> None:
+    if turned_on:
+        vbom.restore(reg, turned_on)
+        for v in turned_on:
+            record.get("access_vbom", {}).pop(v, None)
+        install_record.save(rec_path, record)
+
+
+def _applescript(home: Path, record: dict) -> Path | None:
+    import xlwings
+
+    src = Path(xlwings.__file__).with_name(f"xlwings-{xlwings.__version__}.applescript")
+    if not src.exists():
+        raise InstallError(f"xlwings {xlwings.__version__} has no {src.name}: reinstall xlwings")
+    dest = mac_scripts_dir(home) / src.name
+    if dest.exists():
+        return None  # xlwings' own file (this version): shared, not ours to own or remove
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    record.setdefault("files", [])
+    if str(dest) not in record["files"]:
+        record["files"].append(str(dest))
+    return dest
+
+
+def install(home: Path | None = None, os_name: str | None = None, interpreter: str | None = None, *,
+            environ=None, registry=None, excel_running=None, udfs: bool = True, trust_vba: bool = False,
+            ask=None, import_udfs=None) -> InstallReport:
+    """Set up Excel for *interpreter*; a failure leaves every file and setting as it was."""
     home = Path(home) if home else Path.home()
     os_name = os_name or target_os()
     interpreter = interpreter or sys.executable
     if os_name == "windows":
         interpreter = windows_interpreter(interpreter)
-    conf = home / ".xlwings" / "xlwings.conf"
-    write_conf(conf, {interpreter_key(os_name): interpreter, "UDF MODULES": UDF_MODULES})
-    where = addin_dir(home, os_name)
-    built_in = where or (build_dir or home / ".xl_addin")
-    addin = build_addin(built_in / ADDIN_NAME, interpreter)
-    report = InstallReport(conf=conf, addin=addin, interpreter=interpreter, addin_dir=where)
-    if where is None:
-        report.notes.append(
-            f"Excel does not run on Linux: copy {addin} to a Windows PC's "
-            r"%APPDATA%\Microsoft\Excel\XLSTART, or to a Mac's ~/" + MAC_STARTUP
-        )
+    _check_excel(os_name, excel_running)
+    ours = app_dir(home, os_name, environ)
+    rec_path = record_path(home, os_name, environ)
+    record = install_record.load(rec_path)
+    target = addin_path(home, os_name, environ)
+    staging = ours / "staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    had_folder, record_before = ours.exists(), rec_path.read_bytes() if rec_path.exists() else None
+    turned_on, script = {}, None
+    try:
+        staged = build_addin(staging / ADDIN_NAME, os_name, interpreter)
+        report = InstallReport(addin=target, interpreter=interpreter, os_name=os_name)
+        if os_name == "windows" and udfs:
+            if import_udfs is None:
+                from .udf_import import import_udfs_into_addin as import_udfs
+            turned_on = _formulas(report, _winreg(registry), staged, record, rec_path, trust_vba, ask, import_udfs)
+        if os_name == "macos":
+            script = _applescript(home, record)
+        try:
+            _place(staged, target)
+        except LixingerError:
+            if script is not None:
+                script.unlink(missing_ok=True)
+            if turned_on:
+                _undo_trust(_winreg(registry), turned_on, record, rec_path)
+            raise
+        install_record.save(rec_path, record)
+        legacy_conf.remove_our_keys(legacy_conf.conf_path(home), _our_interpreters(interpreter),
+                                    legacy_env_dirs(home, os_name, environ))
+    except BaseException:
+        if record_before is None:
+            rec_path.unlink(missing_ok=True)
+        else:
+            rec_path.write_bytes(record_before)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not had_folder:
+            try:
+                ours.rmdir()  # only if empty: nothing of ours was left in it
+            except OSError:
+                pass
+    if os_name == "linux":
+        report.notes.append(f"staged only: {LINUX_LINE}")
     if os_name == "macos":
         report.notes.append("macOS Excel has no xlwings UDFs: use the Refresh button (=LX_MMAH is Windows only)")
+        old_env = home / "Library" / "Application Support" / "xl_addin" / "venv"
+        if (old_env / "pyvenv.cfg").exists() and old_env != Path(interpreter).parent.parent:
+            report.notes.append(f"version 0.1's environment is still in {old_env.parent}: nothing uses it now, "
+                                "you may delete that folder")
     return report
 
 
-def uninstall(home: Path | None = None, os_name: str | None = None) -> list[str]:
+def _remove_all_or_nothing(paths: list[Path]) -> list[Path]:
+    """Rename every file aside first; if one cannot be moved, put the others back and stop."""
+    moved: list[tuple[Path, Path]] = []
+    for p in paths:
+        aside = p.with_name(f".~{p.name}.removing")
+        try:
+            os.replace(p, aside)
+        except OSError as exc:
+            for original, tmp in reversed(moved):
+                os.replace(tmp, original)
+            raise InstallError(f"cannot remove {p} ({exc.strerror or exc}): close Excel and run this again "
+                               "(nothing was changed)") from None
+        moved.append((p, aside))
+    for _, aside in moved:
+        aside.unlink(missing_ok=True)
+    return [p for p, _ in moved]
+
+
+def uninstall(home: Path | None = None, os_name: str | None = None, *, environ=None, registry=None,
+              excel_running=None) -> list[str]:
+    """Remove our files and restore what the record says; returns what was done, one line each."""
     home = Path(home) if home else Path.home()
     os_name = os_name or target_os()
-    removed = []
-    conf = home / ".xlwings" / "xlwings.conf"
-    if conf.exists():
-        mine = {interpreter_key(os_name): None, "UDF MODULES": None}
-        pairs = dict((k.upper(), v) for k, v in read_conf(conf))
-        if pairs.get("UDF MODULES") != UDF_MODULES:
-            mine.pop("UDF MODULES")  # someone else's setting now
-        write_conf(conf, mine)
-        removed.append(str(conf))
-    for folder in filter(None, (addin_dir(home, os_name), home / ".xl_addin")):
-        path = folder / ADDIN_NAME
-        if path.exists():
-            path.unlink()
-            removed.append(str(path))
-    return removed
+    _check_excel(os_name, excel_running)
+    rec_path = record_path(home, os_name, environ)
+    record = install_record.load(rec_path)
+    candidates = [addin_path(home, os_name, environ), home / ".xl_addin" / ADDIN_NAME,  # 0.1 staged it there
+                  *map(Path, record.get("files", []))]
+    files = [p for p in dict.fromkeys(candidates) if p.exists()]
+    done = [f"removed {p}" for p in _remove_all_or_nothing(files)]
+    keys = legacy_conf.remove_our_keys(legacy_conf.conf_path(home), _our_interpreters(sys.executable),
+                                       legacy_env_dirs(home, os_name, environ))
+    if keys:
+        done.append(f"removed {', '.join(keys)} from {legacy_conf.conf_path(home)}")
+    if os_name == "windows" and record.get("access_vbom"):
+        for v in vbom.restore(_winreg(registry), record["access_vbom"]):
+            done.append(f"put back Excel {v}'s 'Trust access to the VBA project object model' as it was")
+    rec_path.unlink(missing_ok=True)
+    return done
+
+
+# --- the commands -----------------------------------------------------------------------------
+def _tty_ask(question: str) -> bool:
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
 def main_install(args) -> int:
     args.profile = getattr(args, "profile", "default")
-    report = install(Path(args.home) if args.home else None)
-    print(f"Python for Excel:  {report.interpreter}")
-    print(f"xlwings config:    {report.conf}")
-    print(f"ribbon add-in:     {report.addin}")
-    for note in report.notes:
-        print(f"note: {note}")
-    if getattr(args, "import_udfs", False):
-        import_udfs_into_addin(report.addin)
-        print("imported the LX_MMAH functions into the add-in: they work in every workbook")
+    home = Path(args.home) if args.home else None
+    os_name = target_os()
+    if os_name == "linux" and home is None:
+        print(LINUX_LINE)
+    else:
+        # staging under --home never touches this PC's registry or starts Excel
+        report = install(home, os_name, udfs=home is None and not getattr(args, "no_udfs", False),
+                         trust_vba=getattr(args, "trust_vba", False),
+                         ask=_tty_ask if sys.stdin.isatty() else None)
+        print(f"Python for Excel:  {report.interpreter}")
+        print(f"ribbon add-in:     {report.addin}")
+        if report.formulas:
+            print("imported the LX_MMAH functions into the add-in: they work in every workbook")
+        for note in report.notes:
+            print(f"note: {note}")
     if args.no_token:
         return 0
     if not sys.stdin.isatty():
@@ -275,17 +284,8 @@ def main_install(args) -> int:
 
 
 def main_uninstall(args) -> int:
-    removed = uninstall(Path(args.home) if args.home else None)
-    for r in removed:
-        print(f"removed {r}")
-    if not args.keep_token:
-        from .credentials import delete_token
-
-        try:
-            if delete_token(args.profile):
-                print(f"removed the token for profile {args.profile!r} from the system keyring")
-        except LixingerError as exc:
-            print(f"lx-addin: could not remove the token: {exc}", file=sys.stderr)
+    for line in uninstall(Path(args.home) if args.home else None):
+        print(line)
     if not args.keep_cache and not args.home:
         from .config import Settings
 
@@ -293,5 +293,14 @@ def main_uninstall(args) -> int:
         if cache_dir.exists():
             shutil.rmtree(cache_dir, ignore_errors=True)
             print(f"removed {cache_dir}")
+    if not args.keep_token:  # last: everything before it can fail and leave a working install
+        from .credentials import delete_token
+
+        try:
+            if delete_token(args.profile):
+                print(f"removed the token for profile {args.profile!r} from the system keyring")
+        except LixingerError as exc:
+            print(f"lx-addin: could not remove the token: {exc}", file=sys.stderr)
+            return 1
     print("xl_addin is uninstalled; your workbooks were not touched.")
     return 0

@@ -9,7 +9,9 @@ A workbook is refreshable when it has these defined names (workbook- or sheet-sc
   values the refresh writes (refreshed at, data date, codes, errors).
 
 The refresh writes the cells at (code row, field column) for every row of LX_CODES
-(clearing rows whose code was removed) and the status values, nothing else.
+(clearing rows whose code was removed) and the status values, nothing else. Values the
+service could not confirm (cached, served because it failed) are named in the status
+block as stale, with when they were fetched.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 
 from .codes import normalize_code
 from .exceptions import InvalidCodeError, NoDataError, UnknownFieldError, WorkbookError
 from .fields import Field, lookup
+from .problems import INVALID, cause_of, grouped
 
 CODES, FIELDS_NAME, STATUS = "LX_CODES", "LX_FIELDS", "LX_STATUS"
 STATUS_LABELS = ("Refreshed at 刷新时间", "Data date 数据日期", "Codes 代码", "Problems 问题")
@@ -123,8 +127,14 @@ class Plan:
     number_formats: dict  # column -> Excel number format
     status: list | None  # [[value], ...] for the status value column
     codes: list[str]  # distinct valid codes
-    problems: list[str]
+    problem_rows: list[tuple[str, str]]  # (code as typed, cause), one per row with a problem
     fields: list[Field]
+    stale: list[str] = dc_field(default_factory=list)  # codes whose values are cached ones, served because the service failed
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per cause, with a count."""
+        return grouped(self.problem_rows)
 
 
 def read_fields(layout: Layout, header_row: list) -> list[tuple[int, Field]]:
@@ -144,7 +154,7 @@ def read_fields(layout: Layout, header_row: list) -> list[tuple[int, Field]]:
 
 
 def read_codes(code_cells: list) -> list[tuple[str | None, str | None]]:
-    """(code, problem) per LX_CODES row: (None, None) for a blank row."""
+    """(code, None) per LX_CODES row; (None, the cell as typed) for an invalid code; (None, None) if blank."""
     out = []
     for raw in code_cells:
         if raw is None or (isinstance(raw, str) and not raw.strip()):
@@ -153,7 +163,7 @@ def read_codes(code_cells: list) -> list[tuple[str | None, str | None]]:
         try:
             out.append((normalize_code(raw), None))
         except InvalidCodeError:
-            out.append((None, f"#N/A Invalid Code {raw!s}"[:60]))
+            out.append((None, str(raw)[:50]))
     return out
 
 
@@ -179,7 +189,7 @@ def plan_refresh(layout: Layout, code_cells: list, header_row: list, result, now
     fields = read_fields(layout, header_row)
     parsed = read_codes(code_cells)
     by_col = dict(fields)
-    problems: list[str] = []
+    problem_rows: list[tuple[str, str]] = []
     rows: dict[int, list] = {c: [] for c, _ in fields}
     for (code, problem) in parsed:
         record = result.records.get(code) if (code and result) else None
@@ -190,28 +200,32 @@ def plan_refresh(layout: Layout, code_cells: list, header_row: list, result, now
             elif code is None and problem is None:
                 value = None  # blank row: cleared
             elif col == fields[0][0]:  # the first column says why the row is empty
-                value = problem or ("#N/A No Data" if isinstance(error, NoDataError) else f"#N/A {error}")
+                value = (f"#N/A Invalid Code {problem}"[:60] if problem
+                         else "#N/A No Data" if isinstance(error, NoDataError) else f"#N/A {error}")
             else:
                 value = None
             rows[col].append(value)
         if problem:
-            problems.append(problem.replace("#N/A ", ""))
+            problem_rows.append((problem, INVALID))
         elif code and record is None:
-            problems.append(f"{code}: {'no data' if isinstance(error, NoDataError) else error}")
+            problem_rows.append((code, cause_of(error)))
     blocks = []
     for run in _contiguous(list(by_col)):
         matrix = [list(r) for r in zip(*(rows[c] for c in run))]
         blocks.append((layout.codes.top, run[0], matrix))
     codes = list(dict.fromkeys(code for code, _ in parsed if code))
     ok = sum(1 for c in codes if result and c in result.records)
+    stale = [c for c in codes if result and c in result.stale]
+    stale_rows = [(c, stale_cause(result, c)) for c in stale]
     status = None
     if layout.status is not None:
         newest = result.newest_data_date if result else None
+        said = grouped(stale_rows + problem_rows, shown=None)  # every stale and failed code is named
         status = [
             [now.replace(microsecond=0)],
             [dt.datetime(newest.year, newest.month, newest.day) if newest else None],
-            [f"{ok} of {len(codes)} with data"],
-            ["; ".join(problems)[:500] if problems else "none"],
+            [f"{ok} of {len(codes)} with data" + (f", {len(stale)} of them STALE (see Problems)" if stale else "")],
+            ["; ".join(said)[:STATUS_TEXT_MAX] if said else "none"],
         ]
     return Plan(
         sheet=layout.codes.sheet,
@@ -219,6 +233,18 @@ def plan_refresh(layout: Layout, code_cells: list, header_row: list, result, now
         number_formats={c: f.number_format for c, f in fields},
         status=status,
         codes=codes,
-        problems=problems,
+        problem_rows=problem_rows,
         fields=[f for _, f in fields],
+        stale=stale,
     )
+
+
+STATUS_TEXT_MAX = 32000  # Excel holds 32,767 characters in a cell
+
+
+def stale_cause(result, code: str) -> str:
+    """``stale: cached 2026-03-17 09:30, the service failed (…)`` for a code served from the cache."""
+    when = result.fetched_at.get(code)
+    shown = dt.datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M") if when else "earlier"
+    why = result.stale_because.get(code)
+    return f"stale: cached {shown}, the service failed ({why})" if why else f"stale: cached {shown}"

@@ -4,17 +4,24 @@ read the codes -> one batched fetch -> plan the table -> one bulk write per bloc
 -> the status block. The workbook is reached through a small adapter
 (:class:`xl_addin.xlsx.XlsxBook` headless, :class:`xl_addin.excel_book.ExcelBook` in
 Excel), so the layout logic is the same on both paths.
+
+A refresh asks for the latest. When the service cannot give it, the refresh fails and
+writes nothing, even if the cache holds older values: old data must never look new.
+Only when the caller allows it (``allow_stale``) are cached values written, and then
+each is named as stale in the status block and in the summary.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from .exceptions import LixingerError, NoDataError, WorkbookError
-from .layout import Layout, Plan, plan_refresh
+from .layout import Layout, Plan, plan_refresh, stale_cause
+from .problems import grouped
 
 
 class Book(Protocol):
@@ -33,17 +40,22 @@ class Summary:
     requests: int
     seconds: float
     data_date: dt.date | None
-    problems: list[str]
+    problems: list[str]  # one line per cause, with a count
+    problem_rows: int = 0  # rows with a problem (invalid code, no data)
+    stale: list[str] = field(default_factory=list)  # codes written with cached values (allow_stale)
+    stale_lines: list[str] = field(default_factory=list)  # the stale codes, one line per cause
 
     def line(self) -> str:
         date = f", data date {self.data_date}" if self.data_date else ""
-        probs = f", {len(self.problems)} problem(s)" if self.problems else ""
+        probs = f", {self.problem_rows} problem row(s)" if self.problem_rows else ""
+        stale = f", {len(self.stale)} STALE (cached; the service failed)" if self.stale else ""
         return (f"{self.with_data} of {self.codes} codes with data x {self.fields} fields, "
-                f"{self.requests} request(s), {self.seconds:.2f} s{date}{probs}")
+                f"{self.requests} request(s), {self.seconds:.2f} s{date}{probs}{stale}")
 
 
-def prepare(book: Book, service, max_age: float = 0.0) -> tuple[Layout, Plan, object]:
-    """Everything up to (not including) writing: raises and writes nothing on any failure."""
+def prepare(book: Book, service, max_age: float = 0.0, allow_stale: bool = False) -> tuple[Layout, Plan, object]:
+    """Everything up to (not including) writing: raises and writes nothing on any failure,
+    including a service failure that only cached values could cover, unless *allow_stale*."""
     layout = Layout.from_names(book.defined_names())
     c, f = layout.codes, layout.fields
     code_cells = [row[0] if row else None for row in book.read(c.sheet, c.top, c.left, c.bottom, c.left)]
@@ -56,6 +68,8 @@ def prepare(book: Book, service, max_age: float = 0.0) -> tuple[Layout, Plan, ob
     hard = {code: e for code, e in result.errors.items() if not isinstance(e, NoDataError)}
     if hard:  # a refresh is all or nothing: never a half-new table
         raise next(iter(hard.values()))
+    if result.stale and not allow_stale:
+        raise _stale_refused(result)
     plan = plan_refresh(layout, code_cells, header, result, dt.datetime.now())
     return layout, plan, result
 
@@ -69,14 +83,29 @@ def apply(book: Book, layout: Layout, plan: Plan) -> None:
         book.write(s.sheet, s.top, s.left + 1, plan.status)
 
 
-def refresh_book(book: Book, service, max_age: float = 0.0) -> Summary:
+def _stale_refused(result) -> LixingerError:
+    """The service's error, saying that cached values exist and were not written."""
+    stale = [c for c in result.codes if c in result.stale]
+    error = result.stale_because.get(stale[0]) or LixingerError("the service failed")
+    oldest = min((result.fetched_at[c] for c in stale if c in result.fetched_at), default=None)
+    when = f" (the oldest fetched {dt.datetime.fromtimestamp(oldest):%Y-%m-%d %H:%M})" if oldest else ""
+    note = (f"; the workbook was left as it was. Cached values exist for {len(stale)} code(s){when}: "
+            "`lx-addin refresh --allow-stale` writes them, marked stale")
+    try:
+        return type(error)(f"{error}{note}")
+    except TypeError:
+        return LixingerError(f"{error}{note}")
+
+
+def refresh_book(book: Book, service, max_age: float = 0.0, allow_stale: bool = False) -> Summary:
     """Refresh a workbook through its adapter; nothing is written unless the fetch succeeded.
 
     *max_age* 0 (the default) asks the service for every code: an analyst who clicks
-    Refresh wants the latest snapshot, not the cache's.
+    Refresh wants the latest snapshot, not the cache's. When the service fails, cached
+    values are written only with *allow_stale*, and are then marked stale.
     """
     started = time.perf_counter()
-    layout, plan, result = prepare(book, service, max_age)
+    layout, plan, result = prepare(book, service, max_age, allow_stale)
     book.progress(f"Lixinger: writing {len(plan.codes)} codes…")
     apply(book, layout, plan)
     summary = Summary(
@@ -87,15 +116,22 @@ def refresh_book(book: Book, service, max_age: float = 0.0) -> Summary:
         seconds=time.perf_counter() - started,
         data_date=result.newest_data_date,
         problems=plan.problems,
+        problem_rows=len(plan.problem_rows),
+        stale=list(plan.stale),
+        stale_lines=grouped([(c, stale_cause(result, c)) for c in plan.stale]),
     )
     book.progress(f"Lixinger: {summary.line()}")
     return summary
 
 
 # --- entry points ----------------------------------------------------------------------------
-def refresh_file(path, out=None, service=None, max_age: float = 0.0) -> Summary:
-    """Headless: refresh an .xlsx file (in place unless *out*); atomic, byte-identical on failure."""
-    from .xlsx import XlsxBook
+def refresh_file(path, out=None, service=None, max_age: float = 0.0, allow_stale: bool = False) -> Summary:
+    """Headless: refresh an .xlsx file (in place unless *out*); atomic, byte-identical on failure.
+
+    What cannot be written (a read-only file, a missing folder, *out* with another
+    extension than the book's) is refused before the service is asked.
+    """
+    from .xlsx import XlsxBook, writable_target
 
     if service is None:
         from .service import MMAH
@@ -103,7 +139,12 @@ def refresh_file(path, out=None, service=None, max_age: float = 0.0) -> Summary:
         service = MMAH()
     book = XlsxBook(path)
     try:
-        summary = refresh_book(book, service, max_age)
+        if out is not None and Path(out).suffix.lower() != book.path.suffix.lower():
+            wanted = book.path.suffix.lower()
+            raise WorkbookError(f"{out}: the refreshed copy of {book.path.name} is an Excel {wanted} workbook "
+                                f"and must be named so, e.g. {Path(out).with_suffix(wanted).name}")
+        writable_target(Path(out) if out is not None else book.path)
+        summary = refresh_book(book, service, max_age, allow_stale)
         book.save(out or path)
     finally:
         book.close()
@@ -112,27 +153,51 @@ def refresh_file(path, out=None, service=None, max_age: float = 0.0) -> Summary:
 
 def main(book=None) -> None:
     """RunPython entry point (the ribbon's Refresh): refresh the workbook that called, or the
-    active one. A template's table is refilled; LX_MMAH formulas anywhere in the workbook are
-    recalculated with the latest data."""
-    import xlwings as xw
+    active one. A template's table is refilled; this workbook's LX_MMAH formulas are
+    recalculated with the latest data, in whichever process runs them (see
+    :meth:`xl_addin.service.MMAH.forget`).
 
-    from .excel_book import ExcelBook
-
-    if book is None:
-        try:
-            book = xw.Book.caller()
-        except Exception:  # called from the add-in's ribbon: the active workbook
-            book = xw.books.active
-    excel = ExcelBook(book)
-    from .udfs import service
-
-    svc = service()
+    Nothing escapes to Excel as a traceback: every failure (no workbook, a bad setting, no
+    token, the service) ends in the status bar and a message box, and the status bar is
+    handed back to Excel at the end."""
+    excel = None
     try:
+        import xlwings as xw
+
+        from .excel_book import ExcelBook
+
+        if book is None:
+            try:
+                book = xw.Book.caller()
+            except Exception:  # called from the add-in's ribbon: the active workbook
+                book = xw.books.active
+        excel = ExcelBook(book)
+        excel.progress("Lixinger: refreshing…")
+        from .udfs import service
+
+        svc = service()
         svc.forget()  # the button means "the latest": formulas ask the service again too
         if excel.is_template():
             refresh_book(excel, svc)
         excel.recalculate()
     except LixingerError as exc:
-        excel.fail(str(exc))
+        _fail(excel, str(exc))
     except Exception as exc:  # never a VBA traceback box for an analyst
-        excel.fail(f"unexpected error: {type(exc).__name__}: {exc}")
+        _fail(excel, f"unexpected error: {type(exc).__name__}: {exc}")
+    finally:
+        if excel is not None:
+            excel.done()
+
+
+def _fail(excel, message: str) -> None:
+    if excel is not None:
+        excel.fail(message)
+        return
+    try:  # no workbook to report in: the message box of the running Excel, if any
+        import xlwings as xw
+
+        xw.apps.active.alert(f"Lixinger refresh failed: {message}", title="Lixinger refresh", mode="critical")
+    except Exception:
+        import sys
+
+        print(f"Lixinger refresh failed: {message}", file=sys.stderr)

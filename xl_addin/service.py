@@ -25,9 +25,11 @@ class Result:
     codes: list[str]
     records: dict[str, dict] = field(default_factory=dict)
     errors: dict[str, LixingerError] = field(default_factory=dict)
-    stale: set[str] = field(default_factory=set)
+    stale: set[str] = field(default_factory=set)  # served from the cache because the service failed
     from_cache: set[str] = field(default_factory=set)
     requests: int = 0
+    fetched_at: dict[str, float] = field(default_factory=dict)  # epoch seconds the value came from the service
+    stale_because: dict[str, LixingerError] = field(default_factory=dict)  # why each stale code is stale
 
     def rows(self):
         """(code, record or None, error or None) in request order."""
@@ -132,10 +134,11 @@ class MMAH:
         result = Result(unique(codes))
         now = time.time()
         with self._lock:
+            self._sync_not_before()
             known = self._cached(result.codes) if self.use_cache else {}
         for code, (value, fetched_at) in known.items():
             if self._fresh(fetched_at, now, max_age):
-                self._serve(result, code, value)
+                self._serve(result, code, value, fetched_at)
                 result.from_cache.add(code)
         return result
 
@@ -145,13 +148,14 @@ class MMAH:
         max_age = self.settings.max_age if max_age is None else max_age
         result = Result(unique(codes))
         with self._lock:
+            self._sync_not_before()
             now = time.time()
             known = self._cached(result.codes) if self.use_cache else {}
             missing = []
             for code in result.codes:
                 entry = known.get(code)
                 if use_cache and entry is not None and self._fresh(entry[1], now, max_age):
-                    self._serve(result, code, entry[0])
+                    self._serve(result, code, entry[0], entry[1])
                     result.from_cache.add(code)
                 else:
                     missing.append(code)
@@ -178,8 +182,10 @@ class MMAH:
             self._remember(fetched, now)
             for code, record in fetched.records.items():
                 result.records[code] = record
+                result.fetched_at[code] = now
             for code in fetched.absent:
                 result.errors[code] = NoDataError(code)
+                result.fetched_at[code] = now
             for code, exc in fetched.errors.items():
                 self.last_error = exc
                 self._fail(result, code, exc, known.get(code))
@@ -192,7 +198,8 @@ class MMAH:
         return result
 
     @staticmethod
-    def _serve(result: Result, code: str, value) -> None:
+    def _serve(result: Result, code: str, value, fetched_at: float) -> None:
+        result.fetched_at[code] = fetched_at
         if value is NO_DATA or value == NO_DATA:
             result.errors[code] = NoDataError(code)
         else:
@@ -202,15 +209,37 @@ class MMAH:
         if entry is not None and entry[0] != NO_DATA:
             result.records[code] = entry[0]
             result.stale.add(code)
+            result.fetched_at[code] = entry[1]
+            result.stale_because[code] = exc
         else:
             result.errors[code] = exc
 
     def forget(self) -> None:
-        """Nothing fetched before now counts as fresh any more: the next fetch of each code asks
-        the service (older values stay available as the fallback when it is down)."""
+        """Nothing fetched before now counts as fresh any more, in this process and in every
+        other one that shares the cache file (the Refresh button runs in its own process, the
+        formulas in Excel's UDF server): the next fetch of each code asks the service (older
+        values stay available as the fallback when it is down)."""
         with self._lock:
-            self._not_before = time.time()
-            self._down_until = 0.0
+            now = time.time()
+            if self.cache is not None:
+                try:
+                    self.cache.set_not_before(now)
+                except CacheError as exc:
+                    self.last_error = exc
+            self._advance_not_before(now)
+
+    def _sync_not_before(self) -> None:
+        """Honour a Refresh made by another process (a cheap look at the cache file)."""
+        if self.cache is not None:
+            stamp = self.cache.not_before()
+            if stamp > self._not_before:
+                self._advance_not_before(stamp)
+
+    def _advance_not_before(self, stamp: float) -> None:
+        self._not_before = max(self._not_before, stamp)
+        self._down_until = 0.0  # a Refresh means "try now", even during an outage pause
+        if self.cache is not None:  # the file keeps the fallback, and may hold newer entries
+            self._memory = {c: e for c, e in self._memory.items() if e[1] >= self._not_before}
 
     def _fresh(self, fetched_at: float, now: float, max_age: float) -> bool:
         return now - fetched_at <= max_age and fetched_at >= self._not_before
@@ -218,3 +247,5 @@ class MMAH:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+        if self.cache is not None:
+            self.cache.close()

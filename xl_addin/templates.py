@@ -17,7 +17,7 @@ from pathlib import Path
 
 from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference
-from openpyxl.formatting.rule import CellIsRule
+from openpyxl.formatting.rule import FormulaRule
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
@@ -29,9 +29,14 @@ from .sandbox.data import NAMES
 FIXED = dt.datetime(2026, 1, 1)
 FIRST_ROW, LAST_ROW = 7, 1006  # code rows
 KEY_ROW, HEADER_ROW = 5, 6
-FIRST_FIELD_COL = 2  # B
-NAME_COL = FIRST_FIELD_COL + len(FIELDS)  # right of the table: the analyst's own column
-STATUS_COL = 6  # F:G
+NAME_COL = 2  # B: the analyst's own name column, next to the code
+FIRST_FIELD_COL = 3  # C: the table (LX_FIELDS) starts here
+STATUS_COL = 6  # labels in I, values in J (rows 1-4)
+#: decimals each kind shows; a value is red only when it is negative *at that precision*,
+#: so -0.00003 (shown 0.00%) is not red. Conditional formatting on ROUND keeps the data
+#: exact and the number formats plain (the same in Excel and LibreOffice).
+SHOWN_DECIMALS = {"ratio": 4, "amount": 0}
+COLUMN_WIDTHS = {"code": 10, "date": 12, "shares": 16, "amount": 18, "ratio": 13}
 
 NAVY = "1F3864"
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
@@ -66,64 +71,78 @@ def _table_sheet(ws, codes: list[str], title: str) -> None:
     ws.cell(row=1, column=STATUS_COL + 4).number_format = "yyyy-mm-dd hh:mm"
     ws.cell(row=2, column=STATUS_COL + 4).number_format = "yyyy-mm-dd"
 
-    ws.cell(row=KEY_ROW, column=1, value="field key →").font = KEY_FONT
-    head = ws.cell(row=HEADER_ROW, column=1, value="代码\nCode (yours)")
-    head.font = Font(bold=True)
-    head.fill = PatternFill("solid", fgColor="FFF2CC")
-    head.alignment = Alignment(wrap_text=True, vertical="center")
-    head.border = Border(bottom=THIN)
+    ws.cell(row=KEY_ROW, column=NAME_COL, value="field key →").font = KEY_FONT
+    for col, text in ((1, "代码\nCode (yours)"), (NAME_COL, "名称\nName (yours)")):
+        head = ws.cell(row=HEADER_ROW, column=col, value=text)
+        head.font = Font(bold=True)
+        head.fill = PatternFill("solid", fgColor="FFF2CC")
+        head.alignment = Alignment(wrap_text=True, vertical="center")
+        head.border = Border(bottom=THIN)
     ws.column_dimensions["A"].width = 13
+    ws.column_dimensions[col_letter(NAME_COL)].width = 22
 
     for j, f in enumerate(FIELDS):
         col = FIRST_FIELD_COL + j
         letter = col_letter(col)
         k = ws.cell(row=KEY_ROW, column=col, value=f.key)
         k.font = KEY_FONT
+        k.alignment = Alignment(horizontal="center", shrink_to_fit=True)  # long keys never run together
         h = ws.cell(row=HEADER_ROW, column=col, value=f"{f.zh}\n{f.en}")
         h.font = Font(bold=True, size=9)
         h.fill = PatternFill("solid", fgColor=GROUP_FILLS.get(f.window, "DDEBF7"))
         h.alignment = Alignment(wrap_text=True, vertical="center", horizontal="center")
         h.border = Border(bottom=THIN)
-        ws.column_dimensions[letter].width = {"code": 9, "date": 11, "shares": 16, "amount": 18, "ratio": 11}[f.kind]
+        ws.column_dimensions[letter].width = COLUMN_WIDTHS[f.kind]
         for r in range(FIRST_ROW, LAST_ROW + 1):
             ws.cell(row=r, column=col).number_format = f.number_format
-        if f.kind in ("amount", "ratio") and f.key != "mm_sh_cap_r":
-            rng = f"{letter}{FIRST_ROW}:{letter}{LAST_ROW}"
-            ws.conditional_formatting.add(rng, CellIsRule(operator="lessThan", formula=["0"],
-                                                          font=Font(color="C00000")))
-    ws.row_dimensions[HEADER_ROW].height = 62
+        if f.kind in SHOWN_DECIMALS and f.key != "mm_sh_cap_r":
+            _red_when_negative(ws, f"{letter}{FIRST_ROW}:{letter}{LAST_ROW}", SHOWN_DECIMALS[f.kind])
+    ws.row_dimensions[HEADER_ROW].height = 92  # up to six wrapped lines: 中文 over English
 
-    name_head = ws.cell(row=HEADER_ROW, column=NAME_COL, value="名称\nName (yours)")
-    name_head.font = Font(bold=True)
-    name_head.fill = PatternFill("solid", fgColor="FFF2CC")
-    name_head.alignment = Alignment(wrap_text=True, vertical="center")
-    ws.column_dimensions[col_letter(NAME_COL)].width = 22
     for r in range(FIRST_ROW, LAST_ROW + 1):
         ws.cell(row=r, column=1).number_format = "@"
     for i, code in enumerate(codes):
         ws.cell(row=FIRST_ROW + i, column=1, value=code)
         ws.cell(row=FIRST_ROW + i, column=NAME_COL, value=NAMES.get(code, ""))
 
-    ws.freeze_panes = f"B{FIRST_ROW}"
-    ws.page_setup.orientation = "landscape"
-    ws.print_title_rows = f"{KEY_ROW}:{HEADER_ROW}"
-    ws.auto_filter.ref = f"A{HEADER_ROW}:{col_letter(NAME_COL)}{LAST_ROW}"
     last = col_letter(FIRST_FIELD_COL + len(FIELDS) - 1)
+    ws.freeze_panes = f"{col_letter(FIRST_FIELD_COL)}{FIRST_ROW}"  # code and name stay in view
+    _print_setup(ws)
+    ws.print_title_rows = f"{KEY_ROW}:{HEADER_ROW}"  # keys and headers on every printed page
+    ws.auto_filter.ref = f"A{HEADER_ROW}:{last}{LAST_ROW}"
     sheet = ws.title
     wb = ws.parent
     for name, ref in (
         ("LX_CODES", f"'{sheet}'!$A${FIRST_ROW}:$A${LAST_ROW}"),
-        ("LX_FIELDS", f"'{sheet}'!$B${KEY_ROW}:${last}${KEY_ROW}"),
+        ("LX_FIELDS", f"'{sheet}'!${col_letter(FIRST_FIELD_COL)}${KEY_ROW}:${last}${KEY_ROW}"),
         ("LX_STATUS", f"'{sheet}'!${col_letter(STATUS_COL + 3)}$1:${col_letter(STATUS_COL + 4)}$4"),
     ):
         wb.defined_names[name] = DefinedName(name, attr_text=ref)
     ws.column_dimensions[col_letter(STATUS_COL + 3)].width = max(ws.column_dimensions[col_letter(STATUS_COL + 3)].width or 0, 18)
 
 
+def _red_when_negative(ws, rng: str, decimals: int) -> None:
+    """Red font when the value is negative at the precision shown (not -0.00003 shown as 0.00%)."""
+    first = rng.split(":")[0]
+    ws.conditional_formatting.add(rng, FormulaRule(formula=[f"ROUND({first},{decimals})<0"],
+                                                   font=Font(color="C00000")))
+
+
+def _print_setup(ws, one_page: bool = False) -> None:
+    """Landscape, one page wide (and tall when *one_page*), centred."""
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 1 if one_page else 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_options.horizontalCentered = True
+    ws.page_margins.left = ws.page_margins.right = 0.4
+    ws.page_margins.top = ws.page_margins.bottom = 0.5
+
+
 HELP = [
     ("How to use 使用说明", "title"),
     ("", None),
-    ("1. Type or paste Hong Kong codes in column A of the data sheet, from row 7 down (up to 1,000).", None),
+    ("1. Type or paste Hong Kong codes in column A of the data sheet, from row 7 down (up to 1,000); names in column B are yours.", None),
     ("   Any spelling works: 700, 00700, 0700.HK, 700 HK. Remove a code and its row is cleared on the next refresh.", None),
     ("2. Click Lixinger ▸ Refresh on the ribbon (Windows or macOS Excel).", None),
     ("   Or, on any machine: lx-addin refresh this-file.xlsx   (cron/CI friendly; --sandbox for offline data)", None),
@@ -138,7 +157,7 @@ HELP = [
     ("Build your own template 自建模板", "title"),
     ("Any workbook can be refreshed if it has three defined names (Formulas ▸ Name Manager):", None),
     ("  LX_CODES   one column of cells holding codes, e.g. ='MM_AH'!$A$7:$A$1006", None),
-    ("  LX_FIELDS  one row of field keys or 中文 labels above the codes, on the same sheet, e.g. ='MM_AH'!$B$5:$AQ$5", None),
+    ("  LX_FIELDS  one row of field keys or 中文 labels above the codes, on the same sheet, e.g. ='MM_AH'!$C$5:$AR$5", None),
     ("             the column under each key is filled, on each code's row; delete or reorder keys to choose fields", None),
     ("  LX_STATUS  (optional) two columns by four rows: your labels, then the values the refresh writes", None),
     ("Formats come from your template: format the table's cells as you like them before refreshing.", None),
@@ -168,6 +187,7 @@ def _help_sheet(ws) -> None:
         r += 1
         for col, value in enumerate((f.key, f.zh, f.en, f.kind), start=1):
             ws.cell(row=r, column=col, value=value)
+    _print_setup(ws)
 
 
 def build_mm_ah() -> Workbook:
@@ -183,10 +203,11 @@ def _field_col(key: str) -> str:
     return col_letter(FIRST_FIELD_COL + [f.key for f in FIELDS].index(key))
 
 
-def _top_block(ws, top: int, left: int, title: str, key: str, fn: str, fmt: str, unit: str, n: int = 10) -> None:
+def _top_block(ws, top: int, left: int, title: str, key: str, fn: str, fmt: str, decimals: int, unit: str,
+               n: int = 10) -> None:
     """Rank, code, name, value: the n largest (fn=LARGE) or smallest (SMALL) of a Data column."""
     data = f"Data!${_field_col(key)}${FIRST_ROW}:${_field_col(key)}${LAST_ROW}"
-    codes = f"Data!$B${FIRST_ROW}:$B${LAST_ROW}"
+    codes = f"Data!${_field_col('stockCode')}${FIRST_ROW}:${_field_col('stockCode')}${LAST_ROW}"
     names = f"Data!${col_letter(NAME_COL)}${FIRST_ROW}:${col_letter(NAME_COL)}${LAST_ROW}"
     t = ws.cell(row=top, column=left, value=title)
     t.font = Font(bold=True, color=NAVY, size=11)
@@ -198,13 +219,17 @@ def _top_block(ws, top: int, left: int, title: str, key: str, fn: str, fmt: str,
     for i in range(1, n + 1):
         r = top + 1 + i
         L = col_letter
-        ws.cell(row=r, column=left, value=i).font = Font(color="7F7F7F", size=9)
+        rank = ws.cell(row=r, column=left, value=i)
+        rank.font = Font(color="404040", size=10, bold=True)
+        rank.alignment = Alignment(horizontal="center")
         vcell = f"{L(left + 3)}{r}"
         ws.cell(row=r, column=left + 3, value=f'=IFERROR({fn}({data},{L(left)}{r}),"")').number_format = fmt
-        ws.cell(row=r, column=left + 1, value=f'=IF({vcell}="","",INDEX({codes},MATCH({vcell},{data},0)))')
+        code = ws.cell(row=r, column=left + 1, value=f'=IF({vcell}="","",INDEX({codes},MATCH({vcell},{data},0)))')
+        code.alignment = Alignment(horizontal="left", indent=1)
         ws.cell(row=r, column=left + 2, value=f'=IF({vcell}="","",INDEX({names},MATCH({vcell},{data},0))&"")')
-    ws.column_dimensions[col_letter(left)].width = 4
-    ws.column_dimensions[col_letter(left + 1)].width = 8
+    _red_when_negative(ws, f"{L(left + 3)}{top + 2}:{L(left + 3)}{top + 1 + n}", decimals)
+    ws.column_dimensions[col_letter(left)].width = 5
+    ws.column_dimensions[col_letter(left + 1)].width = 9
     ws.column_dimensions[col_letter(left + 2)].width = 20
     ws.column_dimensions[col_letter(left + 3)].width = 13
 
@@ -218,26 +243,31 @@ def build_dashboard() -> Workbook:
     dash.sheet_properties.tabColor = "C00000"
     dash["A1"] = "Southbound morning dashboard 南向资金晨报"
     dash["A1"].font = Font(size=16, bold=True, color=NAVY)
+    # labels overflow into the empty cells to their right; the values sit in the value columns
     dash["A2"] = "Data date 数据日期"
-    dash["C2"] = f"=Data!{col_letter(STATUS_COL + 4)}2"
-    dash["C2"].number_format = "yyyy-mm-dd"
+    dash["D2"] = f"=Data!{col_letter(STATUS_COL + 4)}2"
+    dash["D2"].number_format = "yyyy-mm-dd"
     dash["F2"] = "Refreshed 刷新"
     dash["H2"] = f"=Data!{col_letter(STATUS_COL + 4)}1"
     dash["H2"].number_format = "yyyy-mm-dd hh:mm"
-    dash["H2"].alignment = Alignment(horizontal="left")
-    dash["C2"].alignment = Alignment(horizontal="left")
+    for c in ("D2", "H2"):
+        dash[c].alignment = Alignment(horizontal="left")
+        dash[c].font = Font(bold=True, size=10)
     dash["A3"] = "Codes come from the Data sheet: edit the watchlist there, then Lixinger ▸ Refresh. Amounts in HKD millions."
     dash["A3"].font = Font(italic=True, color="595959", size=9)
     for c in ("A2", "F2"):
         dash[c].font = Font(bold=True, color="595959", size=9)
-    millions = '#,##0.0,,;[Red]-#,##0.0,,'
-    pct = '0.00%;[Red]-0.00%'
-    _top_block(dash, 5, 1, "Top net buying, 1 day 净买入1日", "mm_sh_nba_d1", "LARGE", millions, "HKD m")
-    _top_block(dash, 5, 6, "Top net buying, 5 days 净买入5日", "mm_sh_nba_d5", "LARGE", millions, "HKD m")
-    _top_block(dash, 5, 11, "Top net buying, 20 days 净买入20日", "mm_sh_nba_d20", "LARGE", millions, "HKD m")
-    _top_block(dash, 19, 1, "Largest holding-ratio rises, 20D 持股比例上升", "mm_sh_cap_rc_d20", "LARGE", pct, "Δ % of H")
-    _top_block(dash, 19, 6, "Largest holding-ratio falls, 20D 持股比例下降", "mm_sh_cap_rc_d20", "SMALL", pct, "Δ % of H")
-    _top_block(dash, 19, 11, "Top net selling, 20 days 净卖出20日", "mm_sh_nba_d20", "SMALL", millions, "HKD m")
+    millions, m_dec = "#,##0.0,,", -5  # HKD millions, one decimal: red from -0.05m down
+    pct, p_dec = "0.00%", 4
+    _top_block(dash, 5, 1, "Top net buying, 1 day 净买入1日", "mm_sh_nba_d1", "LARGE", millions, m_dec, "HKD m")
+    _top_block(dash, 5, 6, "Top net buying, 5 days 净买入5日", "mm_sh_nba_d5", "LARGE", millions, m_dec, "HKD m")
+    _top_block(dash, 5, 11, "Top net buying, 20 days 净买入20日", "mm_sh_nba_d20", "LARGE", millions, m_dec, "HKD m")
+    _top_block(dash, 19, 1, "Largest holding-ratio rises, 20D 持股比例上升", "mm_sh_cap_rc_d20", "LARGE", pct, p_dec,
+               "Δ % of H")
+    _top_block(dash, 19, 6, "Largest holding-ratio falls, 20D 持股比例下降", "mm_sh_cap_rc_d20", "SMALL", pct, p_dec,
+               "Δ % of H")
+    _top_block(dash, 19, 11, "Top net selling, 20 days 净卖出20日", "mm_sh_nba_d20", "SMALL", millions, m_dec,
+               "HKD m")
     for col in ("E", "J"):
         dash.column_dimensions[col].width = 3
 
@@ -248,27 +278,31 @@ def build_dashboard() -> Workbook:
     chart.y_axis.title = None
     chart.y_axis.numFmt = "#,##0,,\"m\""
     chart.y_axis.majorGridlines = None
+    # the axis shows names with the code in brackets, as the tables do: a label column
+    # beside the dashboard (outside the print area), fed by the 20-day block (K:N)
+    label_col = 16  # P
+    dash.cell(row=6, column=label_col, value="Chart labels 图表标签").font = Font(bold=True, size=9, color="7F7F7F")
+    for r in range(7, 17):
+        dash.cell(row=r, column=label_col, value=f'=IF(L{r}="","",IF(M{r}="",L{r},M{r}&" ("&L{r}&")"))').font = \
+            Font(size=9, color="7F7F7F")
+    dash.column_dimensions[col_letter(label_col)].width = 28
     values = Reference(dash, min_col=14, min_row=7, max_row=16)
-    cats = Reference(dash, min_col=12, min_row=7, max_row=16)
+    cats = Reference(dash, min_col=label_col, min_row=7, max_row=16)
     chart.add_data(values, titles_from_data=False)
     chart.set_categories(cats)
     chart.legend = None
     chart.x_axis.scaling.orientation = "maxMin"  # rank 1 on top
-    chart.height, chart.width = 9, 26
+    chart.x_axis.delete = False
+    chart.y_axis.delete = False
+    chart.height, chart.width = 11, 26  # tall enough for all ten names on the axis
     dash.add_chart(chart, "A33")
-    _landscape(dash)
+    _print_setup(dash, one_page=True)  # the morning page: tables and chart on one sheet of paper
+    dash.print_area = "A1:N56"  # the tables and the chart (A33, 11 cm ≈ 21 rows), not the labels in P
 
     _help_sheet(wb.create_sheet("How to use"))
     dash.sheet_view.showGridLines = False
     wb.active = 0
     return wb
-
-
-def _landscape(ws) -> None:
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
 
 
 def _deterministic(wb: Workbook) -> bytes:

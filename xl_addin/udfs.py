@@ -7,6 +7,11 @@
 
 Thin glue over :mod:`xl_addin.formula`; nothing here does I/O at import time, and the
 HTTP and cache modules load on the first formula that needs them.
+
+What crosses COM is kept small: a range argument is read only where the sheet is used
+(:mod:`xl_addin.range_args`), the sheet scan is bounded (:mod:`xl_addin.neighbours`),
+texts inside arrays are cut to 255 characters (Excel shows #VALUE! otherwise), and the
+functions do nothing while Excel's Function Wizard is open (``call_in_wizard=False``).
 """
 
 from __future__ import annotations
@@ -19,13 +24,16 @@ import xlwings as xw
 
 from . import __version__
 from .fields import FIELDS
-from .formula import explain, mmah_matrix
+from .formula import explain, fit_for_excel, mmah_matrix
 
 if sys.platform.startswith("win") or "pythoncom" in sys.modules:
     # Windows: xlwings' own UDF machinery (what `import xlwings` binds as xw.func there)
     from xlwings.udfs import xlarg as arg, xlfunc as func, xlret as ret
+
+    from .range_args import UsedValues  # a range argument: only its used part is read through COM
 else:  # macOS/Linux: Excel has no xlwings UDFs there; plain functions
     func, arg, ret = xw.func, xw.arg, xw.ret
+    UsedValues = None
 
 _lock = threading.Lock()
 _service = None
@@ -62,18 +70,18 @@ def reset() -> None:
 
 
 def _neighbour_codes(caller) -> list[str]:
-    """Codes the sheet's other LX_MMAH formulas ask for (two COM calls, at most every 10 s)."""
+    """Codes the sheet's other LX_MMAH formulas ask for (a bounded scan, at most every 10 s)."""
     try:
-        sheet = caller.sheet
-        key = (sheet.book.name, sheet.name)
+        cell = caller.api  # the calling cell's COM Range: read what we need straight from it
+        sheet = cell.Worksheet
+        key = (sheet.Parent.Name, sheet.Name)
         now = time.monotonic()
         if now - _scanned.get(key, -SCAN_INTERVAL) < SCAN_INTERVAL:
             return []
         _scanned[key] = now
-        used = sheet.used_range
-        from .neighbours import codes_on_sheet
+        from .neighbours import scan
 
-        return codes_on_sheet(used.formula, used.raw_value, used.row, used.column)
+        return scan(sheet, cell.Row)
     except Exception:  # a scan is an optimisation: never let it fail a formula
         return []
 
@@ -99,33 +107,36 @@ def _truthy(value) -> bool:
     return bool(value)
 
 
-@func(category="Lixinger")
-@arg("codes", ndim=2, err_to_str=True,
+@func(category="Lixinger", call_in_wizard=False)
+@arg("codes", UsedValues, ndim=2, err_to_str=True,
      doc="HK codes: a cell or a range, typed any way (700, 00700, 0700.HK)")
-@arg("fields", ndim=2, doc='Field key or 中文 label, or a row of them, e.g. "mm_sh_nba_d20"')
+@arg("fields", UsedValues, ndim=2, doc='Field key or 中文 label, or a row of them, e.g. "mm_sh_nba_d20"')
 @arg("headers", doc="TRUE adds a header row (default FALSE)")
 @ret(ndim=2)
 def LX_MMAH(codes, fields, headers=False, caller=None):
     """Lixinger Stock Connect (港股通) holdings: one row per code, one column per field. Errors show as #N/A text."""
     try:
-        return mmah_matrix(codes, fields, _truthy(headers), _fetcher(caller))
+        return fit_for_excel(mmah_matrix(codes, fields, _truthy(headers), _fetcher(caller)))
     except Exception as exc:  # never a traceback in a cell
         return [[explain(exc)]]
 
 
-@func(category="Lixinger")
+@func(category="Lixinger", call_in_wizard=False)
 @ret(ndim=2)
 def LX_MMAH_FIELDS():
     """The 42 mm_ah fields: key, 中文 label, English label, kind. For lookups and validation lists."""
-    return [["key", "中文", "English", "kind"]] + [[f.key, f.zh, f.en, f.kind] for f in FIELDS]
+    return fit_for_excel([["key", "中文", "English", "kind"]] + [[f.key, f.zh, f.en, f.kind] for f in FIELDS])
 
 
-@func(category="Lixinger")
+@func(category="Lixinger", call_in_wizard=False)
 @ret(ndim=2)
 def LX_MMAH_INFO():
     """xl_addin status: version, where the token comes from (never the token), cache, data date, requests, staleness."""
     rows = [["version", __version__]]
     try:
+        from .config import info_rows
+
+        rows += info_rows()  # each setting with its source (default, file, environment)
         svc = service()
         try:
             source = svc.token().source
@@ -152,7 +163,7 @@ def LX_MMAH_INFO():
         ]
     except Exception as exc:
         rows.append(["error", explain(exc)])
-    return rows
+    return fit_for_excel(rows)
 
 
 __all__ = ["LX_MMAH", "LX_MMAH_FIELDS", "LX_MMAH_INFO"]

@@ -8,23 +8,35 @@ attributes kept), plus ``fullCalcOnLoad`` in workbook.xml so that formulas
 depending on the new values are recalculated when the file is opened. Every other
 part of the zip is copied as it was. Writes are atomic (a temporary file, then a
 rename); any doubt means nothing is written and the reason is given.
+
+Files are treated as a careful user would: a read-only workbook is refused, a
+symlinked workbook is refreshed at its target (the link stays a link), a new file
+gets the mode the umask gives, no folder is created, and temporary files left by a
+killed refresh (``.~book.XXXXXXXX.xlsx``, ours only, unlocked and old) are removed by
+the next save. Every part is read against a size limit (``XL_ADDIN_MAX_PART_BYTES``),
+checked on the declared size and again while inflating, so a small zip that inflates
+to gigabytes is refused before it fills memory.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import math
 import os
 import posixpath
 import re
+import stat
 import tempfile
+import time
 import zipfile
+import zlib
 from functools import lru_cache
 from pathlib import Path
 
 from lxml import etree
 
-from .exceptions import WorkbookError
+from .exceptions import ConfigError, WorkbookError
 from .layout import col_letter, col_number
 
 NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -33,6 +45,36 @@ PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
 Q = f"{{{NS}}}"
 _ADDR = re.compile(r"^([A-Z]{1,3})(\d+)$")
 _PARSER = etree.XMLParser(remove_blank_text=False, resolve_entities=False, huge_tree=True)
+
+MAX_PART_ENV = "XL_ADDIN_MAX_PART_BYTES"
+#: The largest part we read, uncompressed. The template's sheet (1,000 rows x 43 columns)
+#: is 1.3 MB and a 20,000-code one 40 MB (bench/refresh.py prints it); 256 MiB is over six
+#: times that, and keeps the parsed tree within a desktop's memory.
+DEFAULT_MAX_PART_BYTES = 256 * 2**20
+#: A temporary file of ours (``.~{stem}.{mkstemp's 8 characters}{suffix}``) older than this,
+#: and not locked by a running save, was left by a killed refresh.
+STALE_TEMP_SECONDS = 60.0
+_TEMP_CHARS = "[a-z0-9_]{8}"
+
+
+def max_part_bytes(environ=None) -> int:
+    """The part-size limit: ``XL_ADDIN_MAX_PART_BYTES`` (bytes), or the default."""
+    env = os.environ if environ is None else environ
+    raw = env.get(MAX_PART_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_PART_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{MAX_PART_ENV}={raw!r} must be a whole number of bytes above 0 "
+                          f"(default {DEFAULT_MAX_PART_BYTES})")
+    return value
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n:,} bytes"
 
 
 @lru_cache(maxsize=65536)
@@ -48,20 +90,33 @@ class XlsxBook:
         self.path = Path(path)
         if self.path.suffix.lower() in (".xls", ".xlsb"):
             raise WorkbookError(f"{self.path.name}: {self.path.suffix} files cannot be refreshed; save it as .xlsx")
+        if self.path.is_dir():
+            raise WorkbookError(f"{self.path} is a folder, not a workbook: name an .xlsx file")
+        self._limit = max_part_bytes()
         try:
             self._zip = zipfile.ZipFile(self.path)
-            self._parts = {i.filename: i for i in self._zip.infolist()}
-            self._workbook = etree.fromstring(self._zip.read("xl/workbook.xml"), _PARSER)
         except FileNotFoundError:
             raise WorkbookError(f"no such file: {self.path}") from None
-        except (zipfile.BadZipFile, KeyError, etree.XMLSyntaxError):
+        except PermissionError:
+            raise WorkbookError(f"{self.path}: permission denied (cannot read it)") from None
+        except (zipfile.BadZipFile, OSError):
             raise WorkbookError(f"{self.path.name} is not an Excel .xlsx workbook") from None
+        try:
+            self._parts = {i.filename: i for i in self._zip.infolist()}
+            self._workbook = etree.fromstring(self._part("xl/workbook.xml"), _PARSER)
+        except (KeyError, etree.XMLSyntaxError):
+            self._zip.close()
+            raise WorkbookError(f"{self.path.name} is not an Excel .xlsx workbook") from None
+        except BaseException:
+            self._zip.close()
+            raise
         self._sheet_parts = self._map_sheets()
         self._shared = self._read_shared_strings()
         pr = self._workbook.find(f"{Q}workbookPr")
         self._epoch = dt.datetime(1904, 1, 1) if pr is not None and pr.get("date1904") in ("1", "true") \
             else dt.datetime(1899, 12, 30)
         self._sheets: dict[str, etree._Element] = {}
+        self._col_styles: dict[str, tuple[list, dict]] = {}
         self._dirty: set[str] = set()
         self._messages: list[str] = []
 
@@ -69,8 +124,34 @@ class XlsxBook:
         return f"XlsxBook({str(self.path)!r})"
 
     # -- reading ----------------------------------------------------------------------
+    def _part(self, name: str) -> bytes:
+        """One part, uncompressed, within the size limit (declared size first, then as it inflates)."""
+        info = self._parts[name]
+        limit = self._limit
+        if info.file_size > limit:
+            raise WorkbookError(
+                f"{self.path.name}: part {name} declares {_mib(info.file_size)} uncompressed, over the "
+                f"{MAX_PART_ENV} limit of {_mib(limit)}; refused (raise the limit if the workbook is genuine)"
+            )
+        out = bytearray()
+        try:
+            with self._zip.open(info) as fh:
+                while True:
+                    chunk = fh.read(1 << 20)
+                    if not chunk:
+                        break
+                    out += chunk
+                    if len(out) > limit:
+                        raise WorkbookError(
+                            f"{self.path.name}: part {name} inflates to more than the {MAX_PART_ENV} limit "
+                            f"of {_mib(limit)}; refused"
+                        )
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+            raise WorkbookError(f"{self.path.name} is damaged: part {name} cannot be read ({exc})") from None
+        return bytes(out)
+
     def _map_sheets(self) -> dict[str, str]:
-        rels = etree.fromstring(self._zip.read("xl/_rels/workbook.xml.rels"), _PARSER)
+        rels = etree.fromstring(self._part("xl/_rels/workbook.xml.rels"), _PARSER)
         targets = {}
         for rel in rels.iter(f"{{{PKG_REL}}}Relationship"):
             target = rel.get("Target")
@@ -84,7 +165,7 @@ class XlsxBook:
     def _read_shared_strings(self) -> list[str]:
         if "xl/sharedStrings.xml" not in self._parts:
             return []
-        root = etree.fromstring(self._zip.read("xl/sharedStrings.xml"), _PARSER)
+        root = etree.fromstring(self._part("xl/sharedStrings.xml"), _PARSER)
         return ["".join(t.text or "" for t in si.iter(f"{Q}t")) for si in root.iter(f"{Q}si")]
 
     def defined_names(self) -> dict[str, str]:
@@ -104,7 +185,7 @@ class XlsxBook:
                 raise WorkbookError(f"{self.path.name} has no sheet named {name!r}")
             if part not in self._parts or "/worksheets/" not in part:
                 raise WorkbookError(f"{name!r} is not a worksheet (a chart sheet?)")
-            self._sheets[name] = etree.fromstring(self._zip.read(part), _PARSER)
+            self._sheets[name] = etree.fromstring(self._part(part), _PARSER)
         return self._sheets[name]
 
     def _value(self, c: etree._Element):
@@ -174,43 +255,51 @@ class XlsxBook:
                         f"cell {c.get('r')} on {sheet!r} holds a formula inside the area the refresh fills; "
                         "move it out of the table"
                     )
+        col_style = self._column_styles(sheet, root)
+        above: dict[int, str | None] = {}  # the nearest style above, per column, within the table
+        ordered_rows = _Ordered(data, rows)
         for i, values in enumerate(matrix):
             r = top + i
             row = rows.get(r)
             if row is None:
                 if all(v is None for v in values):
                     continue
-                row = self._new_row(data, rows, r)
+                row = ordered_rows.insert(r, etree.Element(f"{Q}row", r=str(r)))
             row.attrib.pop("spans", None)
-            cells = {_addr(c.get("r"))[1]: c for c in row.findall(f"{Q}c")}
+            cells = _Ordered(row, {_addr(c.get("r"))[1]: c for c in row.findall(f"{Q}c")})
+            row_style = row.get("s") if row.get("customFormat") in ("1", "true") else None
             for j, value in enumerate(values):
                 col = left + j
                 cell = cells.get(col)
                 if cell is None:
                     if value is None:
                         continue
-                    cell = self._new_cell(row, cells, r, col, root)
+                    cell = etree.Element(f"{Q}c", r=f"{col_letter(col)}{r}")
+                    style = row_style or above.get(col) or col_style(col)
+                    if style:
+                        cell.set("s", style)
+                    cells.insert(col, cell)
+                else:
+                    above[col] = cell.get("s")
                 self._set(cell, value)
         self._grow_dimension(root, bottom, right)
         self._dirty.add(sheet)
 
-    @staticmethod
-    def _new_row(data, rows: dict, r: int):
-        return _insert_sorted(data, rows, r, etree.Element(f"{Q}row", r=str(r)))
+    def _column_styles(self, sheet: str, root):
+        """col -> the style of its ``<col>`` entry; ``<cols>`` is read once per sheet, not per cell."""
+        if sheet not in self._col_styles:
+            cols = root.find(f"{Q}cols")
+            spans = [(int(c.get("min")), int(c.get("max")), c.get("style"))
+                     for c in (cols.findall(f"{Q}col") if cols is not None else ()) if c.get("style")]
+            self._col_styles[sheet] = (spans, {})
+        spans, memo = self._col_styles[sheet]
 
-    def _new_cell(self, row, cells: dict, r: int, col: int, root):
-        cell = etree.Element(f"{Q}c", r=f"{col_letter(col)}{r}")
-        style = row.get("s") if row.get("customFormat") in ("1", "true") else self._column_style(root, col)
-        if style:
-            cell.set("s", style)
-        return _insert_sorted(row, cells, col, cell)
+        def style(col: int) -> str | None:
+            if col not in memo:
+                memo[col] = next((s for lo, hi, s in spans if lo <= col <= hi), None)
+            return memo[col]
 
-    @staticmethod
-    def _column_style(root, col: int) -> str | None:
-        for c in root.iter(f"{Q}col"):
-            if int(c.get("min")) <= col <= int(c.get("max")) and c.get("style"):
-                return c.get("style")
-        return None
+        return style
 
     def _set(self, cell, value) -> None:
         for child in list(cell):
@@ -250,8 +339,13 @@ class XlsxBook:
         dim.set("ref", f"{col_letter(c1)}{r1}:{col_letter(max(c2, right))}{max(r2, bottom)}")
 
     def save(self, out=None) -> Path:
-        """Write atomically to *out* (default: in place); the book is closed afterwards."""
+        """Write atomically to *out* (default: in place); the book is closed afterwards.
+
+        A symlink is followed (its target is replaced, the link stays); a read-only file, a
+        missing folder or a folder given as the file is refused before anything is written.
+        """
         target = Path(out) if out is not None else self.path
+        real = writable_target(target)
         replaced = {self._sheet_parts[name]: etree.tostring(self._sheets[name], xml_declaration=True,
                                                             encoding="UTF-8", standalone=True)
                     for name in self._dirty}
@@ -263,26 +357,41 @@ class XlsxBook:
             calc.set("fullCalcOnLoad", "1")
             replaced["xl/workbook.xml"] = etree.tostring(self._workbook, xml_declaration=True,
                                                          encoding="UTF-8", standalone=True)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".~{target.stem}.", suffix=target.suffix, dir=target.parent)
-        os.close(fd)
+        clean_stale_temps(real)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".~{real.stem}.", suffix=real.suffix, dir=real.parent)
+        except OSError as exc:
+            raise WorkbookError(f"cannot write in the folder {real.parent}: {exc.strerror}") from None
+        _hold_lock(fd)  # a running save: the next run's clean-up leaves this file alone
         try:
             with zipfile.ZipFile(tmp, "w") as zout:
                 for info in self._zip.infolist():
                     data = replaced.get(info.filename)
-                    zout.writestr(info, data if data is not None else self._zip.read(info.filename))
+                    zout.writestr(info, data if data is not None else self._part(info.filename))
             _verify(tmp, replaced)
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
-            if target.exists():
-                os.chmod(tmp, target.stat().st_mode & 0o777)
+            if real.exists():
+                st = real.stat()
+                os.chmod(tmp, st.st_mode & 0o777)
+                if hasattr(os, "chown") and st.st_uid != os.stat(tmp).st_uid:
+                    try:  # root refreshing someone's file leaves it theirs
+                        os.chown(tmp, st.st_uid, st.st_gid)
+                    except OSError:
+                        pass
+            else:
+                os.chmod(tmp, 0o666 & ~_umask())  # as any program would create it (mkstemp gives 0600)
+            os.close(fd)
+            fd = -1
             self._zip.close()  # Windows cannot replace a file that is still open
-            os.replace(tmp, target)
+            os.replace(tmp, real)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
         finally:
+            if fd >= 0:
+                os.close(fd)
             self._zip.close()
         return target
 
@@ -290,15 +399,122 @@ class XlsxBook:
         self._zip.close()
 
 
-def _insert_sorted(parent, index: dict, key: int, element):
-    """Put *element* among *parent*'s children in key order (rows by number, cells by column)."""
-    later = [k for k in index if k > key]
-    if later:
-        index[min(later)].addprevious(element)
-    else:
-        parent.append(element)
-    index[key] = element
-    return element
+class _Ordered:
+    """*parent*'s children by number (rows by row number, cells by column), kept in order.
+
+    Inserting is a binary search, and appending after the last (the common case: a table
+    that grows downwards) is O(1), so creating n rows or cells costs O(n log n), not O(n^2).
+    """
+
+    def __init__(self, parent, index: dict):
+        self.parent = parent
+        self.index = index
+        self.keys = sorted(index)
+
+    def get(self, key: int):
+        return self.index.get(key)
+
+    def insert(self, key: int, element):
+        i = bisect.bisect_right(self.keys, key)
+        if i < len(self.keys):
+            self.index[self.keys[i]].addprevious(element)
+        else:
+            last = self.parent[-1] if len(self.parent) else None
+            if last is not None and last.tag == f"{Q}extLst":
+                last.addprevious(element)
+            else:
+                self.parent.append(element)
+        self.keys.insert(i, key)
+        self.index[key] = element
+        return element
+
+
+def writable_target(target: Path) -> Path:
+    """The file that writing to *target* replaces (a symlink's target), or why it must not be written."""
+    target = Path(target)
+    real = Path(os.path.realpath(target))
+    if real.is_dir():
+        raise WorkbookError(f"{target} is a folder: name the workbook file to write")
+    if not real.parent.is_dir():
+        raise WorkbookError(f"the folder {target.parent} does not exist: create it first (nothing was written)")
+    if real.exists():
+        mode = real.stat().st_mode
+        if not stat.S_ISREG(mode):
+            raise WorkbookError(f"{target} is not a regular file")
+        if not mode & 0o222 or not os.access(real, os.W_OK):
+            raise WorkbookError(f"{target} is read-only: nothing was written "
+                                "(make it writable, or write a copy with another name)")
+    return real
+
+
+def temp_pattern(target: Path) -> re.Pattern:
+    """Our temporary files for *target*: ``.~{stem}.{8 characters}{suffix}`` (mkstemp's names)."""
+    return re.compile(rf"^\.~{re.escape(target.stem)}\.{_TEMP_CHARS}{re.escape(target.suffix)}$")
+
+
+def clean_stale_temps(target: Path, now: float | None = None) -> list[Path]:
+    """Remove what a killed save of *target* left: our temp names only, unlocked, older than a minute."""
+    pattern = temp_pattern(target)
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not pattern.match(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if now - entry.stat(follow_symlinks=False).st_mtime < STALE_TEMP_SECONDS or _in_use(entry.path):
+                continue
+            os.unlink(entry.path)  # on Windows, a file still open elsewhere cannot be removed: skipped
+            removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
+def _hold_lock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows: an open file cannot be deleted, which protects it as well
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        pass
+
+
+def _in_use(path: str) -> bool:
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask would, briefly, for every thread)
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _move_before_ext(workbook, calc) -> None:

@@ -317,7 +317,7 @@ class Sandbox:
     """A running sandbox server; a context manager. ``url`` is the base URL to use."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", token: str | None = None,
-                 latency: float = 0.0, dataset: Dataset | None = None, quiet: bool = True,
+                 latency: float = 0.0, dataset: Dataset | None = None, quiet: bool = True, as_of=None,
                  tls: tuple[str, str] | None = None):
         self.tls = tls  # (certificate file, key file): serve https, e.g. with a certificate nobody trusts
         self.host = host
@@ -325,6 +325,8 @@ class Sandbox:
         self.token = token or "sbx-" + secrets.token_hex(16)
         self.latency = latency
         self.dataset = dataset or Dataset()
+        if as_of is not None:
+            self.dataset.as_of = as_of
         self.quiet = quiet
         self.seen: list[Seen] = []
         self._faults: deque[Fault] = deque()
@@ -334,6 +336,15 @@ class Sandbox:
 
     def __repr__(self) -> str:
         return f"Sandbox(url={self.url!r}, token=<redacted>)"
+
+    @property
+    def as_of(self):
+        """The date the sandbox answers for; set it to move the running sandbox in time."""
+        return self.dataset.as_of
+
+    @as_of.setter
+    def as_of(self, day) -> None:
+        self.dataset.as_of = day
 
     @property
     def url(self) -> str:

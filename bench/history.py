@@ -1,0 +1,158 @@
+"""Benchmark: the history store, 600 codes x 250 trading days (150,000 snapshots).
+
+Ours: the typed ``history`` table (a column per field, primary key (source, code,
+data date), WITHOUT ROWID). Baselines measured in the same run: the floor (one row
+by primary key from the same table), and today's cache layout — JSON blobs in
+``snapshot``, read the way ``Cache.history`` does (parse every record) or with
+SQLite's ``json_extract``. Targets (issue 10): one code x one field over a year
+<= 5 ms warm; 600 codes x one field as a DataFrame <= 250 ms; the file <= 120 MB.
+
+    python bench/history.py [--codes 600] [--days 250] [--repeat 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import datetime as dt
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from xl_addin.cache import Cache  # noqa: E402
+from xl_addin.records import parse_record  # noqa: E402
+from xl_addin.sandbox.data import DEFAULT_AS_OF, make_record, trading_days, universe  # noqa: E402
+from xl_addin.store import Snapshot, SQLiteStore  # noqa: E402
+from xl_addin.store import frames  # noqa: E402
+
+SOURCE = "https://open.lixinger.com/api"
+FIELD = "mm_sh_cap_r"
+
+
+def timed(fn, repeat: int) -> tuple[float, object]:
+    """Median wall time of *repeat* warm calls (one call first to warm), and the last result."""
+    result = fn()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def size_of(path: Path) -> int:
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--codes", type=int, default=600)
+    ap.add_argument("--days", type=int, default=250)
+    ap.add_argument("--repeat", type=int, default=30)
+    args = ap.parse_args()
+    codes = list(universe(max(args.codes, 600)))[: args.codes]
+    days = trading_days(DEFAULT_AS_OF, DEFAULT_AS_OF + dt.timedelta(days=2 * args.days))[: args.days]
+    start, end = days[0], days[-1]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ours_path, blob_path = Path(tmp) / "history.sqlite3", Path(tmp) / "cache.sqlite3"
+        store = SQLiteStore(ours_path)
+        cache = Cache(blob_path, SOURCE)
+        n, generate, write_ours, write_blob = 0, 0.0, 0.0, 0.0
+        for i, day in enumerate(days):  # a day at a time, as a daily snapshot would
+            started = time.perf_counter()
+            raw = {c: r for c in codes if (r := make_record(c, day)) is not None}
+            typed = {c: parse_record(r) for c, r in raw.items()}
+            n += len(raw)
+            fetched_at = 1_735_700_000.0 + i * 86_400
+            generate += time.perf_counter() - started
+            started = time.perf_counter()
+            store.put(Snapshot.from_record(SOURCE, r, fetched_at) for r in typed.values())
+            write_ours += time.perf_counter() - started
+            started = time.perf_counter()
+            cache.store(raw, typed, [], fetched_at=fetched_at)
+            write_blob += time.perf_counter() - started
+        del raw, typed
+        gc.collect()
+        print(f"{len(codes)} codes x {len(days)} trading days ({start} .. {end}): {n:,} snapshots "
+              f"(generated in {generate:.1f} s)")
+        for p in (ours_path, blob_path):
+            with sqlite3.connect(p) as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+        # -- one code x one field over a year ----------------------------------------------------------
+        code = codes[len(codes) // 2]
+        t_ours, rows = timed(lambda: store.series([code], [FIELD], start, end, source=SOURCE), args.repeat)
+        assert len(rows) == len(days), len(rows)
+        conn = sqlite3.connect(ours_path)
+        t_floor, _ = timed(lambda: conn.execute(
+            f"SELECT {FIELD} FROM history WHERE source = ? AND code = ? AND data_date = ?",
+            (SOURCE, code, end.isoformat())).fetchone(), args.repeat)
+        t_cache_history, old = timed(lambda: [(r["last_data_date"], r[FIELD]) for r in cache.history(code)], args.repeat)
+        assert [(d, v) for _, d, v in rows] == old
+        blob = sqlite3.connect(blob_path)
+        extract = (f"SELECT code, data_date, json_extract(record, '$.{FIELD}') FROM snapshot "
+                   "WHERE source = ? AND code IN ({}) AND data_date BETWEEN ? AND ? ORDER BY code, data_date")
+        t_extract, _ = timed(lambda: blob.execute(extract.format("?"), (SOURCE, code, start.isoformat(),
+                                                                        end.isoformat())).fetchall(), args.repeat)
+
+        # -- all codes x one field as a DataFrame --------------------------------------------------------
+        def ours_frame():
+            return frames.wide_frame(store.series(codes, [FIELD], start, end, source=SOURCE), [FIELD])
+
+        def blob_frame():
+            import pandas as pd
+
+            got = []
+            for i in range(0, len(codes), 500):
+                chunk = codes[i : i + 500]
+                got += blob.execute(extract.format(",".join("?" * len(chunk))),
+                                    (SOURCE, *chunk, start.isoformat(), end.isoformat())).fetchall()
+            frame = pd.DataFrame(got, columns=["code", "date", FIELD])
+            frame["date"] = pd.to_datetime(frame["date"])
+            return frame.pivot(index="date", columns="code", values=FIELD)
+
+        reps = max(3, args.repeat // 5)
+        t_frame, wide = timed(ours_frame, reps)
+        t_blob_frame, wide_blob = timed(blob_frame, reps)
+        assert wide.shape == (len(days), len(codes)) and wide_blob.shape == wide.shape, (wide.shape, wide_blob.shape)
+
+        # -- size, and migrating today's cache file ---------------------------------------------------------
+        size_ours, size_blob = size_of(ours_path), size_of(blob_path)
+        info = store.info()
+        store.close()
+        conn.close()
+        blob.close()
+        started = time.perf_counter()
+        migrated = SQLiteStore(blob_path).info()
+        t_migrate = time.perf_counter() - started
+        assert migrated.snapshots == n
+
+    ms = 1000
+    print(f"{'':54}{'ours':>10}{'baseline':>10}{'ratio':>8}")
+    print(f"{'one code x one field, a year, warm (ms)':54}{t_ours * ms:>10.3f}{t_floor * ms:>10.3f}"
+          f"{t_ours / t_floor:>7.1f}x   baseline: one row by primary key (the floor)")
+    print(f"{'  against today cache.history (JSON, parse all) (ms)':54}{t_ours * ms:>10.3f}{t_cache_history * ms:>10.3f}"
+          f"{t_cache_history / t_ours:>7.1f}x faster")
+    print(f"{'  against json_extract on the JSON blobs (ms)':54}{t_ours * ms:>10.3f}{t_extract * ms:>10.3f}"
+          f"{t_extract / t_ours:>7.1f}x faster")
+    print(f"{f'{len(codes)} codes x one field as a wide DataFrame (ms)':54}{t_frame * ms:>10.1f}{t_blob_frame * ms:>10.1f}"
+          f"{t_blob_frame / t_frame:>7.1f}x faster   baseline: json_extract + pandas pivot")
+    print(f"{'file size (MB)':54}{size_ours / 1e6:>10.1f}{size_blob / 1e6:>10.1f}"
+          f"{size_blob / size_ours:>7.1f}x smaller   baseline: today's JSON-blob cache file")
+    print(f"{'writing all snapshots, a day at a time (s)':54}{write_ours:>10.2f}{write_blob:>10.2f}"
+          f"{write_blob / write_ours:>7.1f}x   baseline: Cache.store")
+    print(f"migrating that {size_blob / 1e6:.0f} MB cache file into the history table: {t_migrate:.1f} s (once)")
+    targets = [("one code x one field <= 5 ms", t_ours * ms <= 5), ("600 codes DataFrame <= 250 ms", t_frame * ms <= 250),
+               ("file <= 120 MB", size_ours / 1e6 <= 120)]
+    print("targets: " + "; ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in targets)
+          + f"  ({info.snapshots:,} snapshots, {info.codes} codes)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Issue 9, point 4: with Excel open, install and uninstall say so in one line and change nothing;
+an uninstall that cannot remove a file stops before anything irreversible (the token goes last).
+
+macOS's check runs the real ``pgrep -x "Microsoft Excel"`` against a real process of that name
+(Linux's pgrep matches the same 15-character name). Windows' ``tasklist`` cannot run here: its CSV
+answers are replayed as Windows prints them.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from xl_addin.excel_process import PGREP, TASKLIST, excel_running
+from xl_addin.exceptions import ExcelRunningError, InstallError
+from xl_addin.install import install, main_uninstall, uninstall
+from xl_addin.install_paths import addin_path, record_path
+
+WIN_PY = r"C:\Users\me\AppData\Local\xl_addin\venv\Scripts\pythonw.exe"
+
+
+def tasklist(stdout, rc=0):
+    def run(argv, **kw):
+        assert argv == TASKLIST
+        return subprocess.CompletedProcess(argv, rc, stdout, "")
+    return run
+
+
+def test_tasklist_answers():
+    running = '"EXCEL.EXE","11872","Console","1","412,332 K"\r\n'
+    other = '"excel.exe","4","Console","1","1 K"\r\n"notepad.exe","5","Console","1","1 K"\r\n'
+    none_en = "INFO: No tasks are running which match the specified criteria.\r\n"
+    none_de = "INFORMATION: Es werden keine Aufgaben mit den angegebenen Kriterien ausgeführt.\r\n"
+    assert excel_running("windows", tasklist(running)) is True
+    assert excel_running("windows", tasklist(other)) is True
+    assert excel_running("windows", tasklist(none_en)) is False
+    assert excel_running("windows", tasklist(none_de)) is False
+    with pytest.raises(InstallError, match="could not tell"):
+        excel_running("windows", tasklist("", rc=1))
+
+
+@pytest.fixture
+def fake_excel(tmp_path):
+    """A real process whose name is "Microsoft Excel"."""
+    exe = tmp_path / "bin" / "Microsoft Excel"
+    exe.parent.mkdir()
+    shutil.copy(shutil.which("sleep"), exe)
+    p = subprocess.Popen([str(exe), "60"])
+    time.sleep(0.2)
+    yield p
+    p.kill()
+    p.wait()
+
+
+def test_pgrep_sees_a_running_excel(fake_excel):
+    assert PGREP == ["pgrep", "-x", "Microsoft Excel"]
+    assert excel_running("macos") is True
+    fake_excel.kill()
+    fake_excel.wait()
+    assert excel_running("macos") is False
+
+
+def _tree(root: Path):
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+def test_install_and_uninstall_change_nothing_while_excel_runs(tmp_path, fake_excel):
+    home = tmp_path / "home"
+    install(home, "macos", sys.executable, excel_running=lambda: False)
+    (home / ".xlwings").mkdir()
+    (home / ".xlwings" / "xlwings.conf").write_text(f'"INTERPRETER_MAC","{sys.executable}"\n')
+    before = _tree(home)
+    check = lambda: excel_running("macos")  # noqa: E731  the real pgrep
+    with pytest.raises(ExcelRunningError) as e:
+        install(home, "macos", sys.executable, excel_running=check)
+    assert str(e.value) == "Excel is running: close Excel and run this again (nothing was changed)"
+    with pytest.raises(ExcelRunningError):
+        uninstall(home, "macos", excel_running=check)
+    assert _tree(home) == before
+
+
+def test_preflight_stops_the_installer_before_it_creates_anything(tmp_path, fake_excel, monkeypatch):
+    from xl_addin import preflight
+
+    home = tmp_path / "home"
+    home.mkdir()
+    with pytest.raises(ExcelRunningError):
+        preflight.env_for("install", home, "macos")
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: home))
+    assert preflight.main(["install"]) == 1
+    assert list(home.iterdir()) == []
+
+
+def test_preflight_prints_the_environment_folder(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), HOME=str(tmp_path), XDG_DATA_HOME="")
+    r = subprocess.run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                        "from xl_addin.preflight import main; sys.exit(main(['install']))", str(ROOT)],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(tmp_path / ".local" / "share" / "xl_addin" / "venv")
+    mods = subprocess.run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                           "import xl_addin.preflight; print(sorted(m for m in sys.modules if m in "
+                           "('requests','pandas','xlwings','lxml','keyring','platformdirs','openpyxl')))", str(ROOT)],
+                          capture_output=True, text=True, env=env)
+    assert mods.stdout.strip() == "[]", "the system Python has none of these: preflight must not need them"
+
+
+# --- the uninstall's order ------------------------------------------------------------------------
+@pytest.fixture
+def file_keyring(tmp_path, monkeypatch):
+    """A real keyring backend (keyrings.alt, a file) holding a token."""
+    import keyring
+    from keyrings.alt.file import PlaintextKeyring
+
+    from xl_addin.credentials import keyring_token, store_token
+
+    kr = PlaintextKeyring()
+    kr.file_path = str(tmp_path / "keyring.cfg")
+    keyring.set_keyring(kr)
+    store_token("t0k3n-for-the-uninstall-test", "default")
+    assert keyring_token("default") is not None
+    return keyring_token
+
+
+def test_a_file_excel_still_holds_stops_the_uninstall_before_the_token(tmp_path, monkeypatch, file_keyring):
+    from fake_winreg import FakeWinreg
+
+    reg = FakeWinreg()
+    reg.put(r"Software\Microsoft\Office\16.0\Excel\Security", "VBAWarnings", 2)
+    home = tmp_path / "home"
+    install(home, "windows", WIN_PY, registry=reg, excel_running=lambda: False, trust_vba=True,
+            import_udfs=lambda addin: None)
+    addin = addin_path(home, "windows")
+    before_files, before_reg = _tree(home), reg.roots[reg.HKEY_CURRENT_USER].snapshot()
+    real_replace = os.replace
+
+    def sharing_violation(src, dst):  # what Windows does to a file another process holds open
+        if Path(src) == addin:
+            raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", sharing_violation)
+    import xl_addin.install as inst
+
+    monkeypatch.setattr(inst, "target_os", lambda: "windows")
+    monkeypatch.setattr(inst, "_winreg", lambda registry: reg)
+    monkeypatch.setattr(inst, "_check_excel", lambda os_name, check: None)
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: home))
+    args = types.SimpleNamespace(home=None, keep_token=False, keep_cache=True, profile="default")
+    with pytest.raises(InstallError, match="cannot remove .*nothing was changed"):
+        main_uninstall(args)
+    assert _tree(home) == before_files and reg.roots[reg.HKEY_CURRENT_USER].snapshot() == before_reg
+    assert file_keyring("default") is not None  # the install still works: the token is there
+
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert main_uninstall(args) == 0
+    assert not addin.exists() and not record_path(home, "windows").exists()
+    assert "accessvbom" not in reg.node(r"Software\Microsoft\Office\16.0\Excel\Security").values
+    assert file_keyring("default") is None
+
+
+def test_all_or_nothing_puts_back_files_already_moved(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    install(home, "macos", sys.executable, excel_running=lambda: False)
+    script = next((home / "Library" / "Application Scripts").rglob("*.applescript"))
+    before = _tree(home)
+    real_replace = os.replace
+
+    def held(src, dst):
+        if Path(src) == script:
+            raise PermissionError(13, "in use")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", held)
+    with pytest.raises(InstallError):
+        uninstall(home, "macos", excel_running=lambda: False)
+    assert _tree(home) == before

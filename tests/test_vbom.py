@@ -1,0 +1,132 @@
+"""Issue 9, point 1: turning on AccessVBOM keeps every other Trust Center setting, and the uninstall puts it back.
+
+The registry is an in-memory stand-in with winreg's API (tests/fake_winreg.py). The user's
+Security key holds what a real one does: macro security level, Protected View, a Trusted Location.
+"""
+
+import zipfile
+
+import pytest
+
+from fake_winreg import REG_DWORD, REG_SZ, FakeWinreg
+from xl_addin import vbom
+from xl_addin.exceptions import InstallError
+from xl_addin.install import install, uninstall
+from xl_addin.install_paths import record_path
+from xl_addin.xlsx import XlsxBook
+
+SEC = r"Software\Microsoft\Office\16.0\Excel\Security"
+WIN_PY = r"C:\Users\me\AppData\Local\xl_addin\venv\Scripts\pythonw.exe"
+
+
+@pytest.fixture
+def reg():
+    r = FakeWinreg()
+    r.put(SEC, "VBAWarnings", 2)  # "Disable all macros with notification"
+    r.put(SEC, "AccessVBOM", 0)
+    r.put(SEC + r"\ProtectedView", "DisableInternetFilesInPV", 0)
+    r.put(SEC + r"\Trusted Locations\Location0", "Path", r"C:\Models\\", REG_SZ)
+    r.put(r"Software\Microsoft\Office\16.0\Excel\Options", "Font", "Calibri,11", REG_SZ)
+    r.put(r"Software\Microsoft\Office\16.0\Word", "x", 1)  # Office, but not Excel
+    r.put(r"Software\Microsoft\Office\Common", "x", 1)  # not a version
+    return r
+
+
+def _others(r):
+    node = r.node(SEC)
+    values = {k: v for k, v in node.values.items() if k != "accessvbom"}
+    return node, values, node.snapshot()[1]
+
+
+def test_versions_are_those_where_excel_kept_settings(reg):
+    reg.put(r"Software\Microsoft\Office\15.0\Word", "x", 1)
+    assert vbom.excel_versions(reg) == ["16.0"]
+
+
+def test_turn_on_sets_one_value_and_keeps_the_key_and_everything_under_it(reg):
+    node, values, subkeys = _others(reg)
+    vbom.turn_on(reg, ["16.0"])
+    assert reg.node(SEC) is node  # the same key: not deleted and recreated
+    assert reg.node(SEC).values["accessvbom"] == ("AccessVBOM", 1, REG_DWORD)
+    after = {k: v for k, v in reg.node(SEC).values.items() if k != "accessvbom"}
+    assert after == values and reg.node(SEC).snapshot()[1] == subkeys
+    assert not [c for c in reg.calls if c[0] in ("DeleteKey", "DeleteValue")]
+
+
+def test_turn_on_creates_a_missing_security_key_without_touching_its_parent():
+    r = FakeWinreg()
+    excel = r.put(r"Software\Microsoft\Office\16.0\Excel\Options", "Font", "Calibri,11", REG_SZ)
+    vbom.turn_on(r, ["16.0"])
+    assert r.node(SEC).values["accessvbom"][1] == 1
+    assert r.node(r"Software\Microsoft\Office\16.0\Excel\Options") is excel and excel.values
+
+
+def test_restore_puts_back_the_old_value_or_removes_ours_and_respects_a_later_change(reg):
+    vbom.turn_on(reg, ["16.0"])
+    assert vbom.restore(reg, {"16.0": 0}) == ["16.0"]
+    assert reg.node(SEC).values["accessvbom"][1] == 0
+    reg.node(SEC).values.pop("accessvbom")
+    vbom.turn_on(reg, ["16.0"])
+    vbom.restore(reg, {"16.0": None})
+    assert "accessvbom" not in reg.node(SEC).values and reg.node(SEC).values["vbawarnings"][1] == 2
+    reg.put(SEC, "AccessVBOM", 0)  # the user turned it off again themselves
+    assert vbom.restore(reg, {"16.0": None}) == [] and reg.node(SEC).values["accessvbom"][1] == 0
+
+
+def _importer(calls):
+    def import_udfs(addin):
+        with zipfile.ZipFile(addin) as z:  # the staged add-in, complete
+            assert "xl/vbaProject.bin" in z.namelist()
+        calls.append(addin)
+    return import_udfs
+
+
+def test_install_asks_first_and_changes_nothing_when_the_answer_is_no(reg, tmp_path):
+    before, asked, calls = reg.roots[reg.HKEY_CURRENT_USER].snapshot(), [], []
+    report = install(tmp_path, "windows", WIN_PY, registry=reg, excel_running=lambda: False,
+                     ask=lambda q: asked.append(q) or False, import_udfs=_importer(calls))
+    assert asked and "VBA project" in asked[0]
+    assert reg.roots[reg.HKEY_CURRENT_USER].snapshot() == before and not calls
+    assert not report.formulas and report.addin.exists()  # the Refresh button still installs
+    assert any("skipped" in n for n in report.notes)
+
+
+def test_install_after_yes_imports_then_uninstall_restores_exactly(reg, tmp_path):
+    node, values, subkeys = _others(reg)
+    before = reg.roots[reg.HKEY_CURRENT_USER].snapshot()
+    calls = []
+    report = install(tmp_path, "windows", WIN_PY, registry=reg, excel_running=lambda: False,
+                     ask=lambda q: True, import_udfs=_importer(calls))
+    assert report.formulas and len(calls) == 1
+    assert reg.node(SEC) is node and reg.node(SEC).values["accessvbom"][1] == 1
+    settings = {r[0]: r[1] for r in XlsxBook(report.addin).read("myaddin.conf", 1, 1, 9, 2)}
+    assert settings["Interpreter_Win"] == WIN_PY
+    # a reinstall finds it on and must not record our 1 as "what was there before"
+    install(tmp_path, "windows", WIN_PY, registry=reg, excel_running=lambda: False, ask=lambda q: False,
+            import_udfs=_importer(calls))
+    assert len(calls) == 2
+    uninstall(tmp_path, "windows", registry=reg, excel_running=lambda: False)
+    assert reg.roots[reg.HKEY_CURRENT_USER].snapshot() == before
+    assert not report.addin.exists() and not record_path(tmp_path, "windows").exists()
+
+
+def test_a_failed_import_puts_the_value_back_and_installs_nothing(reg, tmp_path):
+    before = reg.roots[reg.HKEY_CURRENT_USER].snapshot()
+
+    def refused(addin):
+        raise InstallError("Excel refused access to the add-in's VBA project")
+
+    with pytest.raises(InstallError):
+        install(tmp_path, "windows", WIN_PY, registry=reg, excel_running=lambda: False, trust_vba=True,
+                import_udfs=refused)
+    assert reg.roots[reg.HKEY_CURRENT_USER].snapshot() == before
+    assert [p for p in tmp_path.rglob("*") if p.is_file() or p.name == "xl_addin"] == []  # no add-in, no record
+
+
+def test_group_policy_is_read_never_written(reg, tmp_path):
+    reg.put(r"Software\Policies\Microsoft\Office\16.0\Excel\Security", "AccessVBOM", 0)
+    before = reg.roots[reg.HKEY_CURRENT_USER].snapshot()
+    report = install(tmp_path, "windows", WIN_PY, registry=reg, excel_running=lambda: False, trust_vba=True,
+                     import_udfs=_importer([]))
+    assert reg.roots[reg.HKEY_CURRENT_USER].snapshot() == before
+    assert any("Group Policy" in n for n in report.notes) and report.addin.exists()

@@ -1,0 +1,113 @@
+"""Build ``xl_addin.xlam`` for the machine it will run on.
+
+It is xlwings' own (BSD) custom add-in ``quickstart_addin_ribbon.xlam`` with our Lixinger tab
+and its config sheet filled in. That add-in's VBA (``PROJECT_NAME = "myaddin"``) looks a
+setting up in this order: a ``myaddin.conf`` sheet in the active workbook, the ``myaddin.conf``
+sheet of the add-in itself, ``myaddin.conf`` beside the active workbook, then the user file
+(``%USERPROFILE%\\.myaddin\\myaddin.conf``; on macOS ``myaddin.conf`` in Excel's container).
+So our settings go on the add-in's own sheet, read before any file: nothing outside our add-in
+is written, and the user file, which every add-in built from the same quickstart shares, is
+left alone. (``tests/test_addin_config.py`` derives this order from the VBA text.)
+
+The interpreter is the one of the machine that builds it: ``Interpreter_Win`` (a Windows path)
+on Windows, ``Interpreter_Mac`` on macOS, never both, so that an add-in built elsewhere cannot
+pass for a Windows one.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+from .exceptions import InstallError
+from .install_paths import check_mac_interpreter, is_windows_path
+
+UDF_MODULES = "xl_addin.udfs"
+CONF_SHEET_DISABLED, CONF_SHEET = "_myaddin.conf", "myaddin.conf"  # PROJECT_NAME in the add-in's VBA
+
+RIBBON = """<customUI xmlns="http://schemas.microsoft.com/office/2006/01/customui">
+    <ribbon>
+        <tabs>
+            <tab id="lixingerTab" label="Lixinger">
+                <group id="lixingerRefresh" label="港股通 Stock Connect">
+                    <button id="lixingerRefreshButton" label="Refresh" size="large" imageMso="RefreshAll"
+                        screentip="Refresh this workbook"
+                        supertip="Fills the table of a Lixinger template (LX_CODES, LX_FIELDS) with the latest mm_ah data for every code. Touches nothing else."
+                        onAction="RibbonMyAddin.RunMain" />
+                </group>
+                <group id="lixingerFormulas" label="Formulas">
+                    <control idMso="CalculateNow" size="large" label="Recalculate" screentip="Recalculate LX_MMAH formulas" />
+                    <control idMso="NameManager" size="large" label="Template names" screentip="LX_CODES, LX_FIELDS, LX_STATUS" />
+                </group>
+            </tab>
+        </tabs>
+    </ribbon>
+</customUI>
+"""
+
+
+def xlwings_ribbon_addin() -> Path:
+    import xlwings
+
+    src = Path(xlwings.__file__).with_name("quickstart_addin_ribbon.xlam")
+    if not src.exists():
+        raise InstallError(f"xlwings {xlwings.__version__} has no quickstart_addin_ribbon.xlam; upgrade xlwings")
+    return src
+
+
+def sheet_settings(os_name: str, interpreter: str) -> dict[str, str]:
+    """The config sheet's values for an add-in that runs on *os_name* (keys as in the sheet)."""
+    if os_name == "windows":
+        if not is_windows_path(interpreter):
+            raise InstallError(f"{interpreter!r} is not a Windows path: build the add-in on the Windows PC that runs it")
+        return {"Interpreter_Win": interpreter, "UDF Modules": UDF_MODULES}
+    return {"Interpreter_Mac": check_mac_interpreter(interpreter), "UDF Modules": UDF_MODULES}
+
+
+def build_addin(target: Path, os_name: str, interpreter: str, source: Path | None = None) -> Path:
+    """Our ribbon add-in for *os_name*, written atomically to *target*."""
+    from lxml import etree
+
+    from .xlsx import NS, XlsxBook
+
+    values = sheet_settings(os_name, interpreter)
+    source = source or xlwings_ribbon_addin()
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staged = target.with_name(f".~{target.stem}.xlam")
+    book = XlsxBook(source)
+    try:
+        if CONF_SHEET_DISABLED not in book._sheet_parts:
+            raise InstallError(f"{source.name} has no {CONF_SHEET_DISABLED} sheet: unexpected xlwings add-in")
+        keys = [row[0] for row in book.read(CONF_SHEET_DISABLED, 1, 1, 12, 1)]
+        missing = set(values) - set(keys)
+        if missing:
+            raise InstallError(f"{source.name}'s config sheet has no {sorted(missing)} row: unexpected xlwings add-in")
+        for i, key in enumerate(keys, start=1):
+            if key in values:
+                book.write(CONF_SHEET_DISABLED, i, 2, [[values[key]]])
+        book.save(staged)
+    finally:
+        book.close()
+    # enable the config sheet (the VBA looks for "myaddin.conf") and put our ribbon in
+    with zipfile.ZipFile(staged) as z:
+        parts = [(i, z.read(i.filename)) for i in z.infolist()]
+    out = []
+    for info, data in parts:
+        if info.filename == "xl/workbook.xml":
+            root = etree.fromstring(data)
+            for sheet in root.iter(f"{{{NS}}}sheet"):
+                if sheet.get("name") == CONF_SHEET_DISABLED:
+                    sheet.set("name", CONF_SHEET)
+            data = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
+        elif info.filename == "customUI/customUI.xml":
+            data = RIBBON.encode("utf-8")
+        out.append((info, data))
+    tmp = target.with_name(f".~{target.stem}.tmp.xlam")
+    with zipfile.ZipFile(tmp, "w") as z:
+        for info, data in out:
+            z.writestr(info, data)
+    staged.unlink()
+    os.replace(tmp, target)
+    return target

@@ -1,0 +1,175 @@
+"""What `lx-addin fetch` prints: a table that fits the terminal, CSV or JSON.
+
+Pure functions from (code, record, error, stale, fetched_at) entries to text. The table
+puts fields down and codes across while the codes fit the terminal, and codes down,
+fields across when there are more codes than fit (``--transpose`` flips it); columns
+that still do not fit are cut, and a note says so. Numbers are rounded to what is shown
+before the sign is chosen, so a tiny negative prints ``0.00%``, never ``-0.00%``.
+Stale values (served from the cache because the service failed) are marked: ``*`` in
+the table, ``stale`` and ``fetched_at`` in CSV and JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from dataclasses import dataclass
+
+from .exceptions import NoDataError
+
+STALE_MARK = "*"
+DEFAULT_WIDTH = 120  # when the width is unknown (output to a pipe or a file)
+
+
+@dataclass
+class Entry:
+    label: str  # the code, or the input as typed when it is not a code
+    record: dict | None
+    error: Exception | None
+    stale: bool = False
+    fetched_at: float | None = None
+
+
+def fetched_text(ts: float | None) -> str | None:
+    """Local time with its offset, to the second: 2026-03-17T09:30:00+08:00."""
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+
+
+def cell_text(field, value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if field.kind == "ratio" and isinstance(value, (int, float)):
+        return f"{round(value * 100, 2) + 0.0:,.2f}%"  # + 0.0 turns -0.0 into 0.0
+    if field.kind in ("amount", "shares") and isinstance(value, (int, float)):
+        return f"{round(value) + 0:,d}"
+    return str(value)
+
+
+def _missing(entry: Entry) -> str:
+    return "no data" if isinstance(entry.error, NoDataError) else "error"
+
+
+# --- table -------------------------------------------------------------------------------
+def display_width(text: str) -> int:
+    """Terminal columns *text* takes: wide (中文) characters take two."""
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
+
+
+def _pad(text: str, width: int, right: bool = False) -> str:
+    gap = " " * max(0, width - display_width(text))
+    return gap + text if right else text + gap
+
+
+def _widths(headers: list[str], rows: list[list[str]]) -> list[int]:
+    return [max([display_width(h)] + [display_width(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+
+def render_table(headers: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
+    """Columns padded by display width; the first *left* columns are left-aligned (text), the
+    rest right-aligned (numbers). Headers follow their column."""
+    widths = _widths(headers, rows)
+    lines = ["  ".join(_pad(h, w, right=i >= left) for i, (h, w) in enumerate(zip(headers, widths))).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in rows:
+        lines.append("  ".join(_pad(c, w, right=i >= left) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    return lines
+
+
+def _fit(headers: list[str], rows: list[list[str]], width: int | None) -> tuple[list[str], list[list[str]], int]:
+    """Keep the first column and as many others as fit in *width*; returns how many were cut."""
+    if width is None:
+        return headers, rows, 0
+    used, keep = 0, 0
+    for i, w in enumerate(_widths(headers, rows)):
+        if i and used + 2 + w > width:
+            break
+        used += w + (2 if i else 0)
+        keep = i + 1
+    keep = max(keep, 2) if len(headers) > 1 else keep
+    return headers[:keep], [r[:keep] for r in rows], len(headers) - keep
+
+
+def codes_across(entries: list[Entry], fields) -> tuple[list[str], list[list[str]]]:
+    headers = ["field"] + [e.label + (STALE_MARK if e.stale else "") for e in entries]
+    rows = []
+    for f in fields[1:]:
+        rows.append([f"{f.key}  {f.en}"] + [
+            cell_text(f, e.record.get(f.key)) if e.record is not None else _missing(e) for e in entries
+        ])
+    return headers, rows
+
+
+def codes_down(entries: list[Entry], fields) -> tuple[list[str], list[list[str]]]:
+    headers = [f.key for f in fields]
+    rows = []
+    for e in entries:
+        label = e.label + (STALE_MARK if e.stale else "")
+        if e.record is not None:
+            rows.append([label] + [cell_text(f, e.record.get(f.key)) for f in fields[1:]])
+        else:
+            rows.append([label] + ([_missing(e)] + [""] * (len(fields) - 2) if len(fields) > 1 else []))
+    return headers, rows
+
+
+def table(entries: list[Entry], fields, width: int | None, transpose: bool = False) -> tuple[str, list[str]]:
+    """The table's text and the notes to print with it (what was cut, what is stale)."""
+    judge = width or DEFAULT_WIDTH
+    if len(fields) <= 8:
+        across = False  # a few fields: the classic table, one code a row
+    else:
+        across = max(display_width(line) for line in render_table(*codes_across(entries, fields))) <= judge
+    if transpose:
+        across = not across
+    headers, rows = codes_across(entries, fields) if across else codes_down(entries, fields)
+    headers, rows, cut = _fit(headers, rows, width)
+    notes = []
+    if cut:
+        what = "codes" if across else "fields"
+        total = len(entries) if across else len(fields)
+        notes.append(f"showing {total - cut} of {total} {what} to fit {width} columns; "
+                     "use --fields, --transpose, a wider window or --format csv for the rest")
+    stale = [e for e in entries if e.stale]
+    if stale:
+        oldest = min((e.fetched_at for e in stale if e.fetched_at), default=None)
+        when = f", fetched {dt.datetime.fromtimestamp(oldest):%Y-%m-%d %H:%M}" if oldest else ""
+        notes.append(f"{STALE_MARK} stale: {len(stale)} code(s) shown from the cache{when} "
+                     "because the service failed")
+    return "\n".join(render_table(headers, rows)), notes
+
+
+# --- CSV and JSON ----------------------------------------------------------------------------
+def to_json(entries: list[Entry], keys: list[str]) -> str:
+    from .records import record_to_json
+
+    out = []
+    for e in entries:
+        obj = record_to_json(e.record, keys) if e.record is not None else {"stockCode": e.label, "error": str(e.error)}
+        obj["stale"] = e.stale
+        obj["fetched_at"] = fetched_text(e.fetched_at)
+        out.append(obj)
+    return json.dumps(out, ensure_ascii=False, indent=2) + "\n"
+
+
+def to_csv(entries: list[Entry], keys: list[str]) -> str:
+    from .records import record_to_json
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(keys + ["stale", "fetched_at", "error"])
+    for e in entries:
+        meta = ["true" if e.stale else "false", fetched_text(e.fetched_at) or ""]
+        if e.record is not None:
+            j = record_to_json(e.record, keys)
+            writer.writerow(["" if j[k] is None else j[k] for k in keys] + meta + [""])
+        else:
+            writer.writerow([e.label] + [""] * (len(keys) - 1) + meta + [str(e.error)])
+    return buf.getvalue()

@@ -1,0 +1,41 @@
+"""Per-code problems, said once per cause: ``00700: no data``, ``banana: invalid code``.
+
+A batch that fails hits each of its codes with the same error; a line per code would
+bury the one thing to know under a thousand copies of it. The CLI and the refresh's
+status block both group by cause, with a count: ``1,000 codes (00001, 00002, 00003, …):
+cannot reach …``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from .exceptions import InvalidCodeError, NoDataError
+
+INVALID = "invalid code"
+NO_DATA = "no data"
+INVALID_HINT = "expected 1 to 5 digits, like 700, 00700 or 0700.HK"
+
+
+def cause_of(error, hint: bool = False) -> str:
+    """What went wrong for one code, worded the same everywhere."""
+    if isinstance(error, InvalidCodeError):
+        return f"{INVALID} ({INVALID_HINT})" if hint else INVALID
+    if isinstance(error, NoDataError):
+        return NO_DATA
+    return str(error)
+
+
+def grouped(problems: Iterable[tuple[str, str]], shown: int | None = 3) -> list[str]:
+    """One line per cause, first seen first; *shown* codes named per line (None: all of them)."""
+    by_cause: dict[str, list[str]] = {}
+    for label, cause in problems:
+        by_cause.setdefault(cause, []).append(label)
+    lines = []
+    for cause, labels in by_cause.items():
+        if len(labels) == 1:
+            lines.append(f"{labels[0]}: {cause}")
+            continue
+        listed = labels if shown is None or len(labels) <= shown else labels[:shown] + ["…"]
+        lines.append(f"{len(labels):,} codes ({', '.join(listed)}): {cause}")
+    return lines
