@@ -277,7 +277,7 @@ def test_long_texts_in_an_array_never_show_value_error(udfs, sandbox, monkeypatc
     assert shown[1][0].startswith("#N/A Invalid Field: xxx") and len(shown[1][0]) == 255
     assert shown[1][1] == value_of(sandbox, "00700", "mm_sh")
 
-    monkeypatch.setenv("LIXINGER_BASE_URL", "ftp://" + "y" * 400)  # a config error: a long message
+    monkeypatch.setenv("LIXINGER_TIMEOUT", "9" * 400)  # a config error: a long message (it quotes the value)
     udfs.reset()
     info = xh.excel_shows(xh.call(udfs.LX_MMAH_INFO))
     assert "#VALUE!" not in flat(info)
