@@ -110,7 +110,9 @@ class Addin:
 def addin(tmp_path):
     from xl_addin.install import build_addin
 
-    return Addin(build_addin(tmp_path / "addin" / "xl_addin.xlam", sys.executable))
+    # built as the Windows install builds it (UDFs are Windows-only); the interpreter path is Windows'
+    interpreter = r"C:\Users\analyst\.xl_addin\venv\Scripts\pythonw.exe"
+    return Addin(build_addin(tmp_path / "addin" / "xl_addin.xlam", "windows", interpreter))
 
 
 @pytest.fixture

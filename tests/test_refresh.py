@@ -296,12 +296,12 @@ def test_new_cells_below_the_template_continue_its_formats(book, tmp_path):
     wb = openpyxl.load_workbook(path)
     ws = wb["MM_AH"]
     for r in (7, 1006, 1007, 1106, 1306):  # inside the template's rows, and past them
-        for c, f in enumerate(FIELDS, start=2):
+        for c, f in enumerate(FIELDS, start=3):
             assert ws.cell(row=r, column=c).number_format == f.number_format, (r, f.key)
     for r, code in ((7, codes[0]), (1107, codes[1100]), (1306, codes[-1])):
-        assert ws.cell(row=r, column=2).value == code
-        assert ws.cell(row=r, column=4).value == expected[code]["mm_sh"]
-    assert ws.cell(row=1307, column=2).value is None
+        assert ws.cell(row=r, column=3).value == code
+        assert ws.cell(row=r, column=5).value == expected[code]["mm_sh"]
+    assert ws.cell(row=1307, column=3).value is None
 
 
 def test_new_cells_take_the_column_style_of_a_sheet_without_cells(tmp_path, service, sandbox):
