@@ -130,3 +130,37 @@ def test_group_policy_is_read_never_written(reg, tmp_path):
                      import_udfs=_importer([]))
     assert reg.roots[reg.HKEY_CURRENT_USER].snapshot() == before
     assert any("Group Policy" in n for n in report.notes) and report.addin.exists()
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("(-2147352567, 'Exception occurred.', None, None)"),
+                                     KeyboardInterrupt()], ids=["com_error", "ctrl_c"])
+def test_any_failure_of_the_import_puts_the_value_back(reg, tmp_path, failure):
+    """A COM error that is not ours (Excel failing to save the add-in) or Ctrl+C during the slow import:
+    the value we turned on must go back, or the record that would restore it is gone with the failure."""
+    before = reg.roots[reg.HKEY_CURRENT_USER].snapshot()
+
+    def fails(addin):
+        raise failure
+
+    with pytest.raises(type(failure)):
+        install(tmp_path, "windows", WIN_PY, registry=reg, excel_running=lambda: False, trust_vba=True,
+                import_udfs=fails)
+    assert reg.roots[reg.HKEY_CURRENT_USER].snapshot() == before
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_an_add_in_folder_we_cannot_write_puts_the_value_back(reg, tmp_path):
+    """XLSTART unusable (here: a file where the folder should be, as a locked-down profile can have):
+    the error is not ours, the value we turned on goes back all the same, and the message is one line."""
+    from xl_addin.install_paths import addin_dir
+
+    xlstart = addin_dir(tmp_path, "windows")
+    xlstart.parent.mkdir(parents=True)
+    xlstart.write_text("not a folder")
+    before = reg.roots[reg.HKEY_CURRENT_USER].snapshot()
+    with pytest.raises(InstallError) as e:
+        install(tmp_path, "windows", WIN_PY, registry=reg, excel_running=lambda: False, trust_vba=True,
+                import_udfs=_importer([]))
+    assert "\n" not in str(e.value) and str(xlstart) in str(e.value)
+    assert reg.roots[reg.HKEY_CURRENT_USER].snapshot() == before
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == [xlstart]

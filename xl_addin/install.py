@@ -82,9 +82,14 @@ def _our_interpreters(interpreter: str) -> set[str]:
 
 def _place(staged: Path, target: Path) -> None:
     """Copy into the target's folder, then one rename: Excel never sees half a file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".~{target.name}.new")
-    shutil.copyfile(staged, tmp)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(staged, tmp)
+    except OSError as exc:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise InstallError(f"cannot write the add-in into {target.parent} ({exc.strerror or exc})") from None
     try:
         os.replace(tmp, target)
     except OSError as exc:
@@ -113,7 +118,7 @@ def _formulas(report, reg, staged, record, rec_path, trust_vba, ask, import_udfs
         vbom.turn_on(reg, versions)
     try:
         import_udfs(staged)
-    except LixingerError:
+    except BaseException:  # a COM error that is not ours, Ctrl+C: the value goes back all the same
         _undo_trust(reg, turned_on, record, rec_path)
         raise
     report.formulas = True
@@ -174,7 +179,7 @@ def install(home: Path | None = None, os_name: str | None = None, interpreter: s
             script = _applescript(home, record)
         try:
             _place(staged, target)
-        except LixingerError:
+        except BaseException:
             if script is not None:
                 script.unlink(missing_ok=True)
             if turned_on:
