@@ -2,16 +2,21 @@
 
 Excel holds ``XLSTART\\xl_addin.xlam``, the xlwings DLL and ``pythonw.exe`` of our environment
 open while it runs: replacing or removing them then fails half-way. So both commands ask first
-and stop with one line when it is. Windows asks ``tasklist`` (its CSV output, whose first
-column is the image name, is the same in every display language); macOS asks ``pgrep -x``
-for the process "Microsoft Excel". Linux has no Excel. Standard library only: the installers
-run this with the system Python before the environment exists. The process runner is a
-parameter so that tests hand over a recorded ``tasklist`` answer.
+and stop with one line when it is. Only this account's Excel counts: on a terminal server
+(Citrix, RDS) or a Mac with fast user switching, a colleague's Excel holds their files, not
+ours, and must not block the install forever. Windows asks ``tasklist /V`` (CSV, no header: the
+columns are in the same place in every display language) first for our own process's row, to
+learn how it spells this account's name, then for EXCEL.EXE rows with that user name (another
+account's process shows "N/A" to a user who is not an administrator); macOS asks
+``pgrep -x -U <uid>`` for the process "Microsoft Excel". Linux has no Excel. Standard library
+only: the installers run this with the system Python before the environment exists. The process
+runner is a parameter so that tests hand over a ``tasklist`` stand-in.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 
 from .exceptions import ExcelRunningError, InstallError
@@ -19,8 +24,9 @@ from .install_paths import target_os
 
 WINDOWS_IMAGE = "EXCEL.EXE"
 MAC_PROCESS = "Microsoft Excel"
-TASKLIST = ["tasklist", "/FI", f"IMAGENAME eq {WINDOWS_IMAGE}", "/FO", "CSV", "/NH"]
-PGREP = ["pgrep", "-x", MAC_PROCESS]
+TASKLIST = ["tasklist", "/FI", f"IMAGENAME eq {WINDOWS_IMAGE}", "/FO", "CSV", "/NH", "/V"]
+USER_COLUMN = 6  # tasklist /V /FO CSV: image, PID, session name, session#, memory, status, user, ...
+PGREP = ["pgrep", "-x", "-U", str(os.getuid()) if hasattr(os, "getuid") else "0", MAC_PROCESS]
 
 
 def _run(run, argv):
@@ -31,14 +37,31 @@ def _run(run, argv):
                            "close Excel and run this again") from None
 
 
+def _tasklist(run, argv) -> list[list[str]]:
+    r = _run(run, argv)
+    if r.returncode != 0:
+        raise InstallError("could not tell whether Excel is running (tasklist failed): close Excel and run this again")
+    return [row for row in csv.reader(line for line in r.stdout.splitlines() if line.strip()) if row]
+
+
+def _user_of_this_process(run) -> str | None:
+    """This account as tasklist spells it (DOMAIN\\user), or None: then every Excel counts."""
+    rows = _tasklist(run, ["tasklist", "/FI", f"PID eq {os.getpid()}", "/FO", "CSV", "/NH", "/V"])
+    for row in rows:
+        if len(row) > USER_COLUMN and row[1].strip() == str(os.getpid()):
+            user = row[USER_COLUMN].strip().lower()
+            return user if user and user != "n/a" else None
+    return None
+
+
 def excel_running(os_name: str | None = None, run=subprocess.run) -> bool:
     os_name = os_name or target_os()
     if os_name == "windows":
-        r = _run(run, TASKLIST)
-        if r.returncode != 0:
-            raise InstallError("could not tell whether Excel is running (tasklist failed): close Excel and run this again")
-        rows = csv.reader(line for line in r.stdout.splitlines() if line.strip())
-        return any(row and row[0].strip().upper() == WINDOWS_IMAGE for row in rows)
+        me = _user_of_this_process(run)
+        rows = _tasklist(run, TASKLIST)
+        return any(row[0].strip().upper() == WINDOWS_IMAGE
+                   and (me is None or len(row) <= USER_COLUMN or row[USER_COLUMN].strip().lower() == me)
+                   for row in rows)
     if os_name == "macos":
         r = _run(run, PGREP)
         if r.returncode in (0, 1):  # 0: found, 1: none
