@@ -260,3 +260,33 @@ def test_the_workbook_s_folder_cannot_shadow_our_modules(tmp_path, vba, os_name)
     r = subprocess.run([sys.executable, "-B", "-c", command], capture_output=True, text=True, cwd="/", timeout=60)
     assert r.returncode == 0, r.stderr
     assert Path(r.stdout.strip()).parent.name == "xl_addin"
+
+
+def test_the_udfs_find_the_xlwings_dll_where_pip_puts_it_in_our_environment(tmp_path, vba):
+    """`xlwings addin install` is never run: the formulas' VBA must load xlwings64-<version>.dll on its own.
+    XLPyLoadDLL tries the folder of Interpreter_Win, then its parent (the "Virtualenv" case). xlwings'
+    Windows wheels carry the DLLs as data files (the wheel's .data/data folder), which pip installs
+    into the environment's `data` folder: for a venv its root, the parent of Scripts."""
+    import sysconfig
+    from pathlib import PureWindowsPath
+
+    import xlwings
+
+    from xl_addin.install_paths import env_dir
+
+    name = re.search(r'#If Win64 Then\s+Const XLPyDLLName As String = "([^"]+)"', vba.code).group(1)
+    assert name == f"xlwings64-{xlwings.__version__}.dll"  # the DLL of the xlwings that pip installs with us
+    load = re.search(r"Private Sub XLPyLoadDLL\(\).*?End Sub", vba.code, re.S).group(0)
+    tried = re.findall(r'LoadLibrary\((.+?) \+ "\\" \+ XLPyDLLName\)', load)
+    assert tried == ["ParentFolder(PYTHON_WIN)", "ParentFolder(ParentFolder(PYTHON_WIN))"], tried
+    assert 'PYTHON_WIN = GetConfig("INTERPRETER_WIN", "")' in load
+
+    home = tmp_path / "home"
+    venv = PureWindowsPath(str(env_dir(Path.home(), "windows", {"LOCALAPPDATA": r"C:\Users\Jane Doe\AppData\Local"})))
+    assert venv == PureWindowsPath(r"C:\Users\Jane Doe\AppData\Local\xl_addin\venv")  # where install.ps1 makes it
+    paths = {k: PureWindowsPath(sysconfig.get_path(k, "nt_venv", vars={"base": str(venv), "platbase": str(venv)}))
+             for k in ("scripts", "data")}
+    report = install(home, "windows", str(paths["scripts"] / "python.exe"), excel_running=lambda: False, udfs=False)
+    interpreter = PureWindowsPath(get_config(vba, "INTERPRETER_WIN", report.addin, None, vba.user_file("windows", home)))
+    folders = [interpreter.parent, interpreter.parent.parent]  # ParentFolder(PYTHON_WIN), ParentFolder(ParentFolder(..))
+    assert paths["data"] in folders, (folders, paths["data"])
