@@ -253,3 +253,25 @@ def test_all_or_nothing_puts_back_files_already_moved(tmp_path, monkeypatch):
     with pytest.raises(InstallError):
         uninstall(home, "macos", excel_running=lambda: False)
     assert _tree(home) == before
+
+
+def test_a_windows_environment_made_by_another_python_is_refused_before_anything_changes(tmp_path):
+    """On Windows a venv keeps its packages in Lib\\site-packages with no version in the path: `python -m venv`
+    over an environment made by Python 3.11, run with 3.13, keeps 3.11's compiled lxml and pywin32, and pip
+    says "already satisfied". The Refresh button would then fail to import. Say so before anything changes."""
+    from xl_addin import preflight
+    from xl_addin.install_paths import env_dir
+
+    home = tmp_path / "home"
+    venv = env_dir(home, "windows", {})
+    (venv / "Lib" / "site-packages").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = C:\\Python311\ninclude-system-site-packages = false\nversion = 3.11.9\n")
+    before = _tree(home)
+    no_excel = tasklist("INFO: No tasks are running which match the specified criteria.\r\n")
+    with pytest.raises(InstallError) as e:
+        preflight.env_for("install", home, "windows", {}, no_excel, python_version=(3, 13))
+    assert "\n" not in str(e.value) and "3.11" in str(e.value) and "3.13" in str(e.value)
+    assert "uninstall.cmd -KeepToken" in str(e.value)
+    assert _tree(home) == before
+    assert preflight.env_for("install", home, "windows", {}, no_excel, python_version=(3, 11)) == venv
+    assert preflight.env_for("uninstall", home, "windows", {}, no_excel, python_version=(3, 13)) == venv
