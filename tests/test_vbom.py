@@ -4,6 +4,7 @@ The registry is an in-memory stand-in with winreg's API (tests/fake_winreg.py). 
 Security key holds what a real one does: macro security level, Protected View, a Trusted Location.
 """
 
+import re
 import zipfile
 
 import pytest
@@ -164,3 +165,28 @@ def test_an_add_in_folder_we_cannot_write_puts_the_value_back(reg, tmp_path):
     assert "\n" not in str(e.value) and str(xlstart) in str(e.value)
     assert reg.roots[reg.HKEY_CURRENT_USER].snapshot() == before
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == [xlstart]
+
+
+def test_a_user_folder_the_ansi_code_page_cannot_spell_skips_the_formulas_and_says_why(reg, tmp_path):
+    """The formulas' VBA hands the interpreter's path to Windows as ANSI text: LoadLibrary is declared with
+    Alias "LoadLibraryA" and XLPyDLLActivateAuto takes `ByVal Config As String` (VBA converts such strings to
+    the ANSI code page). A user folder named 陳大文 on a PC whose code page is 1252 turns into ???: the DLL
+    never loads and every =LX_MMAH cell fails. The Refresh button (WScript.Run, Unicode) still works."""
+    from test_addin_config import vba_modules
+
+    from xl_addin.addin_build import xlwings_ribbon_addin
+
+    code = "\n".join(vba_modules(xlwings_ribbon_addin()).values())
+    assert 'Alias "LoadLibraryA" (ByVal lpLibFileName As String)' in code
+    assert re.search(r"XLPyDLLActivateAuto Lib \"[^\"]+\" \(ByRef Result As Variant, Optional ByVal Config As String",
+                     code)
+    chinese = r"C:\Users\陳大文\AppData\Local\xl_addin\venv\Scripts\pythonw.exe"
+    before, calls = reg.roots[reg.HKEY_CURRENT_USER].snapshot(), []
+    report = install(tmp_path, "windows", chinese, registry=reg, excel_running=lambda: False, trust_vba=True,
+                     import_udfs=_importer(calls), ansi_codepage="cp1252")
+    assert not report.formulas and not calls and report.addin.exists()
+    assert reg.roots[reg.HKEY_CURRENT_USER].snapshot() == before  # AccessVBOM not turned on for nothing
+    assert any("陳大文" in n and "Refresh button works" in n for n in report.notes)
+    report = install(tmp_path, "windows", chinese, registry=reg, excel_running=lambda: False, trust_vba=True,
+                     import_udfs=_importer(calls), ansi_codepage="cp950")  # Traditional Chinese code page
+    assert report.formulas and len(calls) == 1

@@ -8,7 +8,8 @@ The PowerShell and sh installers only find Python, make the environment (where
 3. Windows, for ``=LX_MMAH`` in every workbook: the VBA-project trust (:mod:`xl_addin.vbom`, only
    after the user agreed; the value before is recorded first), then the functions are imported into
    the staged add-in (:mod:`xl_addin.udf_import`). A failure puts the trust value back and changes
-   nothing else.
+   nothing else. Skipped, with a note, when Windows' ANSI code page cannot spell the interpreter's
+   path: the formulas' VBA hands it to LoadLibraryA and the xlwings DLL as ANSI text.
 4. Settings earlier versions left in ``~/.xlwings/xlwings.conf`` are removed (:mod:`xl_addin.legacy_conf`).
 5. macOS: xlwings' AppleScript, which RunPython calls, goes where Excel finds it.
 6. The add-in replaces the old one in Excel's start-up folder in one step.
@@ -57,6 +58,31 @@ def windows_interpreter(executable: str) -> str:
     if exe.name.lower() == "python.exe" and (exe.parent / "pythonw.exe").exists():
         return str(exe.parent / "pythonw.exe")
     return executable
+
+
+def windows_ansi_codepage() -> str | None:
+    """Windows' ANSI code page ("cp1252"), which VBA converts strings to for Declare'd DLL calls; None elsewhere."""
+    if sys.platform != "win32":
+        return None
+    import ctypes
+
+    return f"cp{ctypes.windll.kernel32.GetACP()}"
+
+
+def _ansi_problem(interpreter: str, codepage: str | None) -> str | None:
+    """Why the formulas' VBA could not load the xlwings DLL from *interpreter*'s folder, or None."""
+    if not codepage:
+        return None
+    try:
+        interpreter.encode(codepage)
+    except UnicodeEncodeError:
+        return (f"the formulas were skipped: Excel's VBA passes the path of Python ({interpreter}) to Windows in "
+                f"the code page of 'Language for non-Unicode programs' ({codepage}), which cannot spell it, so "
+                "=LX_MMAH could not start; the Refresh button works (set that language to match your user "
+                "folder's name, restart, and run this again for the formulas)")
+    except LookupError:
+        return None
+    return None
 
 
 def _winreg(registry):
@@ -152,7 +178,7 @@ def _applescript(home: Path, record: dict) -> Path | None:
 
 def install(home: Path | None = None, os_name: str | None = None, interpreter: str | None = None, *,
             environ=None, registry=None, excel_running=None, udfs: bool = True, trust_vba: bool = False,
-            ask=None, import_udfs=None) -> InstallReport:
+            ask=None, import_udfs=None, ansi_codepage: str | None = None) -> InstallReport:
     """Set up Excel for *interpreter*; a failure leaves every file and setting as it was."""
     home = Path(home) if home else Path.home()
     os_name = os_name or target_os()
@@ -171,7 +197,10 @@ def install(home: Path | None = None, os_name: str | None = None, interpreter: s
     try:
         staged = build_addin(staging / ADDIN_NAME, os_name, interpreter)
         report = InstallReport(addin=target, interpreter=interpreter, os_name=os_name)
-        if os_name == "windows" and udfs:
+        ansi = _ansi_problem(interpreter, ansi_codepage or windows_ansi_codepage())
+        if os_name == "windows" and udfs and ansi:
+            report.notes.append(ansi)
+        elif os_name == "windows" and udfs:
             if import_udfs is None:
                 from .udf_import import import_udfs_into_addin as import_udfs
             turned_on = _formulas(report, _winreg(registry), staged, record, rec_path, trust_vba, ask, import_udfs)
