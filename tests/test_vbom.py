@@ -190,3 +190,16 @@ def test_a_user_folder_the_ansi_code_page_cannot_spell_skips_the_formulas_and_sa
     report = install(tmp_path, "windows", chinese, registry=reg, excel_running=lambda: False, trust_vba=True,
                      import_udfs=_importer(calls), ansi_codepage="cp950")  # Traditional Chinese code page
     assert report.formulas and len(calls) == 1
+
+
+def test_a_failing_cleanup_of_0_1_s_settings_does_not_lose_the_record_of_what_we_turned_on(reg, tmp_path):
+    """The old xlwings.conf is tidied after the add-in is in place. If that cannot be read (here: a folder
+    where the file should be), the install has still happened: it must keep the record of AccessVBOM's old
+    value, or the uninstall can never put it back."""
+    before = reg.roots[reg.HKEY_CURRENT_USER].snapshot()
+    (tmp_path / ".xlwings" / "xlwings.conf").mkdir(parents=True)
+    report = install(tmp_path, "windows", WIN_PY, registry=reg, excel_running=lambda: False, trust_vba=True,
+                     import_udfs=_importer([]))
+    assert report.formulas and any("xlwings.conf" in n for n in report.notes)
+    uninstall(tmp_path, "windows", registry=reg, excel_running=lambda: False)
+    assert reg.roots[reg.HKEY_CURRENT_USER].snapshot() == before

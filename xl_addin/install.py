@@ -215,8 +215,6 @@ def install(home: Path | None = None, os_name: str | None = None, interpreter: s
                 _undo_trust(_winreg(registry), turned_on, record, rec_path)
             raise
         install_record.save(rec_path, record)
-        legacy_conf.remove_our_keys(legacy_conf.conf_path(home), _our_interpreters(interpreter),
-                                    legacy_env_dirs(home, os_name, environ))
     except BaseException:
         if record_before is None:
             rec_path.unlink(missing_ok=True)
@@ -230,6 +228,13 @@ def install(home: Path | None = None, os_name: str | None = None, interpreter: s
                 ours.rmdir()  # only if empty: nothing of ours was left in it
             except OSError:
                 pass
+    # after the install is complete (and recorded): a failure here is a note, not a half-undone install
+    conf = legacy_conf.conf_path(home)
+    try:
+        legacy_conf.remove_our_keys(conf, _our_interpreters(interpreter), legacy_env_dirs(home, os_name, environ))
+    except OSError as exc:
+        report.notes.append(f"could not remove version 0.1's settings from {conf} ({exc.strerror or exc}): "
+                            "remove its INTERPRETER_WIN/INTERPRETER_MAC and UDF MODULES lines if they name xl_addin")
     if os_name == "linux":
         report.notes.append(f"staged only: {LINUX_LINE}")
     if os_name == "macos":
@@ -271,10 +276,15 @@ def uninstall(home: Path | None = None, os_name: str | None = None, *, environ=N
                   *map(Path, record.get("files", []))]
     files = [p for p in dict.fromkeys(candidates) if p.exists()]
     done = [f"removed {p}" for p in _remove_all_or_nothing(files)]
-    keys = legacy_conf.remove_our_keys(legacy_conf.conf_path(home), _our_interpreters(sys.executable),
-                                       legacy_env_dirs(home, os_name, environ))
+    conf = legacy_conf.conf_path(home)
+    try:
+        keys = legacy_conf.remove_our_keys(conf, _our_interpreters(sys.executable),
+                                           legacy_env_dirs(home, os_name, environ))
+    except OSError as exc:  # not worth leaving the trust setting on for: say so and go on
+        done.append(f"could not read {conf} ({exc.strerror or exc}): left as it is")
+        keys = []
     if keys:
-        done.append(f"removed {', '.join(keys)} from {legacy_conf.conf_path(home)}")
+        done.append(f"removed {', '.join(keys)} from {conf}")
     if os_name == "windows" and record.get("access_vbom"):
         for v in vbom.restore(_winreg(registry), record["access_vbom"]):
             done.append(f"put back Excel {v}'s 'Trust access to the VBA project object model' as it was")
