@@ -38,13 +38,13 @@ def tasklist(stdout, rc=0):
 class Tasklist:
     """Windows' tasklist over a process table: /FI "NAME eq VALUE" filters (ANDed, case-insensitive),
     /FO CSV /NH rows, /V adds Status, User Name, CPU Time, Window Title. A user who is not an
-    administrator sees "N/A" as the user of another account's process. The "no tasks" line is
-    localised (German here)."""
+    administrator sees "N/A" as the user of another account's process. That word and the "no tasks"
+    line are localised (German by default here)."""
 
     COLUMNS = {"IMAGENAME": 0, "PID": 1, "SESSION": 3, "USERNAME": 6}
 
-    def __init__(self, me="PC\\me", processes=()):
-        self.me = me
+    def __init__(self, me="PC\\me", processes=(), na="Nicht zutreffend"):
+        self.me, self.na = me, na
         self.table = [("python.exe", os.getpid(), "Console", 1, me), *processes]
         self.calls = []
 
@@ -53,8 +53,8 @@ class Tasklist:
         assert argv[0] == "tasklist" and "/FO" in argv and argv[argv.index("/FO") + 1] == "CSV" and "/NH" in argv
         filters = [argv[i + 1] for i, a in enumerate(argv) if a.upper() == "/FI"]
         rows = []
-        for image, pid, session_name, session, user in self.table:
-            shown_user = user if user == self.me else "N/A"
+        for image, pid, session_name, session, user, *elevated in self.table:
+            shown_user = user if user == self.me and not any(elevated) else self.na  # an elevated process too
             row = [image, str(pid), session_name, str(session), "100 K"]
             full = row + ["Running", shown_user, "0:00:01", "N/A"]
             ok = True
@@ -78,6 +78,11 @@ def test_another_accounts_excel_does_not_block_the_install():
     mine = ("EXCEL.EXE", 7777, "RDP-Tcp#9", 5, "CORP\\me")  # ours, even in another session of the same account
     assert excel_running("windows", Tasklist("CORP\\me", [colleague, mine])) is True
     assert excel_running("windows", Tasklist("CORP\\me", [])) is False
+    # "Run as administrator": our own Excel, whose user a normal tasklist cannot read, in our session
+    elevated = ("EXCEL.EXE", 8888, "Console", 1, "CORP\\me", True)
+    assert excel_running("windows", Tasklist("CORP\\me", [colleague, elevated])) is True
+    assert excel_running("windows", Tasklist("CORP\\me", [colleague, elevated], na="N/A")) is True
+    assert excel_running("windows", Tasklist("CORP\\me", [colleague], na="N/A")) is False
 
 
 def test_tasklist_answers():
