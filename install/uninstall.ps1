@@ -18,7 +18,7 @@ $AppDir = Join-Path $env:LOCALAPPDATA 'xl_addin'
 $Venv = Join-Path $AppDir 'venv'
 $LxAddin = Join-Path $Venv 'Scripts\lx-addin.exe'
 
-if (-not (Test-Path $LxAddin)) {
+if (-not (Test-Path -LiteralPath $LxAddin)) {
     Write-Host "The xl_addin environment was not found in $Venv; nothing to remove."
     exit 1
 }
@@ -28,8 +28,8 @@ if ($KeepToken) { $uninstallArgs += '--keep-token' }
 if ($LASTEXITCODE -ne 0) { exit 1 }
 
 try {
-    Remove-Item -Recurse -Force -Path $Venv
-    if (-not (Get-ChildItem -Force -Path $AppDir)) { Remove-Item -Force -Path $AppDir }
+    Remove-Item -Recurse -Force -LiteralPath $Venv
+    if (-not (Get-ChildItem -Force -LiteralPath $AppDir)) { Remove-Item -Force -LiteralPath $AppDir }
 } catch {
     Write-Host "Could not remove $Venv (a program still uses it): restart Windows and delete that folder." -ForegroundColor Yellow
     exit 1

@@ -228,3 +228,65 @@ def test_keys_the_user_has_changed_since_are_theirs(tmp_path):
     assert conf.read_text() == text
     conf.write_text('"INTERPRETER_WIN","C:\\Users\\me\\AppData\\Local\\xl_addin\\venv\\Scripts\\pythonw.exe"\n')
     assert remove_our_keys(conf, set(), envs) == ["INTERPRETER_WIN"] and not conf.exists()
+
+
+@pytest.mark.parametrize("os_name", ["windows", "macos"])
+def test_the_workbook_s_folder_cannot_shadow_our_modules(tmp_path, vba, os_name):
+    """RunPython and the UDF server hand xlwings' prepare_sys_path a string whose first field says whether
+    the workbook's folder goes in FRONT of site-packages. A workbook kept in a folder that holds a module
+    of the same name as one of ours (a copy of this project, a colleague's scripts, a network share where
+    every import would first be looked up) must not change what the Refresh button runs."""
+    import subprocess
+
+    run_python = function_body(vba.code, "RunPython")
+    key, default = re.search(r'AddExcelDir = GetConfig\("(\w+)", "(\w+)"\)', run_python).groups()
+    assert 'PYTHONPATH = AddExcelDir & ";" & ActiveFullName & ";" & ThisFullName & ";"' in run_python
+    assert f'AddExcelDir = GetConfig("{key}", "{default}")' in function_body(vba.code, "XLPyCommand")
+
+    home = tmp_path / "home"
+    interpreter = WIN_PY if os_name == "windows" else sys.executable
+    report = install(home, os_name, interpreter, excel_running=lambda: False, udfs=False)
+    user_file = vba.user_file(os_name, home)
+    value = get_config(vba, key.upper(), report.addin, None, user_file, default)
+    add_dir = "False" if value is False else "True" if value is True else str(value)  # VBA's CStr
+    folder = tmp_path / "Shared Models"
+    folder.mkdir()
+    (folder / "xl_addin.py").write_text("raise SystemExit('the workbook folder shadowed xl_addin')\n")
+    book = folder / "mm_ah.xlsx"
+    pythonpath = ";".join([add_dir, str(book), str(report.addin), "", "", "",
+                           get_config(vba, "PYTHONPATH", report.addin, None, user_file) or ""])
+    command = (f"import xlwings.utils;xlwings.utils.prepare_sys_path({pythonpath!r});"
+               "import xl_addin;print(xl_addin.__file__)")
+    r = subprocess.run([sys.executable, "-B", "-c", command], capture_output=True, text=True, cwd="/", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert Path(r.stdout.strip()).parent.name == "xl_addin"
+
+
+def test_the_udfs_find_the_xlwings_dll_where_pip_puts_it_in_our_environment(tmp_path, vba):
+    """`xlwings addin install` is never run: the formulas' VBA must load xlwings64-<version>.dll on its own.
+    XLPyLoadDLL tries the folder of Interpreter_Win, then its parent (the "Virtualenv" case). xlwings'
+    Windows wheels carry the DLLs as data files (the wheel's .data/data folder), which pip installs
+    into the environment's `data` folder: for a venv its root, the parent of Scripts."""
+    import sysconfig
+    from pathlib import PureWindowsPath
+
+    import xlwings
+
+    from xl_addin.install_paths import env_dir
+
+    name = re.search(r'#If Win64 Then\s+Const XLPyDLLName As String = "([^"]+)"', vba.code).group(1)
+    assert name == f"xlwings64-{xlwings.__version__}.dll"  # the DLL of the xlwings that pip installs with us
+    load = re.search(r"Private Sub XLPyLoadDLL\(\).*?End Sub", vba.code, re.S).group(0)
+    tried = re.findall(r'LoadLibrary\((.+?) \+ "\\" \+ XLPyDLLName\)', load)
+    assert tried == ["ParentFolder(PYTHON_WIN)", "ParentFolder(ParentFolder(PYTHON_WIN))"], tried
+    assert 'PYTHON_WIN = GetConfig("INTERPRETER_WIN", "")' in load
+
+    home = tmp_path / "home"
+    venv = PureWindowsPath(str(env_dir(Path.home(), "windows", {"LOCALAPPDATA": r"C:\Users\Jane Doe\AppData\Local"})))
+    assert venv == PureWindowsPath(r"C:\Users\Jane Doe\AppData\Local\xl_addin\venv")  # where install.ps1 makes it
+    paths = {k: PureWindowsPath(sysconfig.get_path(k, "nt_venv", vars={"base": str(venv), "platbase": str(venv)}))
+             for k in ("scripts", "data")}
+    report = install(home, "windows", str(paths["scripts"] / "python.exe"), excel_running=lambda: False, udfs=False)
+    interpreter = PureWindowsPath(get_config(vba, "INTERPRETER_WIN", report.addin, None, vba.user_file("windows", home)))
+    folders = [interpreter.parent, interpreter.parent.parent]  # ParentFolder(PYTHON_WIN), ParentFolder(ParentFolder(..))
+    assert paths["data"] in folders, (folders, paths["data"])

@@ -27,9 +27,62 @@ WIN_PY = r"C:\Users\me\AppData\Local\xl_addin\venv\Scripts\pythonw.exe"
 
 def tasklist(stdout, rc=0):
     def run(argv, **kw):
-        assert argv == TASKLIST
+        if "PID eq" in " ".join(argv):  # the question "who am I": our own row, as /V prints it
+            return subprocess.CompletedProcess(argv, 0, f'"python.exe","{os.getpid()}","Console","1","9 K",'
+                                               '"Running","PC\\me","0:00:00","N/A"\r\n', "")
+        assert argv[:3] == TASKLIST[:3]
         return subprocess.CompletedProcess(argv, rc, stdout, "")
     return run
+
+
+class Tasklist:
+    """Windows' tasklist over a process table: /FI "NAME eq VALUE" filters (ANDed, case-insensitive),
+    /FO CSV /NH rows, /V adds Status, User Name, CPU Time, Window Title. A user who is not an
+    administrator sees "N/A" as the user of another account's process. That word and the "no tasks"
+    line are localised (German by default here)."""
+
+    COLUMNS = {"IMAGENAME": 0, "PID": 1, "SESSION": 3, "USERNAME": 6}
+
+    def __init__(self, me="PC\\me", processes=(), na="Nicht zutreffend"):
+        self.me, self.na = me, na
+        self.table = [("python.exe", os.getpid(), "Console", 1, me), *processes]
+        self.calls = []
+
+    def __call__(self, argv, **kw):
+        self.calls.append(argv)
+        assert argv[0] == "tasklist" and "/FO" in argv and argv[argv.index("/FO") + 1] == "CSV" and "/NH" in argv
+        filters = [argv[i + 1] for i, a in enumerate(argv) if a.upper() == "/FI"]
+        rows = []
+        for image, pid, session_name, session, user, *elevated in self.table:
+            shown_user = user if user == self.me and not any(elevated) else self.na  # an elevated process too
+            row = [image, str(pid), session_name, str(session), "100 K"]
+            full = row + ["Running", shown_user, "0:00:01", "N/A"]
+            ok = True
+            for f in filters:
+                name, op, value = f.split(" ", 2)
+                assert op.lower() == "eq", f
+                ok = ok and full[self.COLUMNS[name.upper()]].lower() == value.lower()
+            if ok:
+                rows.append(full if "/V" in argv else row)
+        if not rows:
+            return subprocess.CompletedProcess(argv, 0, "INFORMATION: Es werden keine Aufgaben mit den angegebenen "
+                                               "Kriterien ausgef\u00fchrt.\r\n", "")
+        out = "".join(",".join(f'"{c}"' for c in r) + "\r\n" for r in rows)
+        return subprocess.CompletedProcess(argv, 0, out, "")
+
+
+def test_another_accounts_excel_does_not_block_the_install():
+    """A terminal server (Citrix, RDS): a colleague's Excel holds their files, not ours."""
+    colleague = ("EXCEL.EXE", 5120, "RDP-Tcp#4", 3, "CORP\\colleague")
+    assert excel_running("windows", Tasklist("CORP\\me", [colleague])) is False
+    mine = ("EXCEL.EXE", 7777, "RDP-Tcp#9", 5, "CORP\\me")  # ours, even in another session of the same account
+    assert excel_running("windows", Tasklist("CORP\\me", [colleague, mine])) is True
+    assert excel_running("windows", Tasklist("CORP\\me", [])) is False
+    # "Run as administrator": our own Excel, whose user a normal tasklist cannot read, in our session
+    elevated = ("EXCEL.EXE", 8888, "Console", 1, "CORP\\me", True)
+    assert excel_running("windows", Tasklist("CORP\\me", [colleague, elevated])) is True
+    assert excel_running("windows", Tasklist("CORP\\me", [colleague, elevated], na="N/A")) is True
+    assert excel_running("windows", Tasklist("CORP\\me", [colleague], na="N/A")) is False
 
 
 def test_tasklist_answers():
@@ -59,11 +112,34 @@ def fake_excel(tmp_path):
 
 
 def test_pgrep_sees_a_running_excel(fake_excel):
-    assert PGREP == ["pgrep", "-x", "Microsoft Excel"]
+    assert PGREP[:2] == ["pgrep", "-x"] and PGREP[-1] == "Microsoft Excel"
     assert excel_running("macos") is True
     fake_excel.kill()
     fake_excel.wait()
     assert excel_running("macos") is False
+
+
+def test_another_accounts_excel_on_the_mac_does_not_block_the_install(tmp_path):
+    """Fast user switching: a real "Microsoft Excel" process of another account (uid 65534)."""
+    import tempfile
+
+    assert os.geteuid() == 0, "CI runs as root (.ci/run): needed to start a process as another account"
+    where = Path(tempfile.mkdtemp(prefix="other-excel-"))
+    try:
+        where.chmod(0o755)
+        exe = where / "Microsoft Excel"
+        shutil.copy(shutil.which("sleep"), exe)
+        exe.chmod(0o755)
+        p = subprocess.Popen([str(exe), "60"], user=65534, group=65534)
+        try:
+            time.sleep(0.2)
+            assert subprocess.run(["pgrep", "-x", "Microsoft Excel"], capture_output=True).returncode == 0
+            assert excel_running("macos") is False
+        finally:
+            p.kill()
+            p.wait()
+    finally:
+        shutil.rmtree(where)
 
 
 def _tree(root: Path):
@@ -182,3 +258,25 @@ def test_all_or_nothing_puts_back_files_already_moved(tmp_path, monkeypatch):
     with pytest.raises(InstallError):
         uninstall(home, "macos", excel_running=lambda: False)
     assert _tree(home) == before
+
+
+def test_a_windows_environment_made_by_another_python_is_refused_before_anything_changes(tmp_path):
+    """On Windows a venv keeps its packages in Lib\\site-packages with no version in the path: `python -m venv`
+    over an environment made by Python 3.11, run with 3.13, keeps 3.11's compiled lxml and pywin32, and pip
+    says "already satisfied". The Refresh button would then fail to import. Say so before anything changes."""
+    from xl_addin import preflight
+    from xl_addin.install_paths import env_dir
+
+    home = tmp_path / "home"
+    venv = env_dir(home, "windows", {})
+    (venv / "Lib" / "site-packages").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = C:\\Python311\ninclude-system-site-packages = false\nversion = 3.11.9\n")
+    before = _tree(home)
+    no_excel = tasklist("INFO: No tasks are running which match the specified criteria.\r\n")
+    with pytest.raises(InstallError) as e:
+        preflight.env_for("install", home, "windows", {}, no_excel, python_version=(3, 13))
+    assert "\n" not in str(e.value) and "3.11" in str(e.value) and "3.13" in str(e.value)
+    assert "uninstall.cmd -KeepToken" in str(e.value)
+    assert _tree(home) == before
+    assert preflight.env_for("install", home, "windows", {}, no_excel, python_version=(3, 11)) == venv
+    assert preflight.env_for("uninstall", home, "windows", {}, no_excel, python_version=(3, 13)) == venv

@@ -226,3 +226,16 @@ def test_install_sh_asks_python_before_it_creates_anything():
     assert src.index('VENV="$(preflight install)" || exit 1') < src.index('-m venv "$VENV"') \
         < src.index('"$VENV/bin/lx-addin" install')
     assert "xlwings\" addin" not in src and "runpython install" not in src  # Python does that part now
+
+
+def test_cmd_launchers_pause_for_a_double_click_and_still_return_the_script_s_exit_code():
+    """A double-click user must read the result (pause); a deployment script calling install.cmd must see
+    a failure: `pause` resets ERRORLEVEL to 0, so the code is kept before it and returned after."""
+    for name in ("install.cmd", "uninstall.cmd"):
+        lines = [line.strip() for line in (INSTALL / name).read_text().splitlines() if line.strip()]
+        ps = next(i for i, line in enumerate(lines) if line.lower().startswith("powershell.exe"))
+        kept = re.fullmatch(r'(?i)set "(\w+)=%ERRORLEVEL%"', lines[ps + 1])
+        assert kept, f"{name}: the exit code must be kept right after powershell.exe"
+        assert lines[ps + 2].lower() == "pause"
+        assert lines[ps + 3].lower() == f"exit /b %{kept.group(1).lower()}%"
+        assert '"%~dp0' in lines[ps] and "-File" in lines[ps]  # quoted: a folder with spaces or & works

@@ -104,11 +104,14 @@ def run_like_excel(home: Path, addin: Path, tmp_path: Path, book="mm_ah.xlsx") -
     parts, script_name = execute_mac(addin)
     script = mac_scripts_dir(home) / script_name  # where AppleScriptTask looks, as the install put it
     text = script.read_text()
-    settings = {r[0]: r[1] for r in XlsxBook(addin).read("myaddin.conf", 1, 1, 9, 2)}
+    settings = {r[0]: r[1] for r in XlsxBook(addin).read("myaddin.conf", 1, 1, 40, 2) if r[0]}
     module = addin.stem  # RibbonMyAddin.RunMain: the add-in's file name without extension
     container = home / "Library" / "Containers" / "com.microsoft.Excel" / "Data"
     active = home / "Documents" / book
-    pythonpath = ";".join(["true", str(active), str(addin), "", "", "", settings.get("PYTHONPATH") or ""])
+    # RunPython: AddExcelDir = GetConfig("ADD_WORKBOOK_TO_PYTHONPATH", "true"); the sheet's keys are upper-cased
+    add_dir = next((v for k, v in settings.items() if str(k).upper() == "ADD_WORKBOOK_TO_PYTHONPATH"), "true")
+    add_dir = {True: "True", False: "False"}.get(add_dir, add_dir)  # VBA's CStr of the sheet's value
+    pythonpath = ";".join([add_dir, str(active), str(addin), "", "", "", settings.get("PYTHONPATH") or ""])
     vba_values = {  # the VBA expressions ExecuteMac joins with "|", and what each is on a Mac
         "PYTHONPATH+;": pythonpath.replace("'", "\\'") + ";",
         "PythonInterpreter": settings["Interpreter_Mac"],  # ToPosixPath of a POSIX path is the path

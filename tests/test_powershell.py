@@ -205,3 +205,38 @@ def test_uninstaller_looks_where_python_puts_the_environment():
     venv = re.search(r"\$Venv = Join-Path \$AppDir '([^']+)'", src).group(1)
     local = "/c/Users/me/AppData/Local"
     assert env_dir(Path.home(), "windows", {"LOCALAPPDATA": local}) == Path(local) / app / venv
+
+
+PATH_COMMANDS = {"test-path", "remove-item", "get-childitem", "get-item", "copy-item", "move-item", "new-item",
+                 "set-content", "get-content", "add-content", "out-file", "rename-item", "resolve-path"}
+
+
+def _commands(tree):
+    for n in _walk(tree.root_node):
+        if n.type == "command":
+            name_node = n.child_by_field_name("command_name") or next(
+                (c for c in n.children if c.type in ("command_name", "command_name_expr")), None)
+            if name_node is not None:
+                yield n, name_node.text.decode().lower()
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
+def test_paths_from_variables_are_literal(path):
+    """-Path (and a bare first argument) treats [ ] * ? as wildcards: a user folder named "J[ane]" would make
+    Test-Path say the environment is not there and the uninstall could never run. Paths that come from
+    variables (user folders) must go through -LiteralPath."""
+    tree = parse(path.read_bytes())
+    bad = []
+    for n, name in _commands(tree):
+        if name not in PATH_COMMANDS:
+            continue
+        args = "".join(c.text.decode() for c in n.children if c.type == "command_elements")
+        if "$" in args and not re.search(r"(?i)-LiteralPath\b", args):
+            bad.append(f"line {n.start_point[0] + 1}: {n.text.decode().strip()}")
+    assert not bad, bad
+
+
+def test_the_literal_path_check_sees_a_wildcard_path():
+    tree = parse(b"if (-not (Test-Path $LxAddin)) { exit 1 }\nRemove-Item -Recurse -Force -LiteralPath $Venv\n")
+    found = [name for n, name in _commands(tree)]
+    assert found == ["test-path", "remove-item"]

@@ -292,11 +292,14 @@ def test_new_cells_below_the_template_continue_its_formats(book, tmp_path):
         svc = MMAH(Settings(base_url=sb.url, cache_dir=tmp_path / "c"), token=sb.token)
         summary = refresh_file(path, service=svc)
         expected = {c: sb.dataset.record(c) for c in (codes[0], codes[1100], codes[-1])}
+        has = {r: sb.dataset.record(codes[r - 7]) for r in (7, 1006, 1007, 1106, 1306)}
     assert summary.with_data == 1300
     wb = openpyxl.load_workbook(path)
     ws = wb["MM_AH"]
     for r in (7, 1006, 1007, 1106, 1306):  # inside the template's rows, and past them
         for c, f in enumerate(FIELDS, start=3):
+            if has[r].get(f.key) is None and r > 1006:
+                continue  # a young listing has no long windows: no cell is made past the template
             assert ws.cell(row=r, column=c).number_format == f.number_format, (r, f.key)
     for r, code in ((7, codes[0]), (1107, codes[1100]), (1306, codes[-1])):
         assert ws.cell(row=r, column=3).value == code

@@ -160,3 +160,24 @@ def test_an_excel_that_cannot_start_is_one_line(tmp_path):
     with pytest.raises(InstallError, match="could not start Excel") as e:
         import_udfs_into_addin(tmp_path / "xl_addin.xlam", no_excel, _xlwings_like_importer([]))
     assert "\n" not in str(e.value)
+
+
+def test_excel_failing_to_save_the_add_in_is_one_line_and_excel_quits(tmp_path):
+    """Book.save() is a COM call like any other: a disk-full or locked-file error must not escape as a traceback."""
+    app, calls = App(), []
+
+    def save_fails():
+        app.events.append("save")
+        raise ComError(-2147352567, "Exception occurred.", (0, "Microsoft Excel", "Document not saved.", None, 0,
+                                                             -2146827284), None)
+
+    importer = _xlwings_like_importer(calls)
+
+    def import_then_break_save(modules, xl_workbook):
+        importer(modules, xl_workbook)
+        app.book.save = save_fails
+
+    with pytest.raises(InstallError, match="could not save") as e:
+        import_udfs_into_addin(tmp_path / "xl_addin.xlam", lambda: app, import_then_break_save)
+    assert "\n" not in str(e.value) and "Document not saved" in str(e.value)
+    assert app.events == ["open", "save", "close", "quit"]

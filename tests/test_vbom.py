@@ -4,6 +4,7 @@ The registry is an in-memory stand-in with winreg's API (tests/fake_winreg.py). 
 Security key holds what a real one does: macro security level, Protected View, a Trusted Location.
 """
 
+import re
 import zipfile
 
 import pytest
@@ -130,3 +131,75 @@ def test_group_policy_is_read_never_written(reg, tmp_path):
                      import_udfs=_importer([]))
     assert reg.roots[reg.HKEY_CURRENT_USER].snapshot() == before
     assert any("Group Policy" in n for n in report.notes) and report.addin.exists()
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("(-2147352567, 'Exception occurred.', None, None)"),
+                                     KeyboardInterrupt()], ids=["com_error", "ctrl_c"])
+def test_any_failure_of_the_import_puts_the_value_back(reg, tmp_path, failure):
+    """A COM error that is not ours (Excel failing to save the add-in) or Ctrl+C during the slow import:
+    the value we turned on must go back, or the record that would restore it is gone with the failure."""
+    before = reg.roots[reg.HKEY_CURRENT_USER].snapshot()
+
+    def fails(addin):
+        raise failure
+
+    with pytest.raises(type(failure)):
+        install(tmp_path, "windows", WIN_PY, registry=reg, excel_running=lambda: False, trust_vba=True,
+                import_udfs=fails)
+    assert reg.roots[reg.HKEY_CURRENT_USER].snapshot() == before
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_an_add_in_folder_we_cannot_write_puts_the_value_back(reg, tmp_path):
+    """XLSTART unusable (here: a file where the folder should be, as a locked-down profile can have):
+    the error is not ours, the value we turned on goes back all the same, and the message is one line."""
+    from xl_addin.install_paths import addin_dir
+
+    xlstart = addin_dir(tmp_path, "windows")
+    xlstart.parent.mkdir(parents=True)
+    xlstart.write_text("not a folder")
+    before = reg.roots[reg.HKEY_CURRENT_USER].snapshot()
+    with pytest.raises(InstallError) as e:
+        install(tmp_path, "windows", WIN_PY, registry=reg, excel_running=lambda: False, trust_vba=True,
+                import_udfs=_importer([]))
+    assert "\n" not in str(e.value) and str(xlstart) in str(e.value)
+    assert reg.roots[reg.HKEY_CURRENT_USER].snapshot() == before
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == [xlstart]
+
+
+def test_a_user_folder_the_ansi_code_page_cannot_spell_skips_the_formulas_and_says_why(reg, tmp_path):
+    """The formulas' VBA hands the interpreter's path to Windows as ANSI text: LoadLibrary is declared with
+    Alias "LoadLibraryA" and XLPyDLLActivateAuto takes `ByVal Config As String` (VBA converts such strings to
+    the ANSI code page). A user folder named 陳大文 on a PC whose code page is 1252 turns into ???: the DLL
+    never loads and every =LX_MMAH cell fails. The Refresh button (WScript.Run, Unicode) still works."""
+    from test_addin_config import vba_modules
+
+    from xl_addin.addin_build import xlwings_ribbon_addin
+
+    code = "\n".join(vba_modules(xlwings_ribbon_addin()).values())
+    assert 'Alias "LoadLibraryA" (ByVal lpLibFileName As String)' in code
+    assert re.search(r"XLPyDLLActivateAuto Lib \"[^\"]+\" \(ByRef Result As Variant, Optional ByVal Config As String",
+                     code)
+    chinese = r"C:\Users\陳大文\AppData\Local\xl_addin\venv\Scripts\pythonw.exe"
+    before, calls = reg.roots[reg.HKEY_CURRENT_USER].snapshot(), []
+    report = install(tmp_path, "windows", chinese, registry=reg, excel_running=lambda: False, trust_vba=True,
+                     import_udfs=_importer(calls), ansi_codepage="cp1252")
+    assert not report.formulas and not calls and report.addin.exists()
+    assert reg.roots[reg.HKEY_CURRENT_USER].snapshot() == before  # AccessVBOM not turned on for nothing
+    assert any("陳大文" in n and "Refresh button works" in n for n in report.notes)
+    report = install(tmp_path, "windows", chinese, registry=reg, excel_running=lambda: False, trust_vba=True,
+                     import_udfs=_importer(calls), ansi_codepage="cp950")  # Traditional Chinese code page
+    assert report.formulas and len(calls) == 1
+
+
+def test_a_failing_cleanup_of_0_1_s_settings_does_not_lose_the_record_of_what_we_turned_on(reg, tmp_path):
+    """The old xlwings.conf is tidied after the add-in is in place. If that cannot be read (here: a folder
+    where the file should be), the install has still happened: it must keep the record of AccessVBOM's old
+    value, or the uninstall can never put it back."""
+    before = reg.roots[reg.HKEY_CURRENT_USER].snapshot()
+    (tmp_path / ".xlwings" / "xlwings.conf").mkdir(parents=True)
+    report = install(tmp_path, "windows", WIN_PY, registry=reg, excel_running=lambda: False, trust_vba=True,
+                     import_udfs=_importer([]))
+    assert report.formulas and any("xlwings.conf" in n for n in report.notes)
+    uninstall(tmp_path, "windows", registry=reg, excel_running=lambda: False)
+    assert reg.roots[reg.HKEY_CURRENT_USER].snapshot() == before

@@ -9,6 +9,13 @@ So our settings go on the add-in's own sheet, read before any file: nothing outs
 is written, and the user file, which every add-in built from the same quickstart shares, is
 left alone. (``tests/test_addin_config.py`` derives this order from the VBA text.)
 
+``ADD_WORKBOOK_TO_PYTHONPATH`` is FALSE (a row added below the quickstart's; the VBA reads the
+sheet from A1 down to the first blank). Otherwise RunPython and the UDF server put the folder
+of the active workbook in front of site-packages (xlwings' ``prepare_sys_path``): a module
+there with the name of one of ours or of a library we import would replace it, and a workbook
+on a network share would make every import of a fresh RunPython process look there first.
+``import xl_addin`` needs nothing from the workbook's folder.
+
 The interpreter is the one of the machine that builds it: ``Interpreter_Win`` (a Windows path)
 on Windows, ``Interpreter_Mac`` on macOS, never both, so that an add-in built elsewhere cannot
 pass for a Windows one.
@@ -24,6 +31,8 @@ from .exceptions import InstallError
 from .install_paths import check_mac_interpreter, is_windows_path
 
 UDF_MODULES = "xl_addin.udfs"
+#: settings the quickstart's sheet has no row for: added below its last row
+EXTRA_SETTINGS = {"ADD_WORKBOOK_TO_PYTHONPATH": False}
 CONF_SHEET_DISABLED, CONF_SHEET = "_myaddin.conf", "myaddin.conf"  # PROJECT_NAME in the add-in's VBA
 
 RIBBON = """<customUI xmlns="http://schemas.microsoft.com/office/2006/01/customui">
@@ -80,13 +89,18 @@ def build_addin(target: Path, os_name: str, interpreter: str, source: Path | Non
     try:
         if CONF_SHEET_DISABLED not in book._sheet_parts:
             raise InstallError(f"{source.name} has no {CONF_SHEET_DISABLED} sheet: unexpected xlwings add-in")
-        keys = [row[0] for row in book.read(CONF_SHEET_DISABLED, 1, 1, 12, 1)]
+        keys = [row[0] for row in book.read(CONF_SHEET_DISABLED, 1, 1, 40, 1)]
+        keys = keys[:keys.index(None)] if None in keys else keys  # the VBA stops at the first blank
         missing = set(values) - set(keys)
         if missing:
             raise InstallError(f"{source.name}'s config sheet has no {sorted(missing)} row: unexpected xlwings add-in")
         for i, key in enumerate(keys, start=1):
             if key in values:
                 book.write(CONF_SHEET_DISABLED, i, 2, [[values[key]]])
+        upper = {str(k).upper() for k in keys}
+        extra = [[k, v] for k, v in EXTRA_SETTINGS.items() if k.upper() not in upper]
+        if extra:
+            book.write(CONF_SHEET_DISABLED, len(keys) + 1, 1, extra)
         book.save(staged)
     finally:
         book.close()

@@ -8,7 +8,8 @@ The PowerShell and sh installers only find Python, make the environment (where
 3. Windows, for ``=LX_MMAH`` in every workbook: the VBA-project trust (:mod:`xl_addin.vbom`, only
    after the user agreed; the value before is recorded first), then the functions are imported into
    the staged add-in (:mod:`xl_addin.udf_import`). A failure puts the trust value back and changes
-   nothing else.
+   nothing else. Skipped, with a note, when Windows' ANSI code page cannot spell the interpreter's
+   path: the formulas' VBA hands it to LoadLibraryA and the xlwings DLL as ANSI text.
 4. Settings earlier versions left in ``~/.xlwings/xlwings.conf`` are removed (:mod:`xl_addin.legacy_conf`).
 5. macOS: xlwings' AppleScript, which RunPython calls, goes where Excel finds it.
 6. The add-in replaces the old one in Excel's start-up folder in one step.
@@ -59,6 +60,31 @@ def windows_interpreter(executable: str) -> str:
     return executable
 
 
+def windows_ansi_codepage() -> str | None:
+    """Windows' ANSI code page ("cp1252"), which VBA converts strings to for Declare'd DLL calls; None elsewhere."""
+    if sys.platform != "win32":
+        return None
+    import ctypes
+
+    return f"cp{ctypes.windll.kernel32.GetACP()}"
+
+
+def _ansi_problem(interpreter: str, codepage: str | None) -> str | None:
+    """Why the formulas' VBA could not load the xlwings DLL from *interpreter*'s folder, or None."""
+    if not codepage:
+        return None
+    try:
+        interpreter.encode(codepage)
+    except UnicodeEncodeError:
+        return (f"the formulas were skipped: Excel's VBA passes the path of Python ({interpreter}) to Windows in "
+                f"the code page of 'Language for non-Unicode programs' ({codepage}), which cannot spell it, so "
+                "=LX_MMAH could not start; the Refresh button works (set that language to match your user "
+                "folder's name, restart, and run this again for the formulas)")
+    except LookupError:
+        return None
+    return None
+
+
 def _winreg(registry):
     if registry is not None:
         return registry
@@ -82,9 +108,14 @@ def _our_interpreters(interpreter: str) -> set[str]:
 
 def _place(staged: Path, target: Path) -> None:
     """Copy into the target's folder, then one rename: Excel never sees half a file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".~{target.name}.new")
-    shutil.copyfile(staged, tmp)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(staged, tmp)
+    except OSError as exc:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise InstallError(f"cannot write the add-in into {target.parent} ({exc.strerror or exc})") from None
     try:
         os.replace(tmp, target)
     except OSError as exc:
@@ -113,7 +144,7 @@ def _formulas(report, reg, staged, record, rec_path, trust_vba, ask, import_udfs
         vbom.turn_on(reg, versions)
     try:
         import_udfs(staged)
-    except LixingerError:
+    except BaseException:  # a COM error that is not ours, Ctrl+C: the value goes back all the same
         _undo_trust(reg, turned_on, record, rec_path)
         raise
     report.formulas = True
@@ -147,7 +178,7 @@ def _applescript(home: Path, record: dict) -> Path | None:
 
 def install(home: Path | None = None, os_name: str | None = None, interpreter: str | None = None, *,
             environ=None, registry=None, excel_running=None, udfs: bool = True, trust_vba: bool = False,
-            ask=None, import_udfs=None) -> InstallReport:
+            ask=None, import_udfs=None, ansi_codepage: str | None = None) -> InstallReport:
     """Set up Excel for *interpreter*; a failure leaves every file and setting as it was."""
     home = Path(home) if home else Path.home()
     os_name = os_name or target_os()
@@ -166,7 +197,10 @@ def install(home: Path | None = None, os_name: str | None = None, interpreter: s
     try:
         staged = build_addin(staging / ADDIN_NAME, os_name, interpreter)
         report = InstallReport(addin=target, interpreter=interpreter, os_name=os_name)
-        if os_name == "windows" and udfs:
+        ansi = _ansi_problem(interpreter, ansi_codepage or windows_ansi_codepage())
+        if os_name == "windows" and udfs and ansi:
+            report.notes.append(ansi)
+        elif os_name == "windows" and udfs:
             if import_udfs is None:
                 from .udf_import import import_udfs_into_addin as import_udfs
             turned_on = _formulas(report, _winreg(registry), staged, record, rec_path, trust_vba, ask, import_udfs)
@@ -174,15 +208,13 @@ def install(home: Path | None = None, os_name: str | None = None, interpreter: s
             script = _applescript(home, record)
         try:
             _place(staged, target)
-        except LixingerError:
+        except BaseException:
             if script is not None:
                 script.unlink(missing_ok=True)
             if turned_on:
                 _undo_trust(_winreg(registry), turned_on, record, rec_path)
             raise
         install_record.save(rec_path, record)
-        legacy_conf.remove_our_keys(legacy_conf.conf_path(home), _our_interpreters(interpreter),
-                                    legacy_env_dirs(home, os_name, environ))
     except BaseException:
         if record_before is None:
             rec_path.unlink(missing_ok=True)
@@ -196,6 +228,13 @@ def install(home: Path | None = None, os_name: str | None = None, interpreter: s
                 ours.rmdir()  # only if empty: nothing of ours was left in it
             except OSError:
                 pass
+    # after the install is complete (and recorded): a failure here is a note, not a half-undone install
+    conf = legacy_conf.conf_path(home)
+    try:
+        legacy_conf.remove_our_keys(conf, _our_interpreters(interpreter), legacy_env_dirs(home, os_name, environ))
+    except OSError as exc:
+        report.notes.append(f"could not remove version 0.1's settings from {conf} ({exc.strerror or exc}): "
+                            "remove its INTERPRETER_WIN/INTERPRETER_MAC and UDF MODULES lines if they name xl_addin")
     if os_name == "linux":
         report.notes.append(f"staged only: {LINUX_LINE}")
     if os_name == "macos":
@@ -237,10 +276,15 @@ def uninstall(home: Path | None = None, os_name: str | None = None, *, environ=N
                   *map(Path, record.get("files", []))]
     files = [p for p in dict.fromkeys(candidates) if p.exists()]
     done = [f"removed {p}" for p in _remove_all_or_nothing(files)]
-    keys = legacy_conf.remove_our_keys(legacy_conf.conf_path(home), _our_interpreters(sys.executable),
-                                       legacy_env_dirs(home, os_name, environ))
+    conf = legacy_conf.conf_path(home)
+    try:
+        keys = legacy_conf.remove_our_keys(conf, _our_interpreters(sys.executable),
+                                           legacy_env_dirs(home, os_name, environ))
+    except OSError as exc:  # not worth leaving the trust setting on for: say so and go on
+        done.append(f"could not read {conf} ({exc.strerror or exc}): left as it is")
+        keys = []
     if keys:
-        done.append(f"removed {', '.join(keys)} from {legacy_conf.conf_path(home)}")
+        done.append(f"removed {', '.join(keys)} from {conf}")
     if os_name == "windows" and record.get("access_vbom"):
         for v in vbom.restore(_winreg(registry), record["access_vbom"]):
             done.append(f"put back Excel {v}'s 'Trust access to the VBA project object model' as it was")

@@ -82,8 +82,14 @@ def import_udfs_into_addin(addin: Path, app_factory=None, importer=None) -> None
         except Exception:
             raise InstallError(f"the functions did not land in {Path(addin).name} (xlwings imported them elsewhere); "
                                "nothing was installed, run this again") from None
-        book.save()
+        try:
+            book.save()
+        except Exception as exc:
+            raise InstallError(f"Excel could not save {Path(addin).name}: {_one_line(exc)}") from None
         saved = True
-        book.close()
+        try:
+            book.close()
+        except Exception:
+            pass  # saved already; quitting Excel below closes it
     finally:
         _close_and_quit(app, book, saved)
