@@ -67,3 +67,32 @@ def test_sandbox_with_an_impossible_port_is_one_line():
     line = r.stderr.strip()
     assert len(line.splitlines()) == 1 and "99999" in line and "65535" in line
     assert "unexpected" not in line and "Overflow" not in line
+
+
+def test_sandbox_takes_every_fault_the_sandbox_has_and_refuses_unknown_ones(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    bad = run_cli("sandbox", "--port", "18999", "--fault", "bogus")
+    assert bad.returncode != 0
+    assert "unknown fault 'bogus'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "xl_addin", "sandbox", "--port", str(port),
+                             "--fault", "redirect:308:http://127.0.0.1:9/api", "--fault", "trickle:2"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(4)]
+        assert any("LIXINGER_BASE_URL=http://127.0.0.1:" in line for line in lines), lines
+        import requests
+
+        r = requests.post(f"http://127.0.0.1:{port}/hk/company/hot/mm_ah", json={"token": "x", "stockCodes": ["00700"]},
+                          allow_redirects=False, timeout=10)
+        assert r.status_code == 308 and r.headers["Location"].startswith("http://127.0.0.1:9/api")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -219,8 +219,10 @@ def cmd_sandbox(args) -> int:
         raise LixingerError(f"--port {args.port} is not a port number; use 1 to 65535, e.g. --port 8765")
     sb = Sandbox(port=args.port, token=args.token, latency=args.latency / 1000.0, quiet=not args.verbose)
     for spec in args.fault or []:
-        kind, _, times = spec.partition(":")
-        sb.inject(kind, times=int(times) if times else None)
+        try:
+            sb.inject_spec(spec)
+        except ValueError as exc:
+            raise LixingerError(f"--fault {spec}: {exc}") from None
     import socket
     import threading
 
@@ -499,8 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--token", help="the token to accept (default: a new random one, printed)")
     p.add_argument("--latency", type=float, default=0.0, metavar="MS", help="delay every answer")
+    from .sandbox.server import FAULT_KINDS
+
     p.add_argument("--fault", action="append", metavar="KIND[:N]",
-                   help="misbehave on the next N requests (all, without N): 500 502 503 429 garbage drop api_error malformed slow 401")
+                   help="misbehave on the next N requests (all, without N): " + " ".join(sorted(FAULT_KINDS))
+                   + "; redirect[:STATUS]:URL answers with a redirect to URL")
     p.add_argument("--verbose", action="store_true", help="log each request")
     p.set_defaults(func=cmd_sandbox)
 
