@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 
-from . import __version__
+from .version import __version__
 from .codes import normalize_code
 from .exceptions import InvalidCodeError, LixingerError, NoDataError, UnknownFieldError
 from .fields import FIELDS, resolve

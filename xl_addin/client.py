@@ -35,7 +35,7 @@ from urllib.parse import urljoin
 import requests
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
-from . import __version__
+from .version import __version__
 from .config import Settings
 from .credentials import Token, redact_deep
 from .exceptions import (

@@ -39,6 +39,8 @@ def default_cache_dir() -> Path:
 
 # --- the settings, their sources and their rules ---------------------------------------
 CONFIG_ENV = "XL_ADDIN_CONFIG"
+#: the token, when set, overrides the keyring (it is a secret, not a setting: never in the file)
+TOKEN_ENV = "LIXINGER_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -242,3 +244,27 @@ class Settings:
     @property
     def cache_path(self) -> Path:
         return Path(self.cache_dir or default_cache_dir()) / "mm_ah.sqlite3"
+
+
+# --- what else comes from the environment (read here and nowhere else) ------------------
+def env_token(environ=None) -> str | None:
+    """``LIXINGER_TOKEN`` as set (stripped), or None."""
+    env = os.environ if environ is None else environ
+    return env.get(TOKEN_ENV, "").strip() or None
+
+
+def env_override(key: str, environ=None) -> str | None:
+    """The environment variable that overrides setting *key*, when it is set; else None."""
+    env = os.environ if environ is None else environ
+    spec = spec_for(key)
+    return spec.env if env.get(spec.env, "").strip() else None
+
+
+def profile_setting(environ=None) -> str:
+    """The profile in use: the environment, then the settings file, then "default". A bad
+    settings file is reported by whatever needs the settings, not here."""
+    env = os.environ if environ is None else environ
+    try:
+        return Settings.load(env).profile
+    except ConfigError:
+        return env.get(SPEC["profile"].env, "").strip() or "default"

@@ -134,9 +134,9 @@ def refresh_file(path, out=None, service=None, max_age: float = 0.0, allow_stale
     from .xlsx import XlsxBook, writable_target
 
     if service is None:
-        from .service import MMAH
+        from .service import DataService
 
-        service = MMAH()
+        service = DataService()
     book = XlsxBook(path)
     try:
         if out is not None and Path(out).suffix.lower() != book.path.suffix.lower():
@@ -155,7 +155,7 @@ def main(book=None) -> None:
     """RunPython entry point (the ribbon's Refresh): refresh the workbook that called, or the
     active one. A template's table is refilled; this workbook's LX_MMAH formulas are
     recalculated with the latest data, in whichever process runs them (see
-    :meth:`xl_addin.service.MMAH.forget`).
+    :meth:`xl_addin.service.DataService.expire_all`).
 
     Nothing escapes to Excel as a traceback: every failure (no workbook, a bad setting, no
     token, the service) ends in the status bar and a message box, and the status bar is
@@ -173,10 +173,10 @@ def main(book=None) -> None:
                 book = xw.books.active
         excel = ExcelBook(book)
         excel.progress("Lixinger: refreshing…")
-        from .udfs import service
+        from .service import for_formulas, shared
 
-        svc = service()
-        svc.forget()  # the button means "the latest": formulas ask the service again too
+        svc = shared(for_formulas)  # the UDF server's own, when RunPython runs there
+        svc.expire_all()  # the button means "the latest": formulas ask the service again too
         if excel.is_template():
             refresh_book(excel, svc)
         excel.recalculate()
