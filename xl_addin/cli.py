@@ -12,7 +12,7 @@ import sys
 import tempfile
 
 from .version import __version__
-from .codes import normalize_code
+from .codes import parse_code
 from .exceptions import InvalidCodeError, LixingerError, NoDataError, UnknownFieldError
 from .fields import FIELDS, resolve
 
@@ -140,23 +140,20 @@ def _parse_inputs(raw_codes: list[str]):
     seen = set()
     out = []
     for raw in raw_codes:
-        try:
-            code = normalize_code(raw)
-        except InvalidCodeError as exc:
-            if raw not in seen:
-                seen.add(raw)
-                out.append((raw, None, exc))
-            continue
-        if code not in seen:
-            seen.add(code)
-            out.append((raw, code, None))
+        code, error = parse_code(raw)
+        if code is None and error is None:
+            error = InvalidCodeError(raw)  # a blank argument is not a code either
+        key = code or raw
+        if key not in seen:
+            seen.add(key)
+            out.append((raw, code, error))
     return out
 
 
 # --- commands ---------------------------------------------------------------------------
 def cmd_fetch(args) -> int:
     from .output import Entry, table, to_csv, to_json
-    from .problems import cause_of, grouped
+    from .problems import cause_of, grouped, one_error_for_all
 
     fields = resolve([f for f in (args.fields or "").split(",") if f.strip()])
     if fields and fields[0].key != "stockCode":
@@ -166,9 +163,9 @@ def cmd_fetch(args) -> int:
     with _service(args) as svc:
         result = svc.fetch(codes, use_cache=not args.no_cache) if codes else None
     errors = {code: result.errors[code] for code in codes if code in result.errors} if result else {}
-    hard = {c: e for c, e in errors.items() if not isinstance(e, NoDataError)}
-    if codes and len(hard) == len(codes) and len({str(e) for e in hard.values()}) == 1:
-        raise next(iter(hard.values()))  # one failure for all: one line, not a table of it
+    common = one_error_for_all(codes, errors)
+    if common is not None:
+        raise common  # one failure for all: one line, not a table of it
     entries = []
     for raw, code, error in inputs:
         if code is None:

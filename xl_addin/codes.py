@@ -47,7 +47,19 @@ def normalize_code(value: object) -> str:
 
 
 def is_blank(value: object) -> bool:
+    """An empty cell: None, or text of nothing but spaces."""
     return value is None or (isinstance(value, str) and not value.strip())
+
+
+def parse_code(value: object) -> tuple[str | None, InvalidCodeError | None]:
+    """A typed cell or argument read as a code: ``(code, None)`` when good, ``(None, error)``
+    when not a code, ``(None, None)`` when blank. The one reading every front end uses."""
+    if is_blank(value):
+        return None, None
+    try:
+        return normalize_code(value), None
+    except InvalidCodeError as exc:
+        return None, exc
 
 
 def unique(codes) -> list[str]:

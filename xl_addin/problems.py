@@ -8,7 +8,7 @@ cannot reach …``.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from .exceptions import InvalidCodeError, NoDataError
 
@@ -24,6 +24,19 @@ def cause_of(error, hint: bool = False) -> str:
     if isinstance(error, NoDataError):
         return NO_DATA
     return str(error)
+
+
+def hard_errors(errors: Mapping[str, Exception]) -> dict[str, Exception]:
+    """The errors that are failures (a code without data is an answer, not a failure)."""
+    return {code: e for code, e in errors.items() if not isinstance(e, NoDataError)}
+
+
+def one_error_for_all(codes: list[str], errors: Mapping[str, Exception]) -> Exception | None:
+    """The error, when every one of *codes* failed with the same one (say it once, not per code); else None."""
+    hard = hard_errors({c: errors[c] for c in codes if c in errors})
+    if codes and len(hard) == len(codes) and len({str(e) for e in hard.values()}) == 1:
+        return next(iter(hard.values()))
+    return None
 
 
 def grouped(problems: Iterable[tuple[str, str]], shown: int | None = 3) -> list[str]:

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .exceptions import LixingerError, NoDataError, WorkbookError
+from .exceptions import LixingerError, WorkbookError
 from .layout import Layout, Plan, plan_refresh, stale_cause
-from .problems import grouped
+from .problems import grouped, hard_errors
 
 
 class Book(Protocol):
@@ -65,7 +65,7 @@ def prepare(book: Book, service, max_age: float = 0.0, allow_stale: bool = False
         raise WorkbookError(f"no codes to refresh: type HK codes into {layout.codes.a1()}")
     book.progress(f"Lixinger: fetching {len(plan.codes)} codes…")
     result = service.fetch(plan.codes, max_age=max_age)  # a refresh asks for the latest by default
-    hard = {code: e for code, e in result.errors.items() if not isinstance(e, NoDataError)}
+    hard = hard_errors(result.errors)
     if hard:  # a refresh is all or nothing: never a half-new table
         raise next(iter(hard.values()))
     if result.stale and not allow_stale:

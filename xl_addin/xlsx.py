@@ -36,6 +36,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from .dates import as_excel_datetime
 from .exceptions import ConfigError, WorkbookError
 from .layout import col_letter, col_number
 
@@ -167,6 +168,10 @@ class XlsxBook:
             return []
         root = etree.fromstring(self._part("xl/sharedStrings.xml"), _PARSER)
         return ["".join(t.text or "" for t in si.iter(f"{Q}t")) for si in root.iter(f"{Q}si")]
+
+    def sheet_names(self) -> list[str]:
+        """The workbook's sheets, in its order (hidden ones included)."""
+        return list(self._sheet_parts)
 
     def defined_names(self) -> dict[str, str]:
         names = {}
@@ -311,8 +316,7 @@ class XlsxBook:
             cell.set("t", "b")
             etree.SubElement(cell, f"{Q}v").text = "1" if value else "0"
         elif isinstance(value, (dt.date, dt.datetime)):
-            if not isinstance(value, dt.datetime):
-                value = dt.datetime(value.year, value.month, value.day)
+            value = as_excel_datetime(value)
             serial = (value - self._epoch).total_seconds() / 86400
             etree.SubElement(cell, f"{Q}v").text = repr(round(serial, 8)) if serial % 1 else str(int(serial))
         elif isinstance(value, (int, float)):
