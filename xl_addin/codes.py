@@ -65,3 +65,19 @@ def parse_code(value: object) -> tuple[str | None, InvalidCodeError | None]:
 def unique(codes) -> list[str]:
     """Codes without repeats, first occurrence first."""
     return list(dict.fromkeys(codes))
+
+
+def parse_inputs(values) -> list[tuple[object, str | None, InvalidCodeError | None]]:
+    """``[(as typed, code or None, error or None)]`` for codes typed as arguments: one entry per
+    distinct code (and per distinct bad value), in the order given. A blank is not a code."""
+    seen = set()
+    out = []
+    for raw in values:
+        code, error = parse_code(raw)
+        if code is None and error is None:
+            error = InvalidCodeError(raw)
+        key = code or raw
+        if key not in seen:
+            seen.add(key)
+            out.append((raw, code, error))
+    return out
