@@ -268,3 +268,26 @@ def profile_setting(environ=None) -> str:
         return Settings.load(env).profile
     except ConfigError:
         return env.get(SPEC["profile"].env, "").strip() or "default"
+
+
+MAX_PART_ENV = "XL_ADDIN_MAX_PART_BYTES"
+#: The largest part of an .xlsx we read, uncompressed. The template's sheet (1,000 rows x 43
+#: columns) is 1.3 MB and a 20,000-code one 40 MB (bench/refresh.py prints it); 256 MiB is over
+#: six times that, and keeps the parsed tree within a desktop's memory.
+DEFAULT_MAX_PART_BYTES = 256 * 2**20
+
+
+def max_part_bytes(environ=None) -> int:
+    """The .xlsx part-size limit: ``XL_ADDIN_MAX_PART_BYTES`` (bytes), or the default."""
+    env = os.environ if environ is None else environ
+    raw = env.get(MAX_PART_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_PART_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{MAX_PART_ENV}={raw!r} must be a whole number of bytes above 0 "
+                          f"(default {DEFAULT_MAX_PART_BYTES})")
+    return value

@@ -37,7 +37,8 @@ from pathlib import Path
 from lxml import etree
 
 from .dates import as_excel_datetime
-from .exceptions import ConfigError, WorkbookError
+from .config import DEFAULT_MAX_PART_BYTES, MAX_PART_ENV, max_part_bytes  # noqa: F401
+from .exceptions import WorkbookError
 from .layout import col_letter, col_number
 
 NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -47,31 +48,10 @@ Q = f"{{{NS}}}"
 _ADDR = re.compile(r"^([A-Z]{1,3})(\d+)$")
 _PARSER = etree.XMLParser(remove_blank_text=False, resolve_entities=False, huge_tree=True)
 
-MAX_PART_ENV = "XL_ADDIN_MAX_PART_BYTES"
-#: The largest part we read, uncompressed. The template's sheet (1,000 rows x 43 columns)
-#: is 1.3 MB and a 20,000-code one 40 MB (bench/refresh.py prints it); 256 MiB is over six
-#: times that, and keeps the parsed tree within a desktop's memory.
-DEFAULT_MAX_PART_BYTES = 256 * 2**20
 #: A temporary file of ours (``.~{stem}.{mkstemp's 8 characters}{suffix}``) older than this,
 #: and not locked by a running save, was left by a killed refresh.
 STALE_TEMP_SECONDS = 60.0
 _TEMP_CHARS = "[a-z0-9_]{8}"
-
-
-def max_part_bytes(environ=None) -> int:
-    """The part-size limit: ``XL_ADDIN_MAX_PART_BYTES`` (bytes), or the default."""
-    env = os.environ if environ is None else environ
-    raw = env.get(MAX_PART_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_PART_BYTES
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise ConfigError(f"{MAX_PART_ENV}={raw!r} must be a whole number of bytes above 0 "
-                          f"(default {DEFAULT_MAX_PART_BYTES})")
-    return value
 
 
 def _mib(n: int) -> str:
