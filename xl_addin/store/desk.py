@@ -87,3 +87,54 @@ def _init_error(store, exc) -> StoreError:
         return StoreError(f"the desk store {store.url.display}: {primary}; `lx-addin store init` is run by the "
                           "database's owner (a role that may create schemas and roles)")
     return store._translate(exc)
+
+
+# -- what `lx-addin store ...` does, apart from reading and printing ---------------------------
+def desk_url(given: str | None = None, environ=None) -> DeskURL:
+    """The desk database to act on: *given*, else the ``store`` setting; one line when neither is a URL."""
+    from ..config import Settings
+
+    location = given if given else Settings.load(environ).store
+    if location is None or not isinstance(location, str) or "://" not in location:
+        where = "the store setting is the local file" if location is None else f"the store setting is the file {location}"
+        raise InputError(f"no desk database to use: {where}; give --url postgresql://user@host/db, or "
+                         "`lx-addin config set store postgresql://analyst@db.desk.local/lixinger`")
+    return parse_desk_url(location, "--url" if given else "the store setting")
+
+
+def login(url: DeskURL, value: str, *, check: bool = True) -> str:
+    """Check the password against the server (when it can be reached), then keep it in the
+    keyring. A wrong password is refused and nothing is kept. Returns what happened, in one line."""
+    from .password import store_password
+    from .postgres import PostgresStore
+
+    if not value:
+        raise InputError("no password given: nothing was stored")
+    note = ""
+    if check:
+        try:
+            PostgresStore(url, password=value).connect(check_version=False).close()
+        except StoreError as exc:
+            if getattr(exc, "kind", None) == "auth":
+                raise StoreError(f"{exc}; nothing was stored") from None
+            note = f" (not checked: {exc})"
+    backend = store_password(url, value)
+    return f"Stored the password for {url.key} in the system keyring ({backend}){note}."
+
+
+def status_rows(location) -> list[tuple[str, str]]:
+    """(label, value) rows describing the store at *location*: what `store status` prints."""
+    from .. import store as _store
+
+    store = _store.open_store(location)
+    try:
+        info = store.info()
+        rows = [("backend", info.backend), ("location", info.location), ("schema", str(info.schema_version)),
+                ("snapshots", f"{info.snapshots:,}"), ("codes", f"{info.codes:,}"),
+                ("data dates", f"{info.first_data_date or '-'} .. {info.last_data_date or '-'}"),
+                ("replacements", f"{info.replacements:,}")]
+        if info.backend == "postgresql":
+            rows.append(("this login", "may write snapshots" if store.can_write() else "may only read"))
+        return rows
+    finally:
+        store.close()

@@ -143,13 +143,17 @@ class PostgresStore(HistoryStore):
         diag = getattr(exc, "diag", None)
         primary = (getattr(diag, "message_primary", None) or "").strip()
         text = str(exc)
+        kind = "other"
         if state in ("28P01", "28000") or "password authentication failed" in text:
+            kind = "auth"
             why = primary or "password authentication failed"
             line = (f"{where}: {why}; check the password and run `lx-addin store login` to keep the right one "
                     "in the system keyring")
         elif "no password supplied" in text:
+            kind = "auth"
             line = f"{where} asks for a password and none is kept for {self.url.key}: run `lx-addin store login`"
         elif state == "42501":
+            kind = "read-only"
             line = (f"{where}: role {self.url.user!r} may only read snapshots here ({primary or 'permission denied'}); "
                     "ask the database owner to grant it the writer role")
         elif state in ("3D000",):
@@ -159,12 +163,13 @@ class PostgresStore(HistoryStore):
             if "failed:" in detail:
                 detail = detail.rsplit("failed:", 1)[1].strip()
             verb = "cannot reach" if connecting else "lost the connection to"
+            kind = "unreachable"
             line = f"{verb} {where} ({detail}); the local history keeps working"
         else:
             line = f"{where}: {primary or type(exc).__name__}"
         line = " ".join(line.split())
         error = StoreError(redact(line, self._password.reveal() if self._password else None))
-        error.sqlstate = state
+        error.sqlstate, error.kind = state, kind  # for callers that decide (retry, login), never shown
         return error
 
     def close(self) -> None:
