@@ -42,7 +42,8 @@ def free_port() -> int:
 class PostgresServer:
     """Context manager: a running cluster; ``why_not`` says why it could not start."""
 
-    def __init__(self):
+    def __init__(self, durable: bool = False):
+        self.durable = durable  # False (tests): fsync and synchronous commit off, for speed
         self.why_not = ""
         self.password = "pw-" + secrets.token_urlsafe(12)
         self.port = 0
@@ -90,8 +91,9 @@ class PostgresServer:
         return self.start()
 
     def start(self) -> "PostgresServer":
-        opts = (f"-p {self.port} -k {self.tmp} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=60")
+        opts = f"-p {self.port} -k {self.tmp} -c listen_addresses=127.0.0.1 -c max_connections=60"
+        if not self.durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         r = self._run(str(self._bin / "pg_ctl"), "-D", str(self.tmp / "data"), "-l", str(self.tmp / "log"),
                       "-o", opts, "-w", "-t", "60", "start", check=False)
         if r.returncode != 0:

@@ -17,10 +17,11 @@ from pg_server import PostgresServer
 from test_store import DAYS, SRC, snap
 from xl_addin.exceptions import ConfigError, LixingerError, StoreError
 from xl_addin.store import open_store, transfer
-from xl_addin.store.desk import READER_ROLE, WRITER_ROLE, init_store
+from xl_addin.store.desk import init_store
 from xl_addin.store.location import parse_desk_url
 
 READER_PW, WRITER_PW = "reader-Pw-5fz81q", "writer-Pw-0x9kq2"
+READER_ROLE, WRITER_ROLE = "desk_reader", "desk_writer"  # roles are the cluster's: not the defaults other tests make
 SEEN: list[str] = []  # every message and repr these tests saw: scanned for passwords at the end
 
 
@@ -36,7 +37,7 @@ def desk(pg_server):
     """A desk database, initialised, with a reader login (alice) and a writer login (bob)."""
     pg_server.psql("CREATE DATABASE desk")
     owner = pg_server.url_for("postgres", "desk")
-    first = init_store(owner, password=pg_server.password)
+    first = init_store(owner, password=pg_server.password, reader=READER_ROLE, writer=WRITER_ROLE)
     pg_server.psql(f"CREATE ROLE alice LOGIN PASSWORD '{READER_PW}' IN ROLE {READER_ROLE}; "
                    f"CREATE ROLE bob LOGIN PASSWORD '{WRITER_PW}' IN ROLE {WRITER_ROLE}")
     return {"owner": owner, "reader": pg_server.url_for("alice", "desk"), "writer": pg_server.url_for("bob", "desk"),
@@ -61,7 +62,7 @@ def test_init_creates_the_version_table_and_two_roles(pg_server, desk):
 def test_init_again_changes_nothing_and_keeps_the_history(pg_server, desk):
     writer = open_store(desk["writer"], password=WRITER_PW)
     writer.put([snap("00700", DAYS[0])])
-    again = init_store(desk["owner"], password=pg_server.password)
+    again = init_store(desk["owner"], password=pg_server.password, reader=READER_ROLE, writer=WRITER_ROLE)
     assert (again.version_before, again.version, again.roles_created) == (2, 2, ())
     assert "already in place" in one_line(again.line())
     assert pg_server.psql("SELECT count(*) FROM xl_addin.schema_version", db="desk") == "1"
@@ -315,7 +316,7 @@ def test_login_status_init_logout_through_the_cli(secret_service, pg_server, des
     # the owner: init through the CLI, with the owner's password from the keyring
     owner = ("--url", desk["owner"])
     assert cli("store", "login", *owner, input=pg_server.password + "\n").returncode == 0
-    r = cli("store", "init", *owner)
+    r = cli("store", "init", *owner, "--reader-role", READER_ROLE, "--writer-role", WRITER_ROLE)
     assert r.returncode == 0 and "already in place" in r.stdout, r.stderr
     assert cli("store", "logout", *owner).returncode == 0
     r = cli("store", "logout")
