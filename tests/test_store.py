@@ -461,3 +461,11 @@ def test_frames_of_an_empty_answer(store):
     frame = frames.long_frame([], ["mm_sh"])
     assert len(frame) == 0 and list(frame.columns) == ["code", "date", "mm_sh"]
     assert str(frame["date"].dtype) == "datetime64[ns]"
+
+
+def test_a_source_with_odd_characters_comes_back_as_it_was(store):
+    odd = 'http://127.0.0.1:9/a"b\\c,{d} e\'f'
+    store.put([snap("00700", DAYS[0], source=odd), snap("00005", DAYS[0], source=odd)])
+    assert store.info().sources == (odd,)
+    assert sorted(store.latest(["00700", "00005"], source=odd)) == ["00005", "00700"]
+    assert [s.source for s in store.export_rows()] == [odd, odd]

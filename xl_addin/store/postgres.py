@@ -69,6 +69,7 @@ SELECT t.i FROM unnest(%b::text[], %b::text[], %b::date[], %b::float8[]) WITH OR
 JOIN {T_HISTORY} h ON h.source = t.source AND h.code = t.code AND h.data_date = t.data_date
 WHERE h.fetched_at >= t.fetched_at
 """
+_LOCK_KEY_PUT = 0x786C5F70  # pg_advisory_xact_lock(this, hashtext(source)): one writer per source at a time
 _RETRY_STATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure: run the batch again
 
 
@@ -95,6 +96,7 @@ class PostgresStore(HistoryStore):
         self._conn = None
         self._lock = threading.RLock()
         self.version: int | None = None
+        self._writer: bool | None = None  # may this login write? asked once
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url.display!r})"
@@ -205,25 +207,25 @@ class PostgresStore(HistoryStore):
         if not newest:
             return PutResult(unchanged=unchanged)
         rows = [newest[k] for k in sorted(newest)]
-        keys = [[s.source for s in rows], [s.code for s in rows], [s.data_date for s in rows],
-                [float(s.fetched_at) for s in rows]]
-        with self._session() as conn:
-            kept = {i for (i,) in conn.execute(_KEPT, keys).fetchall()}
-        if kept:
-            unchanged += len(kept)
-            rows = [s for i, s in enumerate(rows, 1) if i not in kept]
-            if not rows:
-                return PutResult(unchanged=unchanged)
-        columns: list[list] = [[s.source for s in rows], [s.code for s in rows], [s.data_date for s in rows],
-                               [float(s.fetched_at) for s in rows]]
-        for key in VALUE_KEYS:
-            columns.append([_value(key, s.values.get(key)) for s in rows])
-        absent = ([s.source for s in rows], [s.code for s in rows], [float(s.fetched_at) for s in rows])
+        with self._session() as conn:  # without a lock: what is kept already need not wait for one
+            self._check_writer(conn)
+            rows, skipped = _not_kept(conn, rows)
+        unchanged += skipped
+        if not rows:
+            return PutResult(unchanged=unchanged)
+        inserted = replaced = 0
         for attempt in range(5):
             try:
                 with self._session(write=True) as conn:
-                    inserted, replaced = conn.execute(_PUT, columns).fetchone()
-                    conn.execute(_CLEAR_ABSENT, absent)
+                    # one writer per source at a time: the others then find its rows kept and skip
+                    # them, instead of each queueing on the same row locks to change nothing
+                    for source in sorted({s.source for s in rows}):
+                        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_KEY_PUT, source))
+                    todo, skipped = _not_kept(conn, rows)
+                    if todo:
+                        inserted, replaced = conn.execute(_PUT, _columns(todo)).fetchone()
+                        keys = _key_lists(todo)
+                        conn.execute(_CLEAR_ABSENT, (keys[0], keys[1], keys[3]))
                 break
             except StoreError as exc:
                 if attempt < 4 and getattr(exc, "sqlstate", None) in _RETRY_STATES:
@@ -232,11 +234,20 @@ class PostgresStore(HistoryStore):
                 raise
         return PutResult(inserted, replaced, unchanged + len(rows) - inserted - replaced)
 
+    def _check_writer(self, conn) -> None:
+        """A read-only login asked to write: one line, even when there would be nothing to write."""
+        if self._writer is None:
+            self._writer = bool(conn.execute("SELECT has_table_privilege(%s, 'INSERT')", (T_HISTORY,)).fetchone()[0])
+        if not self._writer:
+            raise StoreError(f"the desk store {self.url.display}: role {self.url.user!r} may only read snapshots here; "
+                             "ask the database owner to grant it the writer role")
+
     def mark_absent(self, codes: Iterable[str], fetched_at: float, *, source: str) -> None:
         codes = sorted(as_codes(codes))
         if not codes:
             return
         with self._session(write=True) as conn:
+            self._check_writer(conn)
             conn.execute(
                 f"INSERT INTO {T_ABSENT} AS a (source, code, fetched_at) "
                 "SELECT %s, c, %s FROM unnest(%s::text[]) AS c "
@@ -320,6 +331,23 @@ class PostgresStore(HistoryStore):
         rows = self._rows(f"{_SELECT} {where} ORDER BY source, code, data_date", args)
         for row in rows:
             yield self._snapshot(row)
+
+
+def _key_lists(rows: list[Snapshot]) -> list[list]:
+    return [[s.source for s in rows], [s.code for s in rows], [s.data_date for s in rows],
+            [float(s.fetched_at) for s in rows]]
+
+
+def _columns(rows: list[Snapshot]) -> list[list]:
+    return _key_lists(rows) + [[_value(key, s.values.get(key)) for s in rows] for key in VALUE_KEYS]
+
+
+def _not_kept(conn, rows: list[Snapshot]) -> tuple[list[Snapshot], int]:
+    """The rows the store does not have yet as new or newer, and how many it has."""
+    if not rows:
+        return rows, 0
+    kept = {i for (i,) in conn.execute(_KEPT, _key_lists(rows)).fetchall()}
+    return [s for i, s in enumerate(rows, 1) if i not in kept], len(kept)
 
 
 def _value(key: str, value):
