@@ -124,8 +124,12 @@ def login(url: DeskURL, value: str, *, check: bool = True) -> str:
 
 def status_rows(location) -> list[tuple[str, str]]:
     """(label, value) rows describing the store at *location*: what `store status` prints."""
+    from pathlib import Path
+
     from .. import store as _store
 
+    if isinstance(location, Path) and not location.exists():  # status never creates the file
+        return [("backend", "sqlite"), ("location", f"{location} (not created yet)"), ("snapshots", "0")]
     store = _store.open_store(location)
     try:
         info = store.info()
