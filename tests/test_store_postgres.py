@@ -25,6 +25,14 @@ READER_ROLE, WRITER_ROLE = "desk_reader", "desk_writer"  # roles are the cluster
 SEEN: list[str] = []  # every message and repr these tests saw: scanned for passwords at the end
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_password_anywhere(pg_server):
+    """After the module: no password in any message, repr or CLI output the tests collected."""
+    yield
+    for secret in (READER_PW, WRITER_PW, pg_server.password, "s3cret-pw"):
+        assert all(secret not in text for text in SEEN), secret
+
+
 def one_line(exc_or_text) -> str:
     text = str(exc_or_text.value if hasattr(exc_or_text, "value") else exc_or_text)
     SEEN.append(text)
@@ -330,10 +338,9 @@ def test_login_status_init_logout_through_the_cli(secret_service, pg_server, des
 
 
 def test_no_password_in_anything_these_tests_saw(pg_server, desk):
-    """Runs last in this module: every message, repr and CLI output collected above."""
+    """Reprs now, and every message collected so far (the module's teardown scans them all again)."""
     store = open_store(desk["reader"], password=READER_PW)
-    SEEN.extend([repr(store), str(store.info()), repr(store._password)])
-    assert len(SEEN) > 10
+    SEEN.extend([repr(store), str(store.info()), repr(store._password), repr(store.url)])
     for secret in (READER_PW, WRITER_PW, pg_server.password, "s3cret-pw"):
         assert all(secret not in text for text in SEEN), secret
 
