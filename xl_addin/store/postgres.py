@@ -174,7 +174,7 @@ class PostgresStore(HistoryStore):
                 detail = detail.rsplit("failed:", 1)[1].strip()
             verb = "cannot reach" if connecting else "lost the connection to"
             kind = "unreachable"
-            line = f"{verb} {where} ({detail}); the local history keeps working"
+            line = f"{verb} {where} ({detail}); is the server up and reachable from here?"
         else:
             line = f"{where}: {primary or type(exc).__name__}"
         line = " ".join(line.split())
