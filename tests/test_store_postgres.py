@@ -348,3 +348,27 @@ def test_no_password_in_anything_these_tests_saw(pg_server, desk):
 def test_init_needs_a_desk_url_not_the_local_file():
     r = run_cli("store", "init")
     assert r.returncode == 1 and "no desk database to use" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_two_inits_at_once_both_succeed_and_migrate_once(pg_server):
+    import threading
+
+    pg_server.psql("CREATE DATABASE twice")
+    url = pg_server.url_for("postgres", "twice")
+    results, errors = [], []
+
+    def init():
+        try:
+            results.append(init_store(url, password=pg_server.password, reader="twice_reader", writer="twice_writer"))
+        except Exception as exc:  # reported below
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=init) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(results) == 4
+    assert sorted(r.version_before for r in results) == [0, 2, 2, 2]
+    assert sorted(role for r in results for role in r.roles_created) == ["twice_reader", "twice_writer"]
+    assert pg_server.psql("SELECT count(*) FROM xl_addin.schema_version", db="twice") == "1"

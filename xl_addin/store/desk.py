@@ -43,7 +43,7 @@ class InitResult:
 def init_store(location: str | DeskURL, *, password: Password | str | None = None,
                reader: str = READER_ROLE, writer: str = WRITER_ROLE) -> InitResult:
     """Create or migrate the schema, create the two roles, grant them; idempotent."""
-    from .postgres import SCHEMA, T_ABSENT, T_HISTORY, T_VERSION, PostgresStore, _psycopg, migrate
+    from .postgres import _LOCK_KEY, SCHEMA, T_ABSENT, T_HISTORY, T_VERSION, PostgresStore, _psycopg, migrate
 
     for role in (reader, writer):
         if not _ROLE_NAME.match(role):
@@ -58,6 +58,7 @@ def init_store(location: str | DeskURL, *, password: Password | str | None = Non
         before, after = migrate(conn, url)
         created = []
         with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))  # one init at a time: roles, grants
             for role in (reader, writer):
                 if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
                     conn.execute(f"CREATE ROLE {role} NOLOGIN")
