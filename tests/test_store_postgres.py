@@ -372,3 +372,22 @@ def test_two_inits_at_once_both_succeed_and_migrate_once(pg_server):
     assert sorted(r.version_before for r in results) == [0, 2, 2, 2]
     assert sorted(role for r in results for role in r.roles_created) == ["twice_reader", "twice_writer"]
     assert pg_server.psql("SELECT count(*) FROM xl_addin.schema_version", db="twice") == "1"
+
+
+def test_a_writer_stuck_mid_write_holds_others_only_for_the_lock_timeout(pg_server, desk):
+    import psycopg
+
+    from xl_addin.store.postgres import _LOCK_KEY_PUT, PostgresStore
+
+    stuck = psycopg.connect(host="127.0.0.1", port=pg_server.port, user="bob", password=WRITER_PW, dbname="desk")
+    try:
+        stuck.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_KEY_PUT, SRC))  # and never commits
+        other = PostgresStore(desk["writer"], password=WRITER_PW, lock_timeout=0.5)
+        before = other.info().snapshots
+        with pytest.raises(StoreError, match="is busy: another writer held it for more than 0.5 s") as caught:
+            other.put([snap("02318", DAYS[4], fetched_at=9e9)])
+        assert "nothing was written" in one_line(caught)
+        stuck.rollback()
+        assert other.put([snap("02318", DAYS[4], fetched_at=9e9)]).inserted == 1 and other.info().snapshots == before + 1
+    finally:
+        stuck.close()

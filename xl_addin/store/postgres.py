@@ -38,6 +38,7 @@ from .password import Password, stored_password
 SCHEMA = "xl_addin"
 T_HISTORY, T_ABSENT, T_VERSION = f"{SCHEMA}.history", f"{SCHEMA}.absent", f"{SCHEMA}.schema_version"
 CONNECT_TIMEOUT = 5  # seconds; a desk database that does not answer falls back quickly
+LOCK_TIMEOUT = 30.0  # seconds a write waits for another writer before it gives up with one line
 _LOW, _HIGH = dt.date(1, 1, 1), dt.date(9999, 12, 31)
 _COLUMNS = ", ".join(VALUE_KEYS)
 _SELECT = f"SELECT source, code, data_date, fetched_at, {_COLUMNS} FROM {T_HISTORY}"
@@ -89,10 +90,11 @@ class PostgresStore(HistoryStore):
     backend = "postgresql"
 
     def __init__(self, location: str | DeskURL, *, password: Password | str | None = None,
-                 connect_timeout: float = CONNECT_TIMEOUT):
+                 connect_timeout: float = CONNECT_TIMEOUT, lock_timeout: float = LOCK_TIMEOUT):
         self.url = location if isinstance(location, DeskURL) else parse_desk_url(location)
         self._password = Password(password) if isinstance(password, str) else password
         self._timeout = connect_timeout
+        self._lock_timeout = lock_timeout
         self._conn = None
         self._lock = threading.RLock()
         self.version: int | None = None
@@ -114,6 +116,13 @@ class PostgresStore(HistoryStore):
             # prepare_threshold=None: a prepared generic plan of these array queries is 10x slower
             conn = psycopg.connect(autocommit=True, prepare_threshold=None, **params)
         except psycopg.Error as exc:
+            raise self._translate(exc, connecting=True) from None
+        try:  # a writer that stalls (a laptop shut mid-write) must not hold everyone else for ever
+            ms = max(1, int(self._lock_timeout * 1000))
+            conn.execute(f"SET lock_timeout = {ms}")
+            conn.execute(f"SET idle_in_transaction_session_timeout = {max(ms * 2, 60000)}")
+        except psycopg.Error as exc:
+            conn.close()
             raise self._translate(exc, connecting=True) from None
         if check_version:
             try:
@@ -166,6 +175,10 @@ class PostgresStore(HistoryStore):
             kind = "read-only"
             line = (f"{where}: role {self.url.user!r} may only read snapshots here ({primary or 'permission denied'}); "
                     "ask the database owner to grant it the writer role")
+        elif state == "55P03":
+            kind = "busy"
+            line = (f"{where} is busy: another writer held it for more than {self._lock_timeout:g} s; "
+                    "nothing was written, try again")
         elif state in ("3D000",):
             line = f"{where}: {primary or 'no such database'}"
         elif state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03"):
