@@ -306,7 +306,7 @@ def test_login_status_init_logout_through_the_cli(secret_service, pg_server, des
     assert r.returncode == 0 and "backend:      sqlite" in r.stdout
     r = cli("config", "set", "store", desk["reader"])
     assert r.returncode == 0
-    r = cli("store", "login", input="wrong-password\n")
+    r = cli("store", "login", input="Wr0ng-Zq81xv\n")
     assert r.returncode == 1 and "password authentication failed" in r.stderr and "nothing was stored" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     r = cli("store", "status")
