@@ -465,6 +465,44 @@ def cmd_token(args) -> int:
     return 0
 
 
+@command("store", "The history store: set up a desk's PostgreSQL database, log in to it, see its state.",
+         Arg("action", choices=("init", "status", "login", "logout")),
+         Arg("--url", metavar="postgresql://USER@HOST/DB", help="the desk database (default: the store setting)"),
+         Arg("--reader-role", default="xl_addin_reader", help="init: the read-only role (default: %(default)s)"),
+         Arg("--writer-role", default="xl_addin_writer", help="init: the role that may write (default: %(default)s)"),
+         Arg("--no-check", action="store_true", help="login: keep the password without trying it on the server"))
+def cmd_store(args) -> int:
+    """examples:
+      lx-addin config set store postgresql://analyst@db.desk.local/lixinger   (once per analyst)
+      lx-addin store login                   (prompts for the database password, keeps it in the keyring)
+      lx-addin store status
+      lx-addin store init --url postgresql://owner@db.desk.local/lixinger     (once, by the database's owner)
+      lx-addin store logout
+    No password in a URL: it lives in the system keyring. Hosts other than this machine need TLS."""
+    from .output import labelled_text
+    from .store import desk
+
+    if args.action == "status":
+        from .config import Settings
+
+        location = desk.desk_url(args.url).display if args.url else Settings.load().store_location
+        sys.stdout.write(labelled_text(desk.status_rows(location)))
+        return 0
+    url = desk.desk_url(args.url)
+    if args.action == "init":
+        print(desk.init_store(url, reader=args.reader_role, writer=args.writer_role).line())
+    elif args.action == "login":
+        from .credentials import read_secret
+
+        print(desk.login(url, read_secret(f"Password for {url.key} (input hidden): "), check=not args.no_check))
+    else:
+        from .store.password import delete_password
+
+        print(f"Deleted the password for {url.key} from the system keyring." if delete_password(url)
+              else f"No password stored for {url.key}; nothing to delete.")
+    return 0
+
+
 # --- the parser, built from the commands ------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

@@ -61,6 +61,8 @@ SPECS = (
     Spec("profile", "XL_ADDIN_PROFILE", "default", "a profile name (letters, digits, - _ .), e.g. team"),
     Spec("max_answer_bytes", "LIXINGER_MAX_ANSWER_BYTES", DEFAULT_MAX_ANSWER_BYTES,
          f"a whole number of bytes, at least {MIN_ANSWER_BYTES}, e.g. {DEFAULT_MAX_ANSWER_BYTES}"),
+    Spec("store", "XL_ADDIN_STORE", None,
+         "a history file path, or a desk database URL without a password, e.g. postgresql://analyst@db.desk.local/lixinger"),
 )
 SPEC = {s.key: s for s in SPECS}
 #: the largest value each number of seconds may have: longer is a typo, and inf overflows time arithmetic
@@ -136,6 +138,12 @@ def validate(spec: Spec, raw, origin: str):
         if not all(c.isalnum() or c in "-_." for c in text):
             raise bad()
         return text
+    if spec.key == "store":
+        from .store.location import is_desk_url, parse_desk_url
+
+        if is_desk_url(text) or "://" in text:  # never echo a URL: it may hold a password
+            return parse_desk_url(text, origin).display
+        return Path(text).expanduser()
     raise AssertionError(spec.key)
 
 
@@ -227,6 +235,7 @@ class Settings:
     cache_dir: Path | None = None
     profile: str = "default"
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES  # one answer, decoded
+    store: Path | str | None = None  # None: the local history file (cache_path)
 
     @classmethod
     def load(cls, environ=None, **overrides) -> "Settings":
@@ -245,6 +254,11 @@ class Settings:
     def cache_path(self) -> Path:
         return Path(self.cache_dir or default_cache_dir()) / "mm_ah.sqlite3"
 
+    @property
+    def store_location(self) -> Path | str:
+        """The history store: the ``store`` setting (a file, or a desk's postgresql:// URL),
+        else the local SQLite file; ``xl_addin.store.open_store`` opens either."""
+        return self.store if self.store is not None else self.cache_path
 
 # --- what else comes from the environment (read here and nowhere else) ------------------
 def env_token(environ=None) -> str | None:

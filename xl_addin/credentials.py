@@ -64,7 +64,7 @@ def backend_name(backend=None) -> str:
     return f"{cls.__module__}.{cls.__name__}"
 
 
-def _keyring_unusable(backend) -> str | None:
+def keyring_unusable(backend) -> str | None:
     """Why this backend cannot hold a token, or None when it can."""
     name = backend_name(backend)
     if name.startswith("keyring.backends.fail") or name.startswith("keyring.backends.null"):
@@ -104,7 +104,7 @@ def keyring_token(profile: str = "default") -> Token | None:
     """The token stored for *profile*, None if there is none."""
     with _keyring_call("read"):
         chosen = keyring_backend()
-        if _keyring_unusable(chosen):
+        if keyring_unusable(chosen):
             return None
         value = chosen.get_password(SERVICE, profile)
     if value and value.strip():
@@ -134,7 +134,7 @@ def store_token(value: str, profile: str = "default", allow_plaintext: bool = Fa
     is used only when allowed here or chosen by the user in keyring's own settings."""
     token = Token(value)
     chosen = keyring_backend(allow_plaintext)
-    why = _keyring_unusable(chosen)
+    why = keyring_unusable(chosen)
     if why and _writes_plaintext(keyring_backend()):
         raise KeyringError(
             f"refusing to store the token in a plain file: {why}; "
@@ -152,7 +152,7 @@ def delete_token(profile: str = "default") -> bool:
     import keyring.errors as ke
 
     chosen = keyring_backend()
-    if _keyring_unusable(chosen):
+    if keyring_unusable(chosen):
         return False
     with _keyring_call("delete"):
         if chosen.get_password(SERVICE, profile) is None:
@@ -186,18 +186,22 @@ def _keyring_call(action: str):
                            f"({type(exc).__name__})") from None
 
 
-def prompt_token(stdin=None) -> str:
-    """A token typed at a terminal (without echo) or the first line piped in; a LixingerError when empty."""
-    from .exceptions import LixingerError
-
+def read_secret(prompt: str, stdin=None) -> str:
+    """A secret typed at a terminal (without echo, after *prompt*) or the first line piped in,
+    without its line ending."""
     stdin = sys.stdin if stdin is None else stdin
     if stdin.isatty():
         import getpass
 
-        value = getpass.getpass("Lixinger token (input hidden): ")
-    else:
-        value = stdin.readline()
-    value = value.strip()
+        return getpass.getpass(prompt)
+    return stdin.readline().rstrip("\r\n")
+
+
+def prompt_token(stdin=None) -> str:
+    """A token typed at a terminal (without echo) or the first line piped in; a LixingerError when empty."""
+    from .exceptions import LixingerError
+
+    value = read_secret("Lixinger token (input hidden): ", stdin).strip()
     if not value:
         raise LixingerError("no token given: nothing was stored")
     return value

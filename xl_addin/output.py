@@ -252,3 +252,8 @@ def install_text(report) -> str:
         lines.append("imported the LX_MMAH functions into the add-in: they work in every workbook")
     lines += [f"note: {note}" for note in report.notes]
     return "\n".join(lines)
+
+
+def labelled_text(rows) -> str:
+    """``label:  value`` lines, the values lined up (`lx-addin store status`)."""
+    return "".join(f"{label + ':':<14}{value}\n" for label, value in rows)
