@@ -185,7 +185,7 @@ def private_reaches(name: str) -> list[str]:
             base = node.value
             if isinstance(base, ast.Name) and (base.id in ("self", "cls") or base.id in foreign):
                 continue
-            if node.attr in own:  # this module's own private (another instance of its class)
+            if isinstance(base, ast.Name) and node.attr in own:  # another instance of this module's class
                 continue
             found.append(f"line {node.lineno}: {ast.unparse(node)}")
     return found
@@ -198,7 +198,8 @@ def test_no_module_touches_another_modules_private_names(name):
 
 def test_the_checks_catch_what_they_are_for(tmp_path):
     """The walker sees what it must: a back-up import, a cycle, a reach into a private name."""
-    source = "from .udfs import service\nfrom .service import _shared\nx = svc._memory\n"
+    source = ("from .udfs import service\nfrom .service import _shared\nx = svc._memory\n"
+              "class C:\n    def f(self):\n        self._client = 1\n        return self._client._token\n")
     tree = ast.parse(source)
     node = tree.body[0]
     assert _resolve("refresh", PACKAGE / "refresh.py", node) == "udfs"
@@ -206,7 +207,8 @@ def test_the_checks_catch_what_they_are_for(tmp_path):
     (tmp_path / "_probe.py").write_text(source)
     before = dict(GRAPH)
     try:
-        assert private_reaches("_probe") == ["line 2: from .service import _shared", "line 3: svc._memory"]
+        assert private_reaches("_probe") == ["line 2: from .service import _shared", "line 3: svc._memory",
+                                             "line 7: self._client._token"]
         GRAPH["_probe"] = imports_of("_probe")
         assert set(GRAPH["_probe"]) == {"udfs", "service"}
         GRAPH["service"] = {**GRAPH["service"], "_probe": set()}
