@@ -24,8 +24,9 @@ from .fields import Field, lookup
 from .problems import one_error_for_all
 
 BLANK = ""
-NO_DATA = "#N/A No Data"
-INVALID_CODE = "#N/A Invalid Code"
+NO_DATA_CELL = "#N/A No Data"
+INVALID_CODE_CELL = "#N/A Invalid Code"
+INVALID_FIELD_CELL = "#N/A Invalid Field"
 #: what Excel hands over for error cells when err_to_str is on
 EXCEL_ERRORS = frozenset({"#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!",
                           "#GETTING_DATA", "#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!"})
@@ -52,9 +53,9 @@ def _cut(value):
 def error_cell(exc: Exception) -> str:
     """The short #N/A text for an error, as it shows in one cell."""
     if isinstance(exc, NoDataError):
-        return NO_DATA
+        return NO_DATA_CELL
     if isinstance(exc, InvalidCodeError):
-        return INVALID_CODE
+        return INVALID_CODE_CELL
     if isinstance(exc, TokenRejectedError):
         return "#N/A Token Rejected"
     if isinstance(exc, TokenError):
@@ -106,7 +107,7 @@ def parse_code_cell(value) -> tuple[str | None, str | None]:
     code, error = parse_code(value)
     if code is not None:
         return code, None
-    return None, INVALID_CODE if error is not None else BLANK
+    return None, INVALID_CODE_CELL if error is not None else BLANK
 
 
 def cell_value(field: Field, record: dict):
@@ -124,7 +125,7 @@ def mmah_matrix(codes, fields, headers: bool, fetch: Callable) -> list[list]:
     """
     resolved = resolve_fields(fields)
     if not resolved:
-        return [["#N/A Invalid Field: no field given"]]
+        return [[f"{INVALID_FIELD_CELL}: no field given"]]
     cells, shape = _flatten(codes)
     if shape[1] == 1 and len(cells) > 1:  # a column: trailing blank cells are not spilled (A:A works)
         last = max((i for i, c in enumerate(cells) if not is_blank(c)), default=0)
@@ -146,10 +147,10 @@ def mmah_matrix(codes, fields, headers: bool, fetch: Callable) -> list[list]:
             row = [text] * len(resolved)
         elif code in records:
             record = records[code]
-            row = [cell_value(f, record) if f else f"#N/A Invalid Field: {label}" for label, f in resolved]
+            row = [cell_value(f, record) if f else f"{INVALID_FIELD_CELL}: {label}" for label, f in resolved]
         else:
             problem = error_cell(errors.get(code, LixingerError()))
-            row = [problem if f else f"#N/A Invalid Field: {label}" for label, f in resolved]
+            row = [problem if f else f"{INVALID_FIELD_CELL}: {label}" for label, f in resolved]
         rows.append(row)
 
     labels = [label for label, _ in resolved]

@@ -25,8 +25,8 @@ from .codes import is_blank, parse_code
 from .dates import as_excel_datetime
 from .exceptions import NoDataError, UnknownFieldError, WorkbookError
 from .fields import Field, lookup
-from .formula import INVALID_CODE, NO_DATA
-from .problems import INVALID, cause_of, grouped
+from .formula import INVALID_CODE_CELL, NO_DATA_CELL
+from .problems import CAUSE_INVALID, cause_of, grouped
 
 CODES, FIELDS_NAME, STATUS = "LX_CODES", "LX_FIELDS", "LX_STATUS"
 STATUS_LABELS = ("Refreshed at 刷新时间", "Data date 数据日期", "Codes 代码", "Problems 问题")
@@ -194,13 +194,13 @@ def plan_refresh(layout: Layout, code_cells: list, header_row: list, result, now
             elif code is None and problem is None:
                 value = None  # blank row: cleared
             elif col == fields[0][0]:  # the first column says why the row is empty
-                value = (f"{INVALID_CODE} {problem}"[:60] if problem
-                         else NO_DATA if isinstance(error, NoDataError) else f"#N/A {error}")
+                value = (f"{INVALID_CODE_CELL} {problem}"[:60] if problem
+                         else NO_DATA_CELL if isinstance(error, NoDataError) else f"#N/A {error}")
             else:
                 value = None
             rows[col].append(value)
         if problem:
-            problem_rows.append((problem, INVALID))
+            problem_rows.append((problem, CAUSE_INVALID))
         elif code and record is None:
             problem_rows.append((code, cause_of(error)))
     blocks = []

@@ -12,17 +12,17 @@ from typing import Iterable, Mapping
 
 from .exceptions import InvalidCodeError, NoDataError
 
-INVALID = "invalid code"
-NO_DATA = "no data"
+CAUSE_INVALID = "invalid code"
+CAUSE_NO_DATA = "no data"
 INVALID_HINT = "expected 1 to 5 digits, like 700, 00700 or 0700.HK"
 
 
 def cause_of(error, hint: bool = False) -> str:
     """What went wrong for one code, worded the same everywhere."""
     if isinstance(error, InvalidCodeError):
-        return f"{INVALID} ({INVALID_HINT})" if hint else INVALID
+        return f"{CAUSE_INVALID} ({INVALID_HINT})" if hint else CAUSE_INVALID
     if isinstance(error, NoDataError):
-        return NO_DATA
+        return CAUSE_NO_DATA
     return str(error)
 
 
