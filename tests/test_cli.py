@@ -227,3 +227,10 @@ def test_readme_promises_match_the_code():
     assert f"sent {MAX_CODES_PER_REQUEST} a request, up to {MAX_PARALLEL} requests at once" in readme
     for promise in ("--allow-stale", "exit code 3", "XL_ADDIN_MAX_PART_BYTES", "read-only", "symlink", "umask"):
         assert promise in readme, promise
+
+
+def test_an_unknown_field_is_refused_before_the_service_is_asked(sandbox):
+    env = {"LIXINGER_BASE_URL": sandbox.url, "LIXINGER_TOKEN": sandbox.token}
+    r = run_cli("fetch", "700", "--fields", "mm_sh,no_such_field", env=env)
+    assert r.returncode == 1 and "no_such_field" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert sandbox.request_count == 0

@@ -146,10 +146,10 @@ def cmd_fetch(args) -> int:
     {exit_codes}"""
     from .codes import parse_inputs
     from .fields import columns
-    from .output import entries_for, fetch_text
-    from .problems import cause_of, grouped, one_error_for_all
+    from .output import entries_for, fetch_notes, fetch_text
+    from .problems import one_error_for_all
 
-    fields = columns(args.fields)
+    fields = columns(args.fields)  # an unknown field is refused before the service is asked
     inputs = parse_inputs(args.codes)
     codes = [code for _, code, _ in inputs if code]
     with _service(args) as svc:
@@ -160,15 +160,11 @@ def cmd_fetch(args) -> int:
     entries = entries_for(inputs, answer)
     text, notes = fetch_text(entries, fields, args.format, _terminal_width(), args.transpose)
     sys.stdout.write(text)
-    for line in [f"note: {n}" for n in notes] + grouped((e.label, cause_of(e.error, hint=True))
-                                                        for e in entries if e.error is not None):
+    for line in fetch_notes(entries, notes, args.format):
         _say(line)
-    stale = sum(1 for e in entries if e.stale)
-    if stale and args.format != "table":
-        _say(f"warning: the service failed; {stale} code(s) are cached values, marked stale")
     if any(e.error is not None and not isinstance(e.error, NoDataError) for e in entries):
         return EXIT_FAILED
-    return EXIT_STALE if stale else 0
+    return EXIT_STALE if any(e.stale for e in entries) else 0
 
 
 @command("refresh", "Refresh a template workbook (.xlsx) in place or into a new file.",

@@ -206,6 +206,19 @@ def fetch_text(entries: list[Entry], fields, fmt: str, width: int | None,
     return text + "\n", notes
 
 
+def fetch_notes(entries: list[Entry], notes: list[str], fmt: str) -> list[str]:
+    """The lines `lx-addin fetch` says on stderr: the table's notes, one line per problem's cause,
+    and (outside the table, which marks them itself) how many values are stale."""
+    from .problems import cause_of, grouped
+
+    lines = [f"note: {n}" for n in notes]
+    lines += grouped((e.label, cause_of(e.error, hint=True)) for e in entries if e.error is not None)
+    stale = sum(1 for e in entries if e.stale)
+    if stale and fmt != "table":
+        lines.append(f"warning: the service failed; {stale} code(s) are cached values, marked stale")
+    return lines
+
+
 def fields_text(fields, fmt: str) -> str:
     """The field catalog, as a table or JSON."""
     if fmt == "json":
