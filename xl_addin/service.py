@@ -85,8 +85,8 @@ class DataService:
         self.cache = Cache(self.settings.cache_path, self.settings.base_url) if use_cache else None
         self.requests_sent = 0
         self.outage_pause = outage_pause
-        self._paused_until = 0.0  # time.monotonic() until which the service is not asked (an outage)
-        self._pause_error: LixingerError | None = None  # the outage's error, for codes with nothing cached
+        self._outage_pause_ends = 0.0  # time.monotonic() until which the service is not asked (an outage)
+        self._outage_error: LixingerError | None = None  # the outage's error, for codes with nothing cached
         self._fresh_floor = 0.0  # nothing fetched before this (epoch seconds) counts as fresh
         self.last_error: LixingerError | None = None
         self.last_stale = False
@@ -168,8 +168,8 @@ class DataService:
             missing = self._serve_fresh(answer, known, max_age) if use_cache else list(answer.codes)
             if not missing:
                 return answer
-            if self._paused():
-                self._serve_outage(answer, missing, known)
+            if self._in_outage_pause():
+                self._serve_during_outage_pause(answer, missing, known)
             else:
                 self._ask_service(answer, missing, known)
             self.last_stale = bool(answer.stale)
@@ -188,13 +188,13 @@ class DataService:
                 missing.append(code)
         return missing
 
-    def _paused(self) -> bool:
-        return time.monotonic() < self._paused_until
+    def _in_outage_pause(self) -> bool:
+        return time.monotonic() < self._outage_pause_ends
 
-    def _serve_outage(self, answer: Answer, missing: list[str], known: dict) -> None:
+    def _serve_during_outage_pause(self, answer: Answer, missing: list[str], known: dict) -> None:
         """The service just failed: answer at once from the cache (or with that error)."""
         for code in missing:
-            self._serve_stale_or_error(answer, code, self._pause_error, known.get(code))
+            self._serve_stale_or_error(answer, code, self._outage_error, known.get(code))
 
     def _ask_service(self, answer: Answer, missing: list[str], known: dict) -> None:
         try:
@@ -218,16 +218,16 @@ class DataService:
         for code, exc in fetched.errors.items():
             self.last_error = exc
             self._serve_stale_or_error(answer, code, exc, known.get(code))
-        self._pause_after_outage(fetched)
+        self._start_outage_pause(fetched)
 
-    def _pause_after_outage(self, fetched) -> None:
+    def _start_outage_pause(self, fetched) -> None:
         """Start the outage pause when the service failed outright (nothing came back at all)."""
         if not self.outage_pause or fetched.records or fetched.absent:
             return
         outage = [e for e in fetched.errors.values() if isinstance(e, ServiceUnavailableError)]
         if outage:
-            self._paused_until = time.monotonic() + self.outage_pause
-            self._pause_error = outage[0]
+            self._outage_pause_ends = time.monotonic() + self.outage_pause
+            self._outage_error = outage[0]
 
     @staticmethod
     def _serve_cached(answer: Answer, code: str, value, fetched_at: float) -> None:
@@ -275,7 +275,7 @@ class DataService:
 
     def _raise_fresh_floor(self, stamp: float) -> None:
         self._fresh_floor = max(self._fresh_floor, stamp)
-        self._paused_until = 0.0  # a Refresh means "try now", even during an outage pause
+        self._outage_pause_ends = 0.0  # a Refresh means "try now", even during an outage pause
         if self.cache is not None:  # the file keeps the fallback, and may hold newer entries
             self._memory = {c: e for c, e in self._memory.items() if e[1] >= self._fresh_floor}
 
