@@ -377,6 +377,31 @@ def test_a_second_click_never_overwrites_the_first_copy(tmp_path):
     assert "watch-frozen (2).xlsx" in book.app.alerts[0]["prompt"]
 
 
+def test_a_macro_workbook_gives_a_macro_workbook_copy(tmp_path):
+    """SaveCopyAs writes the workbook's own format: an .xlsm package stays one, under an .xlsm name."""
+    from xl_addin.freeze_button import main
+
+    def xlsm(path):
+        _excel_saved_book(path)
+        with zipfile.ZipFile(path) as z:
+            parts = {n: z.read(n) for n in z.namelist()}
+        parts["[Content_Types].xml"] = parts["[Content_Types].xml"].replace(
+            b"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml",
+            b"application/vnd.ms-excel.sheet.macroEnabled.main+xml")
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+            for n, data in parts.items():
+                z.writestr(n, data)
+
+    original = tmp_path / "model.xlsm"
+    xlsm(original)
+    book = XwBook(original, memory_maker=xlsm)
+    main(book)
+    frozen = tmp_path / "model-frozen.xlsm"
+    with zipfile.ZipFile(frozen) as z:
+        assert b"application/vnd.ms-excel.sheet.macroEnabled.main+xml" in z.read("[Content_Types].xml")
+    assert frozen_values(frozen)[0] == [100, 200, 300] and str(frozen) in book.app.alerts[0]["prompt"]
+
+
 @pytest.mark.parametrize("fullname, says", [
     ("Book1", "save this workbook first"),
     ("{tmp}/old.xls", "this one is .xls"),
