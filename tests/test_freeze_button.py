@@ -260,7 +260,7 @@ def test_a_module_that_cannot_be_added_leaves_no_button_and_keeps_the_formulas(t
     assert [c.Name for c in app.project.components] == ["xlwings_udfs"]  # the half-made module taken out
     assert "Freeze values" not in buttons(report.addin) and "Refresh" in buttons(report.addin)
     notes = [n for n in report.notes if "Freeze values" in n]
-    assert len(notes) == 1 and "Out of memory" in notes[0] and "lx-addin freeze" in notes[0] and "\n" not in notes[0]
+    assert len(notes) == 1 and "VBA module: Out of memory)" in notes[0] and "lx-addin freeze" in notes[0] and "\n" not in notes[0]
 
 
 def test_declined_trust_means_no_import_and_no_button(tmp_path):

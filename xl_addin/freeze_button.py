@@ -56,7 +56,8 @@ def source_path(book) -> Path:
         raise WorkbookError("save this workbook first: the frozen copy goes beside it (nothing was written)")
     path = Path(full)
     if path.suffix.lower() not in FORMATS:
-        raise WorkbookError(f"Freeze values works on .xlsx and .xlsm workbooks, this one is {path.suffix or 'unnamed'}: "
+        raise WorkbookError(f"Freeze values works on .xlsx and .xlsm workbooks, this one is "
+                            f"{path.suffix or 'unnamed'}: "
                             "save it as .xlsx first, or use `lx-addin freeze` (nothing was written)")
     return path
 
@@ -74,7 +75,8 @@ def freeze_open_book(book, now=None):
         try:
             book.api.SaveCopyAs(str(copy))
         except Exception as exc:
-            raise WorkbookError(f"Excel could not save a copy to freeze: {_one_line(exc)} (nothing was written)") from None
+            raise WorkbookError(f"Excel could not save a copy to freeze: {_one_line(exc)} "
+                                "(nothing was written)") from None
         if not copy.is_file():
             raise WorkbookError("Excel saved no copy to freeze (nothing was written)")
         target = path.with_name(f"{path.stem}-frozen{path.suffix}")

@@ -108,8 +108,16 @@ def add_freeze_module(xl_workbook) -> str | None:
                 components.Remove(component)
             except Exception:
                 pass
-        return (f"the Freeze values button was left out (Excel did not add its VBA module: {_one_line(exc)}); "
+        return (f"the Freeze values button was left out (Excel did not add its VBA module: {_com_text(exc)}); "
                 "the formulas work; freeze a copy with `lx-addin freeze BOOK.xlsx`")
+
+
+def _com_text(exc: BaseException) -> str:
+    """pywintypes.com_error's description (its excepinfo), else the one-line text."""
+    args = getattr(exc, "args", ())
+    if len(args) >= 3 and isinstance(args[2], tuple) and len(args[2]) > 2 and args[2][2]:
+        return " ".join(str(args[2][2]).split())
+    return _one_line(exc)
 
 
 def _vba_text_of(text: str) -> str:
