@@ -263,6 +263,8 @@ def install_text(report) -> str:
     lines = [f"Python for Excel:  {report.interpreter}", f"ribbon add-in:     {report.addin}"]
     if report.formulas:
         lines.append("imported the LX_MMAH functions into the add-in: they work in every workbook")
+    if report.freeze_button:
+        lines.append("added the Freeze values button to the Lixinger tab")
     lines += [f"note: {note}" for note in report.notes]
     return "\n".join(lines)
 
