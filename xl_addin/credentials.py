@@ -1,6 +1,6 @@
 """Credentials: where the token comes from (the environment, else the OS keyring), and how it is kept.
 
-Every keyring call goes through :func:`_keyring_call`, so that a keyring's errors (locked,
+Every keyring call goes through :func:`keyring_call`, so that a keyring's errors (locked,
 dismissed, a D-Bus failure that surfaces as anything) become one :class:`KeyringError` that
 says what could not be done, worded the same for reading, storing and deleting.
 """
@@ -80,7 +80,7 @@ def is_plaintext(backend) -> bool:
     return name.startswith("keyrings.alt.file") or "Plaintext" in name
 
 
-def _translate(exc: Exception, action: str) -> KeyringError:
+def _translate(exc: Exception, action: str, what: str = "the token") -> KeyringError:
     import keyring.errors as ke
 
     if isinstance(exc, ke.NoKeyringError):
@@ -94,15 +94,15 @@ def _translate(exc: Exception, action: str) -> KeyringError:
         if "1783" in str(exc) or "too" in str(exc).lower():
             why += " (too long for Windows Credential Manager)"
     elif isinstance(exc, ke.PasswordDeleteError):
-        why = "there is no token in the keyring to delete"
+        why = f"there is no {what.removeprefix('the ')} in the keyring to delete"
     else:
         why = "the keyring was dismissed or failed"
-    return KeyringError(f"could not {action} the token in the system keyring: {why}")
+    return KeyringError(f"could not {action} {what} in the system keyring: {why}")
 
 
 def keyring_token(profile: str = "default") -> Token | None:
     """The token stored for *profile*, None if there is none."""
-    with _keyring_call("read"):
+    with keyring_call("read"):
         chosen = keyring_backend()
         if keyring_unusable(chosen):
             return None
@@ -142,7 +142,7 @@ def store_token(value: str, profile: str = "default", allow_plaintext: bool = Fa
         )
     if why:
         raise KeyringError(f"cannot store the token: {why}; set the {ENV_VAR} environment variable instead")
-    with _keyring_call("store"):
+    with keyring_call("store"):
         chosen.set_password(SERVICE, profile, token.reveal())
     return backend_name(chosen)
 
@@ -154,7 +154,7 @@ def delete_token(profile: str = "default") -> bool:
     chosen = keyring_backend()
     if keyring_unusable(chosen):
         return False
-    with _keyring_call("delete"):
+    with keyring_call("delete"):
         if chosen.get_password(SERVICE, profile) is None:
             return False
         try:
@@ -170,20 +170,25 @@ def stores_in_plain_file(allow_plaintext: bool = False) -> bool:
 
 
 @contextlib.contextmanager
-def _keyring_call(action: str):
-    """Run one keyring call: its errors become a KeyringError saying what could not be *action*-ed."""
+def keyring_call(action: str, what: str = "the token"):
+    """Run keyring calls: their errors become one KeyringError saying that *what* could not be
+    *action*-ed ("read", "store", "delete"), and why, never with the secret in it. The desk
+    store's password (:mod:`xl_addin.store.password`) goes through here too."""
     import keyring.errors as ke
 
     try:
         yield
     except ke.KeyringError as exc:
-        raise _translate(exc, action) from None
+        raise _translate(exc, action, what) from None
     except KeyringError:
         raise
     except Exception as exc:  # D-Bus and platform errors surface as anything
         preposition = {"read": "from", "store": "in", "delete": "from"}[action]
-        raise KeyringError(f"could not {action} the token {preposition} the system keyring "
+        raise KeyringError(f"could not {action} {what} {preposition} the system keyring "
                            f"({type(exc).__name__})") from None
+
+
+
 
 
 def read_secret(prompt: str, stdin=None) -> str:
