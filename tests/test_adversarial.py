@@ -1,0 +1,52 @@
+"""Issue 12's promises, attacked again after its fixes: combinations of faults and paths a
+hostile server or an unlucky user would bring, each through `lx-addin` as a user runs it
+against the real sandbox on 127.0.0.1.
+
+Every test here failed on the code before the fix it came with.
+"""
+
+import hashlib
+import os
+import shutil
+
+import pytest
+
+from conftest import run_cli
+from test_refresh import TEMPLATES
+
+
+def digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture
+def env(sandbox):
+    return {"LIXINGER_BASE_URL": sandbox.url, "LIXINGER_TOKEN": sandbox.token, "LIXINGER_BUDGET": "5"}
+
+
+@pytest.fixture
+def book(tmp_path):
+    d = tmp_path / "books"
+    d.mkdir()
+    shutil.copyfile(TEMPLATES / "mm_ah.xlsx", d / "book.xlsx")
+    return d / "book.xlsx"
+
+
+def one_line(r):
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
+
+
+def test_an_output_link_named_xlsx_to_another_kind_of_file_is_refused(book, tmp_path, sandbox, env):
+    """`-o report.xlsx` where report.xlsx is a link to someone's notes: the .xlsx-name check
+    saw the link's name only, and the notes were replaced by a workbook."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    link = tmp_path / "report.xlsx"
+    link.symlink_to(notes)
+    r = run_cli("refresh", str(book), "-o", str(link), env=env)
+    assert r.returncode == 1
+    assert "notes.txt" in one_line(r) and "nothing was written" in one_line(r)
+    assert notes.read_text() == "my notes\n" and link.is_symlink()
+    assert sandbox.request_count == 0, "refused before asking the service"
