@@ -50,3 +50,19 @@ def test_an_output_link_named_xlsx_to_another_kind_of_file_is_refused(book, tmp_
     assert "notes.txt" in one_line(r) and "nothing was written" in one_line(r)
     assert notes.read_text() == "my notes\n" and link.is_symlink()
     assert sandbox.request_count == 0, "refused before asking the service"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "table"])
+def test_stale_values_from_fetch_say_why_the_service_failed(sandbox, env, fmt):
+    """A cached value stands in when the service redirects: the user must learn that it
+    redirected (and what to do), not only that "the service failed"."""
+    from xl_addin.sandbox import Sandbox
+
+    assert run_cli("fetch", "700", "--format", "csv", env=env).returncode == 0  # the cache now has 00700
+    with Sandbox() as elsewhere:
+        sandbox.inject("redirect", times=None, url=elsewhere.url)
+        r = run_cli("fetch", "700", "--no-cache", "--format", fmt, "--fields", "mm_sh_nbp_d1", env=env)
+        assert elsewhere.request_count == 0
+    assert r.returncode == 3, r.stderr
+    assert "HTTP 307" in r.stderr and "LIXINGER_BASE_URL" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr

@@ -191,9 +191,16 @@ def cmd_fetch(args) -> int:
             print(f"lx-addin: note: {note}", file=sys.stderr)
     for line in grouped(problems):
         print(f"lx-addin: {line}", file=sys.stderr)
-    if stale and args.format != "table":
-        print(f"lx-addin: warning: the service failed; {len(stale)} code(s) are cached values, marked stale",
-              file=sys.stderr)
+    why_stale: dict[str, int] = {}  # what the service did: a redirect, a bad answer, an outage
+    for e in stale:
+        why = str(result.stale_because.get(e.label) or "no reason known")
+        why_stale[why] = why_stale.get(why, 0) + 1
+    for why, count in why_stale.items():
+        if args.format != "table":
+            print(f"lx-addin: warning: the service failed ({why}); {count} code(s) are cached values, marked stale",
+                  file=sys.stderr)
+        else:
+            print(f"lx-addin: note: the service failed: {why}", file=sys.stderr)
     if bad:
         return EXIT_FAILED
     return EXIT_STALE if stale else 0
