@@ -66,3 +66,27 @@ def test_stale_values_from_fetch_say_why_the_service_failed(sandbox, env, fmt):
     assert r.returncode == 3, r.stderr
     assert "HTTP 307" in r.stderr and "LIXINGER_BASE_URL" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_full_disk_is_said_for_a_user_and_changes_nothing(book, sandbox, env):
+    """No space for the refreshed copy (here a file-size limit, which fails the write as a
+    full disk or a quota does): one line in words, not "OSError: [Errno 28]", the book
+    byte-identical and no temporary file left behind."""
+    import resource
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    before = digest(book)
+    limit = book.stat().st_size + 4096  # the cache fits; the refreshed book does not
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    r = subprocess.run([sys.executable, "-m", "xl_addin", "refresh", str(book)], capture_output=True, text=True,
+                       env={**os.environ, **env}, cwd=ROOT, timeout=120, preexec_fn=small_files)
+    assert r.returncode == 1
+    line = one_line(r)
+    assert "cannot write" in line and "OSError" not in line and "Errno" not in line, line
+    assert digest(book) == before and sorted(os.listdir(book.parent)) == ["book.xlsx"]

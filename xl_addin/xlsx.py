@@ -385,9 +385,12 @@ class XlsxBook:
             fd = -1
             self._zip.close()  # Windows cannot replace a file that is still open
             os.replace(tmp, real)
-        except BaseException:
+        except BaseException as exc:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+            if isinstance(exc, OSError):  # a full disk, a quota, a folder gone: said for a user
+                why = exc.strerror or str(exc)
+                raise WorkbookError(f"cannot write {target}: {why} (nothing was changed)") from None
             raise
         finally:
             if fd >= 0:
