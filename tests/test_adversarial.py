@@ -90,3 +90,38 @@ def test_a_full_disk_is_said_for_a_user_and_changes_nothing(book, sandbox, env):
     line = one_line(r)
     assert "cannot write" in line and "OSError" not in line and "Errno" not in line, line
     assert digest(book) == before and sorted(os.listdir(book.parent)) == ["book.xlsx"]
+
+
+def test_the_refresh_button_during_an_outage_does_not_stamp_old_data_as_new(sandbox, monkeypatch, tmp_path):
+    """The ribbon's Refresh (RunPython -> xl_addin.main -> refresh.main) once fine, then with the service
+    down: the table keeps the last refresh's values, so "Refreshed at" and the data date
+    must keep saying when that was. The failed run stamped "Refreshed at <now>" over the
+    old table (and blanked its data date)."""
+    import time
+
+    from test_excel_refresh import Book
+    import xl_addin.udfs as udfs
+    from xl_addin.refresh import main  # what xl_addin.main() runs for the calling book
+
+    monkeypatch.setenv("LIXINGER_BASE_URL", sandbox.url)
+    monkeypatch.setenv("LIXINGER_TOKEN", sandbox.token)
+    monkeypatch.setenv("LIXINGER_BUDGET", "3")
+    udfs.reset()
+    path = tmp_path / "mm.xlsx"
+    shutil.copyfile(TEMPLATES / "mm_ah.xlsx", path)
+    book = Book(path)
+    main(book)
+    cells = book.sheets["MM_AH"].cells
+    refreshed_at, data_date, codes = cells[(1, 10)], cells[(2, 10)], cells[(3, 10)]
+    table = {k: v for k, v in cells.items() if k[0] >= 7}
+    assert data_date is not None and "30 of 30" in codes
+    time.sleep(1.1)  # a new stamp would differ
+    sandbox.inject("503", times=None)
+    try:
+        main(book)
+    finally:
+        udfs.reset()
+    assert "HTTP 503" in book.app.alerts[-1][1]
+    assert "refresh failed" in cells[(4, 10)] and "HTTP 503" in cells[(4, 10)]
+    assert {k: v for k, v in cells.items() if k[0] >= 7} == table, "the table is the last refresh's"
+    assert (cells[(1, 10)], cells[(2, 10)], cells[(3, 10)]) == (refreshed_at, data_date, codes)
