@@ -125,3 +125,18 @@ def test_the_refresh_button_during_an_outage_does_not_stamp_old_data_as_new(sand
     assert "refresh failed" in cells[(4, 10)] and "HTTP 503" in cells[(4, 10)]
     assert {k: v for k, v in cells.items() if k[0] >= 7} == table, "the table is the last refresh's"
     assert (cells[(1, 10)], cells[(2, 10)], cells[(3, 10)]) == (refreshed_at, data_date, codes)
+
+
+def test_two_different_records_for_one_code_are_a_bad_answer_not_a_guess(sandbox, env, tmp_path):
+    """An answer with two records for 00700 that disagree: whichever came last was shown
+    (exit 0) and cached. It is a bad answer: retried, then an error, nothing kept."""
+    env = {**env, "LIXINGER_BUDGET": "2"}
+    record = sandbox.dataset.record("00700")
+    sandbox.inject("bad-record", times=None, data=[record, dict(record, mm_sh=1)])
+    r = run_cli("fetch", "700", "--format", "csv", "--fields", "mm_sh", env=env)
+    assert r.returncode == 1 and "two records for 00700" in one_line(r)
+    assert r.stdout == "" and sandbox.request_count > 1, "retried, then failed"
+    sandbox.clear_faults()
+    sandbox.inject("503", times=None)
+    r = run_cli("fetch", "700", "--format", "csv", "--fields", "mm_sh", env=env)
+    assert r.returncode == 1 and "HTTP 503" in one_line(r), "nothing of the bad answer was cached"

@@ -84,10 +84,12 @@ def check_answer(payload: object, requested: list[str]) -> list[dict]:
     Anything else is a bad answer as a whole (a BadResponseError, worth a retry), never
     "no data": a record that is not an object, or whose ``stockCode`` is not one of the
     codes requested (a number such as 700, a code we did not ask for, none at all),
-    means we cannot tell which codes the answer is about.
+    means we cannot tell which codes the answer is about; nor can we when it holds two
+    records for one code.
     """
     data = split_answer(payload)
     wanted = set(requested)
+    seen: set[str] = set()
     for item in data:
         if not isinstance(item, dict):
             kind = _JSON_KINDS.get(type(item), "value")
@@ -98,6 +100,9 @@ def check_answer(payload: object, requested: list[str]) -> list[dict]:
             raise BadResponseError(f"the answer holds a record with {shown}")
         if code not in wanted:
             raise BadResponseError(f"the answer holds a record for {code[:12]!r}, a code that was not asked for")
+        if code in seen:  # two records for one code: which one holds is anyone's guess
+            raise BadResponseError(f"the answer holds two records for {code}")
+        seen.add(code)
     return data
 
 
