@@ -140,3 +140,13 @@ def test_two_different_records_for_one_code_are_a_bad_answer_not_a_guess(sandbox
     sandbox.inject("503", times=None)
     r = run_cli("fetch", "700", "--format", "csv", "--fields", "mm_sh", env=env)
     assert r.returncode == 1 and "HTTP 503" in one_line(r), "nothing of the bad answer was cached"
+
+
+@pytest.mark.parametrize("value", ["nan", "-1", "inf"])
+def test_a_max_age_that_is_not_a_number_of_seconds_is_refused(book, sandbox, env, value):
+    """`--max-age nan` and `--max-age -1` were read as 0 without a word, `inf` as "any age
+    at all", though the max_age setting refuses all three: the flag follows the setting."""
+    before = digest(book)
+    r = run_cli("refresh", str(book), "--max-age", value, env=env)
+    assert r.returncode == 2 and f"--max-age: {value!r}" in r.stderr.splitlines()[-1], r.stderr
+    assert digest(book) == before and sandbox.request_count == 0

@@ -153,6 +153,17 @@ def _parse_inputs(raw_codes: list[str]):
     return out
 
 
+def _max_age(text: str) -> float:
+    """--max-age as the max_age setting allows it: nan, -1 and inf are refused, not read as 0 or "forever"."""
+    from .config import SPEC, validate
+    from .exceptions import ConfigError
+
+    try:
+        return validate(SPEC["max_age"], text, "--max-age")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--max-age: ")) from None
+
+
 # --- commands ---------------------------------------------------------------------------
 def cmd_fetch(args) -> int:
     from .output import Entry, table, to_csv, to_json
@@ -473,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("book", metavar="BOOK.xlsx", help="a workbook with the LX_CODES and LX_FIELDS defined names")
     p.add_argument("-o", "--output", metavar="OUT.xlsx", help="write here instead of in place")
     p.add_argument("--sandbox", action="store_true", help="use an in-process sandbox: offline, synthetic data")
-    p.add_argument("--max-age", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--max-age", type=_max_age, default=0.0, metavar="SECONDS",
                    help="use cached records younger than this (default 0: ask the service for the latest)")
     p.add_argument("--allow-stale", action="store_true",
                    help="if the service fails, write cached values anyway, marked stale (exit code 3)")
