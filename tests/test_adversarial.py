@@ -150,3 +150,16 @@ def test_a_max_age_that_is_not_a_number_of_seconds_is_refused(book, sandbox, env
     r = run_cli("refresh", str(book), "--max-age", value, env=env)
     assert r.returncode == 2 and f"--max-age: {value!r}" in r.stderr.splitlines()[-1], r.stderr
     assert digest(book) == before and sandbox.request_count == 0
+
+
+def test_one_outage_over_many_batches_is_one_line(sandbox, env):
+    """2,000 codes are 20 requests sharing one time budget: when the service is down each
+    gives up after however many attempts the budget left it. That is one cause, said once
+    with a count, not a line per number of attempts."""
+    sandbox.inject("503", times=None)
+    codes = [str(n) for n in range(1, 2001)]
+    r = run_cli("fetch", *codes, "--format", "csv", "--fields", "mm_sh", env={**env, "LIXINGER_BUDGET": "3"})
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if "HTTP 503" in line]
+    assert len(lines) == 1, r.stderr
+    assert "gave up after" in lines[0] and "codes (00001, 00002, 00003, …)" in lines[0]

@@ -167,7 +167,7 @@ def _max_age(text: str) -> float:
 # --- commands ---------------------------------------------------------------------------
 def cmd_fetch(args) -> int:
     from .output import Entry, table, to_csv, to_json
-    from .problems import cause_of, grouped
+    from .problems import by_cause, cause_of, grouped
 
     fields = resolve([f for f in (args.fields or "").split(",") if f.strip()])
     if fields and fields[0].key != "stockCode":
@@ -202,11 +202,9 @@ def cmd_fetch(args) -> int:
             print(f"lx-addin: note: {note}", file=sys.stderr)
     for line in grouped(problems):
         print(f"lx-addin: {line}", file=sys.stderr)
-    why_stale: dict[str, int] = {}  # what the service did: a redirect, a bad answer, an outage
-    for e in stale:
-        why = str(result.stale_because.get(e.label) or "no reason known")
-        why_stale[why] = why_stale.get(why, 0) + 1
-    for why, count in why_stale.items():
+    # what the service did (a redirect, a bad answer, an outage), once per cause
+    why_stale = by_cause((e.label, str(result.stale_because.get(e.label) or "no reason known")) for e in stale)
+    for why, count in ((why, len(labels)) for why, labels in why_stale.items()):
         if args.format != "table":
             print(f"lx-addin: warning: the service failed ({why}); {count} code(s) are cached values, marked stale",
                   file=sys.stderr)
