@@ -163,3 +163,17 @@ def test_one_outage_over_many_batches_is_one_line(sandbox, env):
     lines = [line for line in r.stderr.splitlines() if "HTTP 503" in line]
     assert len(lines) == 1, r.stderr
     assert "gave up after" in lines[0] and "codes (00001, 00002, 00003, …)" in lines[0]
+
+
+def test_the_budget_bounds_headers_trickled_a_byte_at_a_time(sandbox, env):
+    """The budget covered the body only: a server sending its status line and headers one
+    byte every 50 ms (each read well inside the 30 s read timeout) held a fetch with a
+    3 s budget for as long as it went on (2,000 bytes: 100 s)."""
+    import time
+
+    sandbox.inject("header-trickle", times=None)
+    started = time.monotonic()
+    r = run_cli("fetch", "700", "--no-cache", env={**env, "LIXINGER_BUDGET": "3"}, timeout=150)
+    took = time.monotonic() - started
+    assert r.returncode == 1 and "time budget of 3 s" in one_line(r), r.stderr
+    assert took < 20, f"a 3 s budget held for {took:.0f} s"
