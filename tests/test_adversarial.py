@@ -177,3 +177,22 @@ def test_the_budget_bounds_headers_trickled_a_byte_at_a_time(sandbox, env):
     took = time.monotonic() - started
     assert r.returncode == 1 and "time budget of 3 s" in one_line(r), r.stderr
     assert took < 20, f"a 3 s budget held for {took:.0f} s"
+
+
+@pytest.mark.parametrize("kind", ["pipe", "link to /dev/zero"])
+def test_a_pipe_or_device_named_xlsx_is_refused_not_read_forever(tmp_path, sandbox, env, kind):
+    """`lx-addin refresh` of a named pipe (or a link to /dev/zero) called book.xlsx waited
+    for ever: opening a pipe blocks until someone writes to it."""
+    import subprocess
+
+    path = tmp_path / "book.xlsx"
+    if kind == "pipe":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    try:
+        r = run_cli("refresh", str(path), env=env, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"refresh of a {kind} still waiting after 20 s")
+    assert r.returncode == 1 and "not a regular file" in one_line(r)
+    assert sandbox.request_count == 0

@@ -92,6 +92,12 @@ class XlsxBook:
             raise WorkbookError(f"{self.path.name}: {self.path.suffix} files cannot be refreshed; save it as .xlsx")
         if self.path.is_dir():
             raise WorkbookError(f"{self.path} is a folder, not a workbook: name an .xlsx file")
+        try:  # a pipe or a device (a link to /dev/zero) would hang the read: never opened
+            special = self.path.exists() and not stat.S_ISREG(self.path.stat().st_mode)
+        except OSError:
+            special = False  # said below, when it is opened
+        if special:
+            raise WorkbookError(f"{self.path} is not a regular file, so not a workbook: name an .xlsx file")
         self._limit = max_part_bytes()
         try:
             self._zip = zipfile.ZipFile(self.path)
