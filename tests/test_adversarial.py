@@ -196,3 +196,13 @@ def test_a_pipe_or_device_named_xlsx_is_refused_not_read_forever(tmp_path, sandb
         pytest.fail(f"refresh of a {kind} still waiting after 20 s")
     assert r.returncode == 1 and "not a regular file" in one_line(r)
     assert sandbox.request_count == 0
+
+
+def test_a_base_url_that_holds_the_token_is_refused_before_anything_is_sent(sandbox, env):
+    """Some APIs take the token in the path; a user who put it in LIXINGER_BASE_URL had it
+    sent in the request line and printed in every --debug log line that names the URL."""
+    r = run_cli("--debug", "fetch", "700", "--no-cache",
+                env={**env, "LIXINGER_BASE_URL": f"{sandbox.url}/{sandbox.token}"})
+    assert r.returncode == 1 and "holds your token" in r.stderr, r.stderr
+    assert sandbox.token[4:12] not in r.stdout + r.stderr
+    assert sandbox.request_count == 0

@@ -39,12 +39,13 @@ from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
 from . import __version__
 from .config import Settings
-from .credentials import Token, redact_deep
+from .credentials import Token, redact, redact_deep
 from .deadline import DeadlineAdapter, deadline as within
 from .exceptions import (
     AnswerTooLargeError,
     ApiError,
     BadResponseError,
+    ConfigError,
     LixingerError,
     RateLimitedError,
     RedirectError,
@@ -136,6 +137,9 @@ class MMAHClient:
         self.settings = settings or Settings()
         # checked again here, where the token leaves: Settings may be built by hand
         self.url = check_base_url(self.settings.base_url) + PATH
+        if redact(self.url, token) != self.url:  # it would be in every log line and error that names the URL
+            raise ConfigError("LIXINGER_BASE_URL holds your token (or part of it); the token goes in the "
+                              "keyring (`lx-addin token set`) or LIXINGER_TOKEN, never in the URL")
         self.host = host_of(self.url)
         if session is None:
             session = requests.Session()
