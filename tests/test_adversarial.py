@@ -206,3 +206,15 @@ def test_a_base_url_that_holds_the_token_is_refused_before_anything_is_sent(sand
     assert r.returncode == 1 and "holds your token" in r.stderr, r.stderr
     assert sandbox.token[4:12] not in r.stdout + r.stderr
     assert sandbox.request_count == 0
+
+
+@pytest.mark.parametrize("date", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00"])
+def test_a_data_date_past_the_calendars_end_is_a_bad_record_not_a_crash(sandbox, env, date):
+    """A last_data_date that falls outside year 1-9999 once moved to Beijing time ended the
+    whole fetch with "unexpected error: OverflowError"; it is a bad record of its own code."""
+    record = dict(sandbox.dataset.record("00700"), last_data_date=date)
+    sandbox.inject("bad-record", times=None, data=[record], only_code="00700")
+    r = run_cli("fetch", "700", "5", "--format", "csv", "--fields", "mm_sh", env=env)
+    assert "OverflowError" not in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 1 and f"00700: last_data_date {date!r} is out of range" in r.stderr, r.stderr
+    assert "00005," in r.stdout, "the other code is still shown"

@@ -35,7 +35,10 @@ def parse_data_date(value: object) -> dt.date:
     except ValueError:
         raise MalformedRecordError(f"last_data_date {_brief(value)} is not an ISO 8601 date") from None
     if stamp.tzinfo is not None:
-        stamp = stamp.astimezone(BEIJING)
+        try:
+            stamp = stamp.astimezone(BEIJING)
+        except OverflowError:  # 9999-12-31T23:00-12:00 is in the year 10000 in Beijing
+            raise MalformedRecordError(f"last_data_date {_brief(value)} is out of range") from None
     return stamp.date()
 
 
