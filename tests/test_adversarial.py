@@ -218,3 +218,18 @@ def test_a_data_date_past_the_calendars_end_is_a_bad_record_not_a_crash(sandbox,
     assert "OverflowError" not in r.stderr and "Traceback" not in r.stderr
     assert r.returncode == 1 and f"00700: last_data_date {date!r} is out of range" in r.stderr, r.stderr
     assert "00005," in r.stdout, "the other code is still shown"
+
+
+def test_a_whole_number_no_spreadsheet_can_hold_is_empty_like_infinity(book, sandbox, env):
+    """JSON allows 10**400; Python reads it exactly and the refresh wrote all 401 digits into
+    the cell, which LibreOffice shows as INF (an infinite float was already left empty)."""
+    import re
+    import zipfile
+
+    record = dict(sandbox.dataset.record("00700"), mm_sh=10**400)
+    sandbox.inject("bad-record", times=None, data=[record], only_code="00700")
+    r = run_cli("refresh", str(book), env=env)
+    assert r.returncode == 0, r.stderr
+    with zipfile.ZipFile(book) as z:
+        sheets = "".join(z.read(n).decode() for n in z.namelist() if n.startswith("xl/worksheets/sheet"))
+    assert not re.search(r"<v>-?\d{310,}</v>", sheets)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import sys
 
 from .exceptions import BadResponseError, MalformedRecordError
 from .fields import KEYS, NUMERIC_KEYS
 
 BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
+_LARGEST = int(sys.float_info.max)  # a whole number past this overflows a spreadsheet's numbers
 
 
 def _brief(value: object) -> str:
@@ -48,6 +50,8 @@ def _check_number(key: str, value: object, code: str) -> object:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise MalformedRecordError(f"{code}: field {key} is {_brief(value)}, not a number")
     if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, int) and abs(value) > _LARGEST:  # no float, so no cell, holds it: as infinity above
         return None
     return value
 
