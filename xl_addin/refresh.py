@@ -143,7 +143,11 @@ def refresh_file(path, out=None, service=None, max_age: float = 0.0, allow_stale
             wanted = book.path.suffix.lower()
             raise WorkbookError(f"{out}: the refreshed copy of {book.path.name} is an Excel {wanted} workbook "
                                 f"and must be named so, e.g. {Path(out).with_suffix(wanted).name}")
-        writable_target(Path(out) if out is not None else book.path)
+        real = writable_target(Path(out) if out is not None else book.path)
+        if out is not None and real.suffix.lower() != book.path.suffix.lower():
+            # a link named .xlsx to another kind of file: the name check above saw only the link
+            raise WorkbookError(f"{out} is a link to {real}, which is not an {book.path.suffix.lower()} workbook: "
+                                "nothing was written")
         summary = refresh_book(book, service, max_age, allow_stale)
         book.save(out or path)
     finally:
