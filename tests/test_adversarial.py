@@ -233,3 +233,15 @@ def test_a_whole_number_no_spreadsheet_can_hold_is_empty_like_infinity(book, san
     with zipfile.ZipFile(book) as z:
         sheets = "".join(z.read(n).decode() for n in z.namelist() if n.startswith("xl/worksheets/sheet"))
     assert not re.search(r"<v>-?\d{310,}</v>", sheets)
+
+
+@pytest.mark.parametrize("code", [True, "1"])
+def test_a_result_code_that_only_looks_like_1_is_not_success(service, sandbox, code):
+    from xl_addin.exceptions import BadResponseError
+
+    sandbox.inject("api_error", times=None, code=code, message="success")
+    result = service.fetch(["00700"])
+    assert "00700" not in result.records
+    err = result.errors["00700"]
+    assert isinstance(err, BadResponseError) and "result code that is not a number" in str(err)
+    assert service.cache.latest(["00700"]) == {}

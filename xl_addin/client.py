@@ -306,9 +306,13 @@ class MMAHClient:
                 f"{self.host} answered HTTP {status} with something that is not JSON ({kind})"
             ))
         api_code = payload.get("code") if isinstance(payload, dict) else None
-        if status != 200 or api_code != 1:
+        if status != 200 or type(api_code) is not int or api_code != 1:  # JSON true == 1 in Python: not success
             if not isinstance(payload, dict) or "code" not in payload:
                 raise _Retry(BadResponseError(f"{self.host} answered HTTP {status} without a result code"))
+            if not isinstance(api_code, int) or isinstance(api_code, bool):
+                raise _Retry(BadResponseError(
+                    f"{self.host} answered HTTP {status} with a result code that is not a number ({self._shown(repr(api_code))})"
+                ))
             if _looks_like_token_problem(reason):
                 raise TokenRejectedError(reason)
             raise ApiError(

@@ -294,7 +294,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._answer(sb, 200, None, codes, kind, raw=b"<html><body>502 Bad Gateway</body></html>")
         if kind == "api_error":
             message = fault.params.get("message", "service is under maintenance")
-            return self._answer(sb, 200, {"code": 0, "message": message}, codes, kind)
+            return self._answer(sb, 200, {"code": fault.params.get("code", 0), "message": message}, codes, kind)
         if kind == "drop":
             self._seen(sb, codes, 0, kind)
             self._hang_up()
