@@ -225,3 +225,24 @@ def test_a_bad_setting_is_a_message_not_a_traceback(excel_env, monkeypatch):
 def test_no_workbook_at_all_is_not_a_traceback(excel_env, capsys):
     main()  # no Excel here: xw.Book.caller() and xw.books.active both fail
     assert "Lixinger refresh failed" in capsys.readouterr().err
+
+
+def test_service_down_with_cached_values_says_in_excel_terms_that_nothing_changed(excel_env, sandbox, tmp_path):
+    """The button refuses stale values like the CLI, but says it in Excel's terms: what happened,
+    that the workbook was not changed, what to do. No CLI flag an Excel user cannot pass."""
+    path = tmp_path / "mm.xlsx"
+    shutil.copyfile(ROOT / "templates" / "mm_ah.xlsx", path)
+    book = Book(path)
+    main(book)  # fills the table and the cache
+    assert not book.app.alerts
+    table = dict(book.sheets["MM_AH"].cells)
+    sandbox.inject("503", times=None)
+    main(book)
+    (title, text), = book.app.alerts
+    assert "HTTP 503" in text
+    assert "--allow-stale" not in text and "lx-addin" not in text
+    assert "workbook was left as it was" in text and "Refresh again" in text
+    assert "\n" not in text and "\n" not in book.app.status[-2]
+    assert book.app.status[-1] is False
+    changed = {k for k, v in book.sheets["MM_AH"].cells.items() if table.get(k) != v}
+    assert all(r <= 6 for r, _ in changed)  # the table stayed; only the status block says "refresh failed"
