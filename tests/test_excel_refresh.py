@@ -6,6 +6,7 @@ template's content, and the result must match the headless refresh cell for cell
 """
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -246,3 +247,36 @@ def test_service_down_with_cached_values_says_in_excel_terms_that_nothing_change
     assert book.app.status[-1] is False
     changed = {k for k, v in book.sheets["MM_AH"].cells.items() if table.get(k) != v}
     assert all(r <= 6 for r, _ in changed)  # the table stayed; only the status block says "refresh failed"
+
+
+def test_a_multi_line_service_message_is_one_line_in_the_box_and_the_status_bar(excel_env, sandbox, tmp_path):
+    path = tmp_path / "mm.xlsx"
+    shutil.copyfile(ROOT / "templates" / "mm_ah.xlsx", path)
+    book = Book(path)
+    sandbox.inject("403", times=None, message="this API is not in your plan.\r\nUpgrade at lixinger.com\n\n")
+    main(book)
+    (title, text), = book.app.alerts
+    assert "not in your plan. Upgrade at lixinger.com" in text
+    assert not any(ch in text for ch in "\r\n")
+    failed = [s for s in book.app.status if isinstance(s, str) and "failed" in s]
+    assert failed and not any(ch in s for s in failed for ch in "\r\n")
+    assert book.app.status[-1] is False
+
+
+@pytest.mark.parametrize("prelude", ["", "import sys; sys.modules['xl_addin.layout'] = None; "],
+                         ids=["no Excel", "a broken install too"])
+def test_with_no_excel_to_tell_runpython_shows_one_line_not_nothing(tmp_path, prelude):
+    """xlwings' RunPython (a fresh process) sends stderr to a log it shows only when Python exits
+    non-zero (``If ExitCode <> 0 Then Call ShowError(LOG_FILE)`` in its VBA). When no message box
+    can be reached, the button must exit non-zero with one line, or the click shows nothing at all."""
+    import subprocess
+    import sys
+
+    vba = (Path(__import__("xlwings").__file__).parent / "xlwings_custom_addin.bas").read_text("utf-8", "replace")
+    assert "If ExitCode <> 0 Then" in vba and "--from_xl=1" in vba
+    env = dict(__import__("os").environ, PYTHONPATH=str(ROOT), XL_ADDIN_CACHE_DIR=str(tmp_path))
+    r = subprocess.run([sys.executable, "-B", "-c", prelude + "import xl_addin;xl_addin.main()", "--wb=Book1.xlsx",
+                        "--from_xl=1"], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Lixinger refresh failed") and "Traceback" not in r.stderr

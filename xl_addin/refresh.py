@@ -205,6 +205,6 @@ def _fail(excel, message: str) -> None:
 
         xw.apps.active.alert(f"Lixinger refresh failed: {message}", title="Lixinger refresh", mode="critical")
     except Exception:
-        import sys
+        from . import _last_resort
 
-        print(f"Lixinger refresh failed: {message}", file=sys.stderr)
+        _last_resort(message)  # RunPython shows it only on a non-zero exit
