@@ -55,7 +55,7 @@ class Summary:
 
 #: what a refused stale refresh tells the user to do: the CLI's flag, or Excel's button
 CLI_STALE_ADVICE = "`lx-addin refresh --allow-stale` writes them, marked stale"
-EXCEL_STALE_ADVICE = "they were not written, so old values never look new: click Refresh again when the service is back"
+EXCEL_STALE_ADVICE = "they were not written, so that old values never look new. Click Refresh again when the service is back"
 
 
 def prepare(book: Book, service, max_age: float = 0.0, allow_stale: bool = False,
