@@ -33,6 +33,8 @@ class Range:
 
     @value.setter
     def value(self, matrix):
+        if self.sheet.protected:
+            raise self.sheet.protected
         assert len(matrix) == self.bottom - self.top + 1 and len(matrix[0]) == self.right - self.left + 1
         self.sheet.book.calls.append(("write", self.sheet.name, self.top, self.left, len(matrix), len(matrix[0])))
         for i, row in enumerate(matrix):
@@ -45,6 +47,8 @@ class Range:
 
     @number_format.setter
     def number_format(self, fmt):
+        if self.sheet.protected:
+            raise self.sheet.protected
         self.sheet.book.calls.append(("format", self.left))
         self.sheet.formats[self.left] = fmt
 
@@ -54,6 +58,7 @@ class Sheet:
         import excel_harness as xh
 
         self.book, self.name, self.cells, self.formats = book, name, cells, {}
+        self.protected = None  # the error Excel raises on a write, when the sheet is protected
         self.api = xh.ComSheet(cells, name=name, book=book.api)  # the same cells over COM
 
     def range(self, a, b):
@@ -280,3 +285,22 @@ def test_with_no_excel_to_tell_runpython_shows_one_line_not_nothing(tmp_path, pr
     assert r.returncode != 0
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Lixinger refresh failed") and "Traceback" not in r.stderr
+
+
+def test_a_protected_sheet_is_excels_own_words_in_one_line(excel_env, tmp_path):
+    """Excel refuses the write with a COM error whose description (excepinfo[2], two paragraphs)
+    says what to do; the box shows that, on one line, not the com_error tuple."""
+    import excel_harness as xh
+
+    path = tmp_path / "mm.xlsx"
+    shutil.copyfile(ROOT / "templates" / "mm_ah.xlsx", path)
+    book = Book(path)
+    said = ("The cell or chart you're trying to change is on a protected sheet.\n\n"
+            "To make a change, unprotect the sheet. You might be requested to enter a password.")
+    book.sheets["MM_AH"].protected = xh.com_error(excepinfo=(0, "Microsoft Excel", said, "xlmain11.chm", 0,
+                                                             -2146827284))
+    main(book)
+    (title, text), = book.app.alerts
+    assert "protected sheet. To make a change, unprotect the sheet." in text
+    assert "-2147352567" not in text and "xlmain11" not in text and "\\n" not in text and "\n" not in text
+    assert book.sheets["MM_AH"].cells.get((7, 3)) is None and book.app.status[-1] is False

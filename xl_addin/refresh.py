@@ -190,10 +190,19 @@ def main(book=None) -> None:
     except LixingerError as exc:
         _fail(excel, str(exc))
     except Exception as exc:  # never a VBA traceback box for an analyst
-        _fail(excel, f"unexpected error: {type(exc).__name__}: {exc}")
+        _fail(excel, _unexpected(exc))
     finally:
         if excel is not None:
             excel.done()
+
+
+def _unexpected(exc: Exception) -> str:
+    """One line for an error that is not ours: Excel's own words when Excel refused a call (a COM
+    error's ``excepinfo[2]``, e.g. a protected sheet), else the exception's type and text."""
+    info = getattr(exc, "excepinfo", None)
+    if isinstance(info, tuple) and len(info) > 2 and isinstance(info[2], str) and info[2].strip():
+        return f"Excel refused: {' '.join(info[2].split())}"
+    return " ".join(f"unexpected error: {type(exc).__name__}: {exc}".split())
 
 
 def _fail(excel, message: str) -> None:
