@@ -91,10 +91,15 @@ def main() -> None:
     try:
         from .refresh import main as refresh_main
     except Exception as exc:  # a broken install: still a message, not a VBA traceback
-        import sys
+        message = f"xl_addin cannot load ({type(exc).__name__}: {exc}); run the installer again"
+        try:
+            import xlwings as xw
 
-        print(f"Lixinger refresh failed: xl_addin cannot load ({type(exc).__name__}: {exc}); "
-              "run the installer again", file=sys.stderr)
+            xw.apps.active.alert(f"Lixinger refresh failed: {message}", title="Lixinger refresh", mode="critical")
+        except Exception:
+            from .last_resort import refresh_failed
+
+            refresh_failed(message)
         return
     refresh_main()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,6 +51,10 @@ CREATE TABLE IF NOT EXISTS stamp (
 
 ABSENT = "no data"  # marker for a code the service answered without a record (not a cell text)
 BUSY_TIMEOUT_MS = 15000
+#: seconds without a look at the stamp after which its connection is closed: on Windows an open
+#: SQLite file cannot be moved or deleted by another process (no FILE_SHARE_DELETE), so an idle
+#: UDF server must not hold it (a rebuild elsewhere, an uninstall)
+WATCH_IDLE = 5.0
 
 
 class Cache:
@@ -60,6 +65,8 @@ class Cache:
         self._unusable: CacheUnusableError | None = None
         self._watch: sqlite3.Connection | None = None  # long-lived, for the "not before" stamp only
         self._watch_version = None
+        self._watch_lock = threading.RLock()  # the stamp's connection: used by formulas, closed when idle
+        self._watch_used = 0.0
         self._not_before = 0.0
 
     def __repr__(self) -> str:
@@ -260,37 +267,53 @@ class Cache:
         self._not_before = max(self._not_before, when)
 
     def not_before(self) -> float:
-        """The newest stamp, cheaply: a long-lived connection asks SQLite whether any connection
-        committed since the last look (``PRAGMA data_version``, microseconds); only then is the
-        stamp read again. Never raises: on trouble, the last value seen."""
-        try:
-            if self._watch is None:
-                if self._unusable is not None or not self.path.exists():
-                    return self._not_before
-                self._connect().close()  # the schema, once
-                self._watch = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                              check_same_thread=False)  # used under the service's lock
-                self._watch_version = None
-            version = self._watch.execute("PRAGMA data_version").fetchone()[0]
-            if version != self._watch_version:
-                row = self._watch.execute(
-                    "SELECT value FROM stamp WHERE source = ? AND name = 'not_before'", [self.source]
-                ).fetchone()
-                self._watch_version = version
-                if row:
-                    self._not_before = max(self._not_before, row[0])
-        except sqlite3.Error as exc:
-            log.debug("cannot read the refresh stamp: %s", exc)
-            self._close_watch()
-        return self._not_before
+        """The newest stamp, cheaply: a connection kept open through a burst of formulas asks
+        SQLite whether another connection committed since the last look (``PRAGMA data_version``,
+        microseconds); only then is the stamp read again. The connection is closed after
+        :data:`WATCH_IDLE` seconds without a look. Never raises: on trouble, the last value seen."""
+        with self._watch_lock:
+            try:
+                if self._watch is None:
+                    if self._unusable is not None or not self.path.exists():
+                        return self._not_before
+                    self._connect().close()  # the schema, once
+                    self._watch = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                                  check_same_thread=False)  # closed by the idle timer's thread
+                    self._watch_version = None
+                    threading.Thread(target=self._close_when_idle, args=(self._watch,), name="xl_addin-cache-idle",
+                                     daemon=True).start()
+                self._watch_used = time.monotonic()
+                version = self._watch.execute("PRAGMA data_version").fetchone()[0]
+                if version != self._watch_version:
+                    row = self._watch.execute(
+                        "SELECT value FROM stamp WHERE source = ? AND name = 'not_before'", [self.source]
+                    ).fetchone()
+                    self._watch_version = version
+                    if row:
+                        self._not_before = max(self._not_before, row[0])
+            except sqlite3.Error as exc:
+                log.debug("cannot read the refresh stamp: %s", exc)
+                self._close_watch()
+            return self._not_before
+
+    def _close_when_idle(self, watch) -> None:
+        while True:
+            time.sleep(WATCH_IDLE)
+            with self._watch_lock:
+                if self._watch is not watch:
+                    return  # closed (or replaced) meanwhile
+                if time.monotonic() - self._watch_used >= WATCH_IDLE:
+                    self._close_watch()
+                    return
 
     def _close_watch(self) -> None:
-        if self._watch is not None:
-            try:
-                self._watch.close()
-            except sqlite3.Error:
-                pass
-        self._watch, self._watch_version = None, None
+        with self._watch_lock:
+            if self._watch is not None:
+                try:
+                    self._watch.close()
+                except sqlite3.Error:
+                    pass
+            self._watch, self._watch_version = None, None
 
     def close(self) -> None:
         self._close_watch()

@@ -160,18 +160,29 @@ def cmd_fetch(args) -> int:
     entries = entries_for(inputs, answer)
     text, notes = fetch_text(entries, fields, args.format, _terminal_width(), args.transpose)
     sys.stdout.write(text)
-    for line in fetch_notes(entries, notes, args.format):
+    for line in fetch_notes(entries, notes, args.format, answer.stale_because if answer else {}):
         _say(line)
     if any(e.error is not None and not isinstance(e.error, NoDataError) for e in entries):
         return EXIT_FAILED
     return EXIT_STALE if any(e.stale for e in entries) else 0
 
 
+def _max_age(text: str) -> float:
+    """--max-age as the max_age setting allows it: nan, -1 and inf are refused, not read as 0 or "forever"."""
+    from .config import SPEC, validate
+    from .exceptions import ConfigError
+
+    try:
+        return validate(SPEC["max_age"], text, "--max-age")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--max-age: ")) from None
+
+
 @command("refresh", "Refresh a template workbook (.xlsx) in place or into a new file.",
          Arg("book", metavar="BOOK.xlsx", help="a workbook with the LX_CODES and LX_FIELDS defined names"),
          Arg("-o", "--output", metavar="OUT.xlsx", help="write here instead of in place"),
          SANDBOX,
-         Arg("--max-age", type=float, default=0.0, metavar="SECONDS",
+         Arg("--max-age", type=_max_age, default=0.0, metavar="SECONDS",
              help="use cached records younger than this (default 0: ask the service for the latest)"),
          Arg("--allow-stale", action="store_true",
              help="if the service fails, write cached values anyway, marked stale (exit code 3)"),

@@ -206,16 +206,21 @@ def fetch_text(entries: list[Entry], fields, fmt: str, width: int | None,
     return text + "\n", notes
 
 
-def fetch_notes(entries: list[Entry], notes: list[str], fmt: str) -> list[str]:
+def fetch_notes(entries: list[Entry], notes: list[str], fmt: str, stale_because=None) -> list[str]:
     """The lines `lx-addin fetch` says on stderr: the table's notes, one line per problem's cause,
-    and (outside the table, which marks them itself) how many values are stale."""
-    from .problems import cause_of, grouped
+    and why the service failed for the stale values, once per cause (outside the table, which
+    marks them itself, with how many values are stale)."""
+    from .problems import by_cause, cause_of, grouped
 
     lines = [f"note: {n}" for n in notes]
     lines += grouped((e.label, cause_of(e.error, hint=True)) for e in entries if e.error is not None)
-    stale = sum(1 for e in entries if e.stale)
-    if stale and fmt != "table":
-        lines.append(f"warning: the service failed; {stale} code(s) are cached values, marked stale")
+    stale_because = stale_because or {}
+    why_stale = by_cause((e.label, str(stale_because.get(e.label) or "no reason known")) for e in entries if e.stale)
+    for why, labels in why_stale.items():
+        if fmt != "table":
+            lines.append(f"warning: the service failed ({why}); {len(labels)} code(s) are cached values, marked stale")
+        else:
+            lines.append(f"note: the service failed: {why}")
     return lines
 
 

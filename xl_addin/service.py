@@ -266,6 +266,14 @@ class DataService:
 
     forget = expire_all  # the older name, kept for callers
 
+    @property
+    def fresh_floor(self) -> float:
+        """The newest Refresh stamp honoured here (``time.time()``; 0.0: none), as of the last fetch
+        or peek: nothing fetched before it counts as fresh."""
+        return self._fresh_floor
+
+    not_before = fresh_floor  # the cache file's word for it
+
     def _sync_fresh_floor(self) -> None:
         """Honour a Refresh made by another process (a cheap look at the cache file)."""
         if self.cache is not None:
