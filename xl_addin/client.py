@@ -17,7 +17,15 @@ The promises kept here, each against a hostile or broken server:
 - a connection cut in the middle of the body is retried like any connection error;
 - an answer whose records are not records of the codes asked for is a bad answer
   (retried, then an error), never "no data";
-- the token is stripped from everything kept (records) and shown (messages).
+- the token is stripped from everything kept (records) and shown (messages), and so
+  are the credentials of ``LIXINGER_PROXY``;
+- no more than ``LIXINGER_RATE`` requests a minute leave for one token, from every
+  thread of the process together (:mod:`xl_addin.pacer`); a 429 is still honoured.
+
+Retries follow a :class:`~xl_addin.pacer.RetryPolicy` (attempts, backoff, and the clock
+and sleep it waits with), given to the client as requests is given a urllib3 ``Retry``.
+Each batch's answer is parsed in the thread that fetched it, while the other batches
+are still on the wire.
 """
 
 from __future__ import annotations
@@ -25,7 +33,6 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +57,8 @@ from .exceptions import (
     TokenRejectedError,
 )
 from .messages import shown
+from .pacer import Pacer, RetryPolicy, shared_pacer
+from .proxies import ProxyURL, check_proxy, proxies_for, redact_proxy, secrets_of
 from .records import check_answer, index_records, reason_of
 from .urls import check_base_url, host_of, is_loopback_host
 
@@ -57,10 +66,8 @@ log = logging.getLogger(__name__)
 
 PATH = "/hk/company/hot/mm_ah"
 MAX_CODES_PER_REQUEST = 100
-MAX_ATTEMPTS = 5
-BACKOFF_BASE = 0.25
-BACKOFF_CAP = 8.0
-MAX_PARALLEL = 6  # 600 codes in one round trip; far below the ~1,000 requests/minute limit
+MAX_PARALLEL = 6  # 600 codes in one round trip; the pacer keeps any loop under the rate limit
+DEFAULT_RETRY = RetryPolicy()  # 5 attempts, 0.25 s doubling to at most 8 s, jittered; real time
 READ_CHUNK = 64 * 1024  # decoded bytes per read: also what one read may inflate to
 
 
@@ -126,7 +133,8 @@ def _looks_like_token_problem(message: str) -> bool:
 class MMAHClient:
     """Fetches mm_ah records for five-digit codes. Thread-safe for concurrent batches."""
 
-    def __init__(self, token: Token, settings: Settings | None = None, session=None):
+    def __init__(self, token: Token, settings: Settings | None = None, session=None,
+                 retry: RetryPolicy | None = None, pacer: Pacer | None = None):
         if not isinstance(token, Token):
             token = Token(token)
         self._token = token
@@ -134,19 +142,38 @@ class MMAHClient:
         # checked again here, where the token leaves: Settings may be built by hand
         self.url = check_base_url(self.settings.base_url) + PATH
         self.host = host_of(self.url)
+        self.retry = retry or DEFAULT_RETRY
+        # one pacer per (service, token) for the whole process, unless one is given
+        self.pacer = pacer or shared_pacer(self.url, token.reveal(), getattr(self.settings, "rate", 0))
+        proxy = getattr(self.settings, "proxy", None)
+        if proxy is not None and not isinstance(proxy, ProxyURL):
+            proxy = check_proxy(str(proxy))
+        self.proxy = proxy
+        self._secrets = (token, *secrets_of(proxy))
         self.session = session or requests.Session()
         self.session.headers.setdefault("User-Agent", f"xl_addin/{__version__}")
         if is_loopback_host(self.host):
             # this machine (the sandbox): never through a proxy from the environment
             self.session.trust_env = False
+        if proxy is not None:
+            # named for this service: used on top of (before) the environment's, loopback too
+            self.session.proxies.update(proxies_for(proxy))
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
         self.requests_sent = 0
 
     def __repr__(self) -> str:
-        return f"MMAHClient(url={self.url!r}, token=<redacted>)"
+        via = f", proxy={str(self.proxy)!r}" if self.proxy is not None else ""
+        return f"MMAHClient(url={self.url!r}, token=<redacted>{via})"
 
     def _shown(self, text) -> str:
-        return shown(text, self._token)
+        return shown(text, *self._secrets)
+
+    def _proxy_in_use(self) -> str:
+        if self.proxy is not None:
+            return str(self.proxy)
+        found = requests.utils.get_environ_proxies(self.url) if self.session.trust_env else {}
+        return redact_proxy(found.get("https") or found.get("http") or found.get("all") or "(unknown)")
 
     def _budget_spent(self) -> RequestTimeoutError:
         error = RequestTimeoutError(
@@ -158,7 +185,12 @@ class MMAHClient:
 
     # -- the one function that does I/O -------------------------------------------------
     def _post_once(self, codes: list[str], deadline: float) -> list[dict]:
-        remaining = deadline - time.monotonic()
+        with self.pacer.slot():
+            return self._post_paced(codes, deadline)
+
+    def _post_paced(self, codes: list[str], deadline: float) -> list[dict]:
+        clock = self.retry.clock
+        remaining = deadline - clock()
         if remaining <= 0:
             raise _Retry(self._budget_spent())
         timeout = (
@@ -173,8 +205,13 @@ class MMAHClient:
             response = self.session.post(
                 self.url, json=body, timeout=timeout, stream=True, allow_redirects=False
             )
+        except requests.exceptions.ProxyError:
+            raise _Retry(ServiceUnavailableError(
+                f"cannot reach {self.host} through the proxy {redact_proxy(self._proxy_in_use())} (LIXINGER_PROXY "
+                "or the environment's HTTPS_PROXY): the proxy refused or could not be reached"
+            )) from None
         except requests.exceptions.Timeout:
-            if time.monotonic() >= deadline - 0.01:
+            if clock() >= deadline - 0.01:
                 raise _Retry(self._budget_spent()) from None
             raise _Retry(RequestTimeoutError(f"{self.host} timed out: no answer within {timeout[1]:g} s")) from None
         except requests.exceptions.SSLError as exc:
@@ -185,6 +222,12 @@ class MMAHClient:
             ) from None
         except requests.exceptions.ConnectionError:
             raise _Retry(ServiceUnavailableError(f"cannot reach {self.host} (connection failed)")) from None
+        except requests.exceptions.InvalidSchema as exc:
+            if "socks" in str(exc).lower():
+                raise ServiceUnavailableError(
+                    "a SOCKS proxy needs PySocks: pip install 'xl-addin[socks]' (or 'requests[socks]')"
+                ) from None
+            raise ServiceUnavailableError(f"the request to {self.host} could not be sent") from None
         except requests.exceptions.RequestException:
             raise ServiceUnavailableError(f"the request to {self.host} could not be sent") from None
         complete = False
@@ -225,8 +268,9 @@ class MMAHClient:
         sock = getattr(getattr(raw, "connection", None), "sock", None)
         parts: list[bytes] = []
         size = 0
+        clock = self.retry.clock
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - clock()
             if remaining <= 0:
                 raise _Retry(self._budget_spent())
             wait = min(self.settings.timeout, remaining)
@@ -235,7 +279,7 @@ class MMAHClient:
             try:
                 chunk = read(READ_CHUNK, decode_content=True)
             except (ReadTimeoutError, TimeoutError):
-                if time.monotonic() >= deadline - 0.01:
+                if clock() >= deadline - 0.01:
                     raise _Retry(self._budget_spent()) from None
                 raise _Retry(RequestTimeoutError(
                     f"{self.host} timed out: the answer stopped arriving for {wait:g} s"
@@ -306,6 +350,7 @@ class MMAHClient:
 
     def _post(self, codes: list[str], deadline: float) -> list[dict]:
         """POST with retries on connection errors, timeouts, 5xx, 429 and bad answers, within the budget."""
+        policy = self.retry
         attempt = 0
         earlier: LixingerError | None = None  # what went wrong before the budget ran out
         while True:
@@ -313,20 +358,17 @@ class MMAHClient:
             try:
                 return self._post_once(codes, deadline)
             except _Retry as retry:
-                remaining = deadline - time.monotonic()
-                if retry.wait is not None:
-                    wait = retry.wait
-                else:
-                    wait = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * (0.5 + random.random())
+                remaining = deadline - policy.clock()
+                wait = policy.backoff(attempt, retry.wait)
                 error = retry.error
                 if getattr(error, "budget_spent", False) and earlier is not None:
                     error = earlier  # the cause, not the clock that ran out while retrying it
                 elif not getattr(error, "budget_spent", False):
                     earlier = error
-                if attempt >= MAX_ATTEMPTS or wait >= remaining:
+                if attempt >= policy.attempts or wait >= remaining:
                     raise type(error)(f"{error} (gave up after {attempt} attempt{'s' * (attempt > 1)})") from None
                 log.info("retrying %s in %.2fs after: %s", self.host, wait, retry.error)
-                time.sleep(wait)
+                policy.sleep(wait)
 
     # -- public -----------------------------------------------------------------------------
     def fetch(self, codes: list[str]) -> FetchResult:
@@ -339,11 +381,12 @@ class MMAHClient:
         if not batches:
             return result
         before = self.requests_sent
-        deadline = time.monotonic() + self.settings.budget
+        deadline = self.retry.clock() + self.settings.budget
 
         def run(batch):
+            # parsed here, in the batch's own thread, while the other batches are on the wire
             try:
-                return batch, self._post(batch, deadline), None
+                return batch, index_records(self._post(batch, deadline), batch), None
             except TokenRejectedError:
                 raise
             except LixingerError as exc:
@@ -352,14 +395,13 @@ class MMAHClient:
         if len(batches) == 1:
             outcomes = [run(batches[0])]
         else:
-            with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(batches))) as pool:
-                outcomes = list(pool.map(run, batches))
-        for batch, answer, error in outcomes:
+            outcomes = list(self._executor().map(run, batches))
+        for batch, indexed, error in outcomes:
             if error is not None:
                 for code in batch:
                     result.errors[code] = error
                 continue
-            raw, records, errors = index_records(answer, batch)
+            raw, records, errors = indexed
             result.raw.update(raw)
             result.records.update(records)
             result.errors.update(errors)
@@ -367,5 +409,15 @@ class MMAHClient:
         result.requests = self.requests_sent - before
         return result
 
+    def _executor(self) -> ThreadPoolExecutor:
+        """The client's threads, made once and kept: a cold formula does not wait for new ones."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=MAX_PARALLEL, thread_name_prefix="lx-fetch")
+            return self._pool
+
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
         self.session.close()

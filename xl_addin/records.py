@@ -49,6 +49,29 @@ def _check_number(key: str, value: object, code: str) -> object:
     return value
 
 
+# Precomputed once: the numeric keys in catalog order, and the date strings already seen
+# (every record of a snapshot carries the same last_data_date). A record is typed in one
+# pass of plain dict lookups; only a value that is not a plain int or finite float takes
+# the slow path, which says what is wrong with it.
+_DATE_KEY = next(k for k in KEYS if k == "last_data_date")  # the catalog's own string: compared with `is`
+_FIELDS_AFTER_CODE = tuple(k for k in KEYS[1:] if k in NUMERIC_KEYS or k is _DATE_KEY)
+_DATES: dict[str, dt.date] = {}
+_INF, _NINF = math.inf, -math.inf
+
+
+def _date_of(value: object) -> dt.date | None:
+    if value is None:
+        return None
+    if type(value) is str:
+        day = _DATES.get(value)
+        if day is None:
+            day = parse_data_date(value)
+            if len(_DATES) < 4096:
+                _DATES[value] = day
+        return day
+    return parse_data_date(value)
+
+
 def parse_record(raw: object) -> dict:
     """One API record -> a typed record with every catalog field."""
     if not isinstance(raw, dict):
@@ -56,12 +79,18 @@ def parse_record(raw: object) -> dict:
     code = raw.get("stockCode")
     if not isinstance(code, str) or not code:
         raise MalformedRecordError("record without a stockCode")
+    get = raw.get
     record = {"stockCode": code}
-    for key in KEYS[1:]:
-        value = raw.get(key)
-        if key == "last_data_date":
-            record[key] = parse_data_date(value) if value is not None else None
-        elif key in NUMERIC_KEYS:
+    for key in _FIELDS_AFTER_CODE:  # catalog order
+        value = get(key)
+        kind = type(value)
+        if kind is int or value is None or (kind is float and value == value and value != _INF and value != _NINF):
+            if key is _DATE_KEY and value is not None:
+                value = _date_of(value)
+            record[key] = value
+        elif key is _DATE_KEY:
+            record[key] = _date_of(value)
+        else:
             record[key] = _check_number(key, value, code)
     return record
 
