@@ -67,6 +67,7 @@ leaves the file as it was; cached values are written only with --allow-stale.
     "sandbox": """examples:
   lx-addin sandbox --port 8765
   lx-addin sandbox --latency 100 --fault 500:2   (the next 2 requests fail with HTTP 500)
+  lx-addin sandbox --rate-limit 600/min          (HTTP 429 past 600 requests in any minute)
 then, in another shell, use the URL and token it prints:
   LIXINGER_BASE_URL=http://127.0.0.1:8765/api LIXINGER_TOKEN=<token> lx-addin fetch 700""",
     "cache": """examples:
@@ -217,7 +218,11 @@ def cmd_sandbox(args) -> int:
 
     if not 0 < args.port < 65536:
         raise LixingerError(f"--port {args.port} is not a port number; use 1 to 65535, e.g. --port 8765")
-    sb = Sandbox(port=args.port, token=args.token, latency=args.latency / 1000.0, quiet=not args.verbose)
+    try:
+        sb = Sandbox(port=args.port, token=args.token, latency=args.latency / 1000.0, quiet=not args.verbose,
+                     rate_limit=args.rate_limit)
+    except ValueError as exc:
+        raise LixingerError(f"--rate-limit: {exc}") from None
     for spec in args.fault or []:
         try:
             sb.inject_spec(spec)
@@ -506,6 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fault", action="append", metavar="KIND[:N]",
                    help="misbehave on the next N requests (all, without N): " + " ".join(sorted(FAULT_KINDS))
                    + "; redirect[:STATUS]:URL answers with a redirect to URL")
+    p.add_argument("--rate-limit", metavar="N/min", help="answer 429 past N requests a minute, as Lixinger does "
+                   "(sliding window; also N/s, N/10s), e.g. --rate-limit 600/min")
     p.add_argument("--verbose", action="store_true", help="log each request")
     p.set_defaults(func=cmd_sandbox)
 

@@ -62,8 +62,8 @@ class Pacer:
         self.window = float(window)
         self.clock = clock
         self.sleep = sleep
-        self._stamps: list[list[float]] = []  # [time] of each slot still in the window
-        self._lock = threading.Lock()
+        self._stamps: list[list] = []  # [time, in flight] of each slot still in the window
+        self._done = threading.Condition()  # the bookkeeping's lock; notified when a request ends
         self._queue = threading.Lock()
         self.waited = 0.0  # seconds spent waiting for slots, all threads together
 
@@ -71,28 +71,39 @@ class Pacer:
         return f"Pacer({self.rate}/{self.window:g}s)"
 
     def acquire(self) -> list[float]:
-        """Wait for a free slot and take it; returns the slot (pass it to :meth:`release`)."""
+        """Wait for a free slot and take it; returns the slot (pass it to :meth:`release`).
+
+        A slot whose request is still in flight counts as arriving now (the service may not
+        have seen it yet): it leaves the window only once its request ended and a window
+        has passed since."""
         if not self.rate:
-            return [0.0]
+            return [0.0, False]
         with self._queue:  # one waiter at a time: the others queue behind it, in order
             while True:
-                with self._lock:  # only the bookkeeping: a request ending never waits for a sleeper
+                with self._done:  # only the bookkeeping: a request ending never waits for a sleeper
                     now = self.clock()
-                    self._stamps = [s for s in self._stamps if s[0] > now - self.window]
+                    self._stamps = [s for s in self._stamps if s[1] or s[0] > now - self.window]
                     if len(self._stamps) < self.rate:
-                        slot = [now]
+                        slot = [now, True]
                         self._stamps.append(slot)
                         return slot
-                    times = sorted(s[0] for s in self._stamps)
-                    wait = times[len(times) - self.rate] + self.window - now
+                    # in flight counts as now, so those sort last; the slot that must leave first:
+                    first = sorted(((now, True) if s[1] else (s[0], False)) for s in self._stamps)[
+                        len(self._stamps) - self.rate]
+                    if first[1]:  # still in flight: wait for a request to end, then look again
+                        self._done.wait(0.05)
+                        continue
+                    wait = first[0] + self.window - now
                     self.waited += wait
                 self.sleep(wait)
 
     def release(self, slot: list[float]) -> None:
         """The request of *slot* is over: its slot counts from now (it may have arrived late)."""
         if self.rate:
-            with self._lock:
+            with self._done:
                 slot[0] = max(slot[0], self.clock())
+                slot[1] = False
+                self._done.notify_all()
 
     def slot(self):
         return _Slot(self)
