@@ -317,6 +317,11 @@ class MMAHClient:
         except ValueError:
             payload = None
         reason = self._shown(reason_of(payload) if payload is not None else content)
+        if status == 407:
+            raise ServiceUnavailableError(
+                f"the proxy {self._proxy_in_use()} refused its credentials (HTTP 407); "
+                "check the user and password in LIXINGER_PROXY"
+            )
         if status == 401:
             raise TokenRejectedError(reason)
         if status == 403:
