@@ -279,7 +279,8 @@ class Cache:
         rows = []
         for code, raw in raw_records.items():
             date = records[code].get("last_data_date")
-            rows.append((self.source, code, date.isoformat() if date else "", now, _ENCODE(raw)))
+            text = getattr(raw, "json", None) or _ENCODE(raw)  # a KeptRecord's text was made as it arrived
+            rows.append((self.source, code, date.isoformat() if date else "", now, text))
         with self._conn(write=True) as conn:
             conn.executemany(
                 """INSERT INTO snapshot (source, code, data_date, fetched_at, record) VALUES (?, ?, ?, ?, ?)

@@ -59,7 +59,7 @@ from .exceptions import (
 from .messages import shown
 from .pacer import Pacer, RetryPolicy, shared_pacer
 from .proxies import ProxyURL, check_proxy, proxies_for, redact_proxy, secrets_of
-from .records import check_answer, index_records, reason_of
+from .records import KeptRecord, check_answer, index_records, reason_of
 from .urls import check_base_url, host_of, is_loopback_host
 
 log = logging.getLogger(__name__)
@@ -399,7 +399,8 @@ class MMAHClient:
         def run(batch):
             # parsed here, in the batch's own thread, while the other batches are on the wire
             try:
-                return batch, index_records(self._post(batch, deadline), batch), None
+                raw, records, errors = index_records(self._post(batch, deadline), batch)
+                return batch, ({c: KeptRecord(r) for c, r in raw.items()}, records, errors), None
             except TokenRejectedError:
                 raise
             except LixingerError as exc:

@@ -176,6 +176,21 @@ def index_records(raw_records: list, requested: list[str]) -> tuple[dict, dict, 
     return raw_by_code, records, errors
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+
+
+class KeptRecord(dict):
+    """A record as received, with the JSON text the cache keeps of it, made once, in the
+    thread that fetched it (while the other batches are still on the wire) rather than
+    on the way to the answer."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, raw: dict):
+        super().__init__(raw)
+        self.json = _ENCODE(self)
+
+
 def record_to_json(record: dict, keys=KEYS) -> dict:
     """A typed record as JSON-ready dict (dates as YYYY-MM-DD)."""
     out = {}
