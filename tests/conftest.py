@@ -106,3 +106,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
     for line in report():
         terminalreporter.write_line(line, yellow=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL cluster on 127.0.0.1 for the whole run (tests/pg_server.py);
+    in CI a server that cannot start fails the tests that need it."""
+    from pg_server import PostgresServer
+
+    with PostgresServer() as server:
+        if server.why_not:
+            (pytest.fail if os.environ.get("CI", "").lower() == "true" else pytest.skip)(server.why_not)
+        yield server

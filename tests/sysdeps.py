@@ -22,6 +22,8 @@ NEEDS = (
      "D-Bus: the session bus the Secret Service runs on (Linux only)"),
     (("shellcheck",), "shellcheck", "brew install shellcheck", "shellcheck: the installer scripts are linted"),
     (("pdftoppm",), "poppler-utils", "brew install poppler", "pdftoppm: render templates to PNG to look at them"),
+    (("pg_ctlcluster", "initdb"), "postgresql", "brew install postgresql@15",
+     "PostgreSQL: the desk store's tests run a real server (tests/pg_server.py)"),
 )
 
 

@@ -28,14 +28,30 @@ def snap(code, day, fetched_at=None, source=SRC):
     return Snapshot.from_record(source, record, fetched_at if fetched_at is not None else 1_770_000_000.0 + day.toordinal())
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(scope="session")
+def pg_contract(pg_server):
+    """A desk database made by `store init` once; each test starts it empty."""
+    from xl_addin.store.desk import init_store
+
+    pg_server.psql("CREATE DATABASE contract")
+    url = pg_server.url_for("postgres", "contract")
+    init_store(url, password=pg_server.password)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
 def make_store(request, tmp_path):
     """A factory: each call opens the same store location again (a new connection)."""
     opened = []
+    if request.param == "postgres":
+        server, url = request.getfixturevalue("pg_server"), request.getfixturevalue("pg_contract")
+        server.psql("TRUNCATE xl_addin.history, xl_addin.absent", db="contract")
 
     def make():
         if request.param == "sqlite":
             store = SQLiteStore(tmp_path / "history.sqlite3")
+        else:
+            store = open_store(url, password=server.password)
         opened.append(store)
         return store
 
@@ -286,7 +302,8 @@ def test_an_unreadable_file_says_so_and_is_not_moved(tmp_path):
     assert path.read_bytes().startswith(b"this is not a database")
 
 
-def test_the_layout_is_a_typed_table_read_by_its_primary_key(store):
+def test_the_layout_is_a_typed_table_read_by_its_primary_key(tmp_path):
+    store = SQLiteStore(tmp_path / "history.sqlite3")
     store.put([snap("00700", DAYS[0])])
     with sqlite3.connect(store.path) as conn:
         columns = {r[1]: r[2] for r in conn.execute("PRAGMA table_info(history)")}
@@ -444,3 +461,11 @@ def test_frames_of_an_empty_answer(store):
     frame = frames.long_frame([], ["mm_sh"])
     assert len(frame) == 0 and list(frame.columns) == ["code", "date", "mm_sh"]
     assert str(frame["date"].dtype) == "datetime64[ns]"
+
+
+def test_a_source_with_odd_characters_comes_back_as_it_was(store):
+    odd = 'http://127.0.0.1:9/a"b\\c,{d} e\'f'
+    store.put([snap("00700", DAYS[0], source=odd), snap("00005", DAYS[0], source=odd)])
+    assert store.info().sources == (odd,)
+    assert sorted(store.latest(["00700", "00005"], source=odd)) == ["00005", "00700"]
+    assert [s.source for s in store.export_rows()] == [odd, odd]

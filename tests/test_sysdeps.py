@@ -13,13 +13,14 @@ def test_report_names_what_is_missing_with_debian_and_macos_lines(tmp_path):
     out = r.stdout
     assert r.returncode == 0 and "LibreOffice" in out and "gnome-keyring" in out
     debian = next(line for line in out.splitlines() if "Debian" in line)
-    for pkg in ("libreoffice-calc", "gnome-keyring", "dbus-daemon", "shellcheck", "poppler-utils"):
+    for pkg in ("libreoffice-calc", "gnome-keyring", "dbus-daemon", "shellcheck", "poppler-utils", "postgresql"):
         assert pkg in debian
     assert "make test-deps" in debian
     assert any("macOS" in line and "brew install" in line for line in out.splitlines())
     r = subprocess.run([sys.executable, str(ROOT / "tests" / "sysdeps.py"), "--debian"], capture_output=True,
                        text=True, env={"PATH": str(tmp_path)}, timeout=60)
-    assert r.stdout.split() == ["libreoffice-calc", "gnome-keyring", "dbus-daemon", "shellcheck", "poppler-utils"]
+    assert r.stdout.split() == ["libreoffice-calc", "gnome-keyring", "dbus-daemon", "shellcheck", "poppler-utils",
+                                "postgresql"]
 
 
 def test_make_test_prints_the_report_before_pytest(tmp_path):

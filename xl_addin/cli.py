@@ -93,6 +93,13 @@ Every =LX_MMAH... formula becomes the value stored in the file; other formulas s
   lx-addin token test
   lx-addin --profile team token set       (a second token, e.g. a team account)
   lx-addin token delete""",
+    "store": """examples:
+  lx-addin config set store postgresql://analyst@db.desk.local/lixinger   (once per analyst)
+  lx-addin store login                   (prompts for the database password, keeps it in the keyring)
+  lx-addin store status
+  lx-addin store init --url postgresql://owner@db.desk.local/lixinger     (once, by the database's owner)
+  lx-addin store logout
+No password in a URL: it lives in the system keyring. Hosts other than this machine need TLS.""",
 }
 
 
@@ -411,6 +418,44 @@ def cmd_config(args) -> int:
     return 0
 
 
+def cmd_store(args) -> int:
+    """`lx-addin store init|status|login|logout`: the history store, local or a desk's database."""
+    from .store import desk
+
+    if args.action == "status":
+        from .config import Settings
+
+        location = desk.desk_url(args.url).display if args.url else Settings.load().store_location
+        for label, value in desk.status_rows(location):
+            print(f"{label + ':':<14}{value}")
+        return 0
+    url = desk.desk_url(args.url)
+    if args.action == "init":
+        print(desk.init_store(url, reader=args.reader_role, writer=args.writer_role).line())
+    elif args.action == "login":
+        import getpass
+
+        value = getpass.getpass(f"Password for {url.key} (input hidden): ") if sys.stdin.isatty() else sys.stdin.readline()
+        print(desk.login(url, value.rstrip("\r\n"), check=not args.no_check))
+    else:
+        from .store.password import delete_password
+
+        gone = delete_password(url)
+        print(f"Deleted the password for {url.key} from the system keyring." if gone
+              else f"No password stored for {url.key}; nothing to delete.")
+    return 0
+
+
+def _add_store_parser(add) -> None:
+    p = add("store", "The history store: set up a desk's PostgreSQL database, log in to it, see its state.")
+    p.add_argument("action", choices=("init", "status", "login", "logout"))
+    p.add_argument("--url", metavar="postgresql://USER@HOST/DB", help="the desk database (default: the store setting)")
+    p.add_argument("--reader-role", default="xl_addin_reader", help="init: the read-only role (default: %(default)s)")
+    p.add_argument("--writer-role", default="xl_addin_writer", help="init: the role that may write (default: %(default)s)")
+    p.add_argument("--no-check", action="store_true", help="login: keep the password without trying it on the server")
+    p.set_defaults(func=cmd_store)
+
+
 def cmd_freeze(args) -> int:
     from .freeze import freeze_file
 
@@ -541,6 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-plaintext", action="store_true",
                    help="set: allow a keyring backend that keeps the token in a plain file")
     p.set_defaults(func=cmd_token, sandbox=False)
+
+    _add_store_parser(add)
     return parser
 
 

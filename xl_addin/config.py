@@ -65,6 +65,8 @@ SPECS = (
          f"a whole number of requests a minute, 0 for no pacing, e.g. {DEFAULT_RATE}"),
     Spec("proxy", "LIXINGER_PROXY", None,
          "a proxy URL: http://, https:// or socks5://host:port, e.g. http://proxy.corp:8080"),
+    Spec("store", "XL_ADDIN_STORE", None,
+         "a history file path, or a desk database URL without a password, e.g. postgresql://analyst@db.desk.local/lixinger"),
 )
 SPEC = {s.key: s for s in SPECS}
 #: the largest value each number of seconds may have: longer is a typo, and inf overflows time arithmetic
@@ -159,6 +161,12 @@ def validate(spec: Spec, raw, origin: str):
         if not all(c.isalnum() or c in "-_." for c in text):
             raise bad()
         return text
+    if spec.key == "store":
+        from .store.location import is_desk_url, parse_desk_url
+
+        if is_desk_url(text) or "://" in text:  # never echo a URL: it may hold a password
+            return parse_desk_url(text, origin).display
+        return Path(text).expanduser()
     raise AssertionError(spec.key)
 
 
@@ -254,6 +262,7 @@ class Settings:
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES  # one answer, decoded
     rate: int = DEFAULT_RATE  # requests a minute per token, 0: no pacing
     proxy: object = None  # a proxies.ProxyURL (its str() hides the password), or None
+    store: Path | str | None = None  # None: the local history file (cache_path)
 
     @classmethod
     def load(cls, environ=None, **overrides) -> "Settings":
@@ -271,3 +280,9 @@ class Settings:
     @property
     def cache_path(self) -> Path:
         return Path(self.cache_dir or default_cache_dir()) / "mm_ah.sqlite3"
+
+    @property
+    def store_location(self) -> Path | str:
+        """The history store: the ``store`` setting (a file, or a desk's postgresql:// URL),
+        else the local SQLite file; ``xl_addin.store.open_store`` opens either."""
+        return self.store if self.store is not None else self.cache_path

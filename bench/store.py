@@ -1,0 +1,218 @@
+"""Benchmark: the desk store (PostgreSQL on loopback) against its baselines, in one run.
+
+1. Many writers at once. N processes (10) each write the same 600 codes for 5 data
+   dates (one batch per date, each process with its own fetch times, as analysts who
+   fetched at different moments), all released at the same instant: 3,000 distinct
+   rows, no duplicates, no errors. Baseline: one process doing the same alone, into an
+   empty database. Target (issue 14): the whole run within 3x the lone process.
+2. Reading. One year (250 trading days) of one field for 600 codes as a wide DataFrame
+   from PostgreSQL, against the same query on the local SQLite store holding the same
+   150,000 snapshots. Target: within 2x SQLite.
+
+A PostgreSQL cluster is made in a temporary folder for the run (tests/pg_server.py,
+durable: fsync on), so nothing else needs to be set up; ``--url`` uses a database of
+yours instead (made with `lx-addin store init`; its history is emptied first!).
+
+    python bench/store.py [--writers 10] [--codes 600] [--dates 5] [--days 250] [--repeat 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from xl_addin.records import parse_record  # noqa: E402
+from xl_addin.sandbox.data import DEFAULT_AS_OF, make_record, trading_days, universe  # noqa: E402
+from xl_addin.store import Snapshot, SQLiteStore, frames, open_store  # noqa: E402
+
+SOURCE = "https://open.lixinger.com/api"
+FIELD = "mm_sh_cap_r"
+
+WRITER = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from xl_addin.records import parse_record
+from xl_addin.sandbox.data import make_record
+from xl_addin.store import Snapshot, open_store
+url, index, codes, dates = sys.argv[2], int(sys.argv[3]), sys.argv[4].split(","), sys.argv[5].split(",")
+offset = index if sys.argv[6] == "own" else 0
+import datetime as dt
+batches = []
+for j, day in enumerate(dates):
+    day = dt.date.fromisoformat(day)
+    fetched = 1_735_700_000.0 + j * 86_400 + offset  # "own": each writer fetched at its own moment
+    batches.append([Snapshot.from_record("%s", parse_record(r), fetched)
+                    for c in codes if (r := make_record(c, day)) is not None])
+store = open_store(url, password=sys.stdin.readline().strip())
+store.info()  # connected before the start
+print("ready", flush=True)
+sys.stdin.readline()  # the start signal
+started, cpu = time.time(), time.process_time()
+totals = [0, 0, 0]
+for batch in batches:
+    r = store.put(batch)
+    totals = [totals[0] + r.inserted, totals[1] + r.replaced, totals[2] + r.unchanged]
+print(json.dumps({"start": started, "end": time.time(), "put": totals, "cpu": time.process_time() - cpu}), flush=True)
+""" % SOURCE
+
+
+def run_writers(url: str, password: str, n: int, codes: list[str], dates: list[dt.date], fetch: str) -> dict:
+    """Start *n* writer processes, release them at once; the wall time from the first start to the last end."""
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(ROOT), url, str(i), ",".join(codes),
+                               ",".join(d.isoformat() for d in dates), fetch],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(n)]
+    for p in procs:
+        p.stdin.write(password + "\n")
+        p.stdin.flush()
+    for p in procs:
+        line = p.stdout.readline()
+        if line.strip() != "ready":
+            raise SystemExit(f"a writer did not start: {p.stderr.read()[-500:]}")
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    results, errors = [], []
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        if p.returncode != 0:
+            errors.append(err.strip().splitlines()[-1] if err.strip() else f"exit {p.returncode}")
+        else:
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    wall = max(r["end"] for r in results) - min(r["start"] for r in results) if results else float("nan")
+    put = [sum(r["put"][i] for r in results) for i in range(3)]
+    return {"wall": wall, "errors": errors, "inserted": put[0], "replaced": put[1], "unchanged": put[2],
+            "cpu": sum(r["cpu"] for r in results), "each": sorted(round(r["end"] - r["start"], 3) for r in results)}
+
+
+def timed(fn, repeat: int) -> tuple[float, object]:
+    result = fn()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--writers", type=int, default=10)
+    ap.add_argument("--codes", type=int, default=600)
+    ap.add_argument("--dates", type=int, default=5)
+    ap.add_argument("--days", type=int, default=250)
+    ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--url", help="an initialised database to use (its history is emptied); default: a temporary cluster")
+    args = ap.parse_args()
+    codes = list(universe(max(args.codes, 600)))[: args.codes]
+    days = trading_days(DEFAULT_AS_OF, DEFAULT_AS_OF + dt.timedelta(days=2 * args.days))[: args.days]
+
+    server = None
+    if args.url:
+        url, password = args.url, os.environ.get("PGPASSWORD", "")
+    else:
+        from pg_server import PostgresServer
+        from xl_addin.store.desk import init_store
+
+        server = PostgresServer(durable=True).__enter__()
+        if server.why_not:
+            raise SystemExit(f"cannot start PostgreSQL: {server.why_not}")
+        url, password = server.url, server.password
+        init_store(url, password=password)
+    try:
+        owner = open_store(url, password=password)
+
+        def empty() -> None:
+            with owner._session(write=True) as conn:
+                conn.execute("TRUNCATE xl_addin.history, xl_addin.absent")
+
+        # -- 1. writers ---------------------------------------------------------------------------------
+        dates = days[: args.dates]
+        expected = len(codes) * len(dates)
+        writes = {}
+        for fetch in ("same", "own"):
+            empty()
+            alone = run_writers(url, password, 1, codes, dates, fetch)
+            empty()
+            many = run_writers(url, password, args.writers, codes, dates, fetch)
+            info = owner.info()
+            with owner._session() as conn:
+                distinct = conn.execute(
+                    "SELECT count(DISTINCT (source, code, data_date)) FROM xl_addin.history").fetchone()[0]
+            writes[fetch] = (alone, many, info.snapshots, distinct)
+
+        # -- 2. one field over a year for every code, as a DataFrame ---------------------------------------
+        empty()
+        with tempfile.TemporaryDirectory() as tmp:
+            local = SQLiteStore(Path(tmp) / "history.sqlite3")
+            started = time.perf_counter()
+            for i, day in enumerate(days):
+                batch = [Snapshot.from_record(SOURCE, parse_record(r), 1_735_700_000.0 + i * 86_400)
+                         for c in codes if (r := make_record(c, day)) is not None]
+                local.put(batch)
+                owner.put(batch)
+            fill = time.perf_counter() - started
+            start, end = days[0], days[-1]
+
+            def frame(store):
+                return lambda: frames.wide_frame(store.series(codes, [FIELD], start, end, source=SOURCE), [FIELD])
+
+            reader = open_store(url, password=password)
+            t_sqlite, wide_sqlite = timed(frame(local), args.repeat)
+            t_pg, wide_pg = timed(frame(reader), args.repeat)
+            assert wide_pg.equals(wide_sqlite) and wide_pg.shape == (len(days), len(codes)), wide_pg.shape
+            t_one_sqlite, _ = timed(lambda: local.series([codes[7]], [FIELD], start, end, source=SOURCE), args.repeat * 5)
+            t_one_pg, _ = timed(lambda: reader.series([codes[7]], [FIELD], start, end, source=SOURCE), args.repeat * 5)
+            snapshots = local.info().snapshots
+            reader.close()
+            local.close()
+        owner.close()
+    finally:
+        if server is not None:
+            server.__exit__(None, None, None)
+
+    ratio_r = t_pg / t_sqlite
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"writers: {args.writers} processes x {len(codes)} codes x {len(dates)} data dates, released at once "
+          f"({os.cpu_count()} cores; load average {load:.1f} at the end)")
+    ok_rows, ratios = True, {}
+    for fetch, (alone, many, kept, distinct) in writes.items():
+        how = "the same fetch (one file, one fetch time)" if fetch == "same" else "each its own fetch time"
+        print(f"  {how}: {kept:,} rows kept, {distinct:,} distinct (expected {expected:,}); "
+              f"errors: {len(many['errors']) + len(alone['errors'])}; inserted {many['inserted']:,}, "
+              f"replaced by a newer fetch {many['replaced']:,}, unchanged {many['unchanged']:,}")
+        for e in (many["errors"] + alone["errors"])[:3]:
+            print(f"  error: {e}")
+        ok_rows = ok_rows and kept == distinct == expected and not many["errors"] and not alone["errors"]
+        ratios[fetch] = many["wall"] / alone["wall"]
+    print(f"{'':56}{'ours':>10}{'baseline':>10}{'ratio':>8}")
+    for fetch, (alone, many, _, _) in writes.items():
+        label = f"{args.writers} writers at once, {'same fetch' if fetch == 'same' else 'own fetch times'} (s)"
+        print(f"{label:56}{many['wall']:>10.2f}{alone['wall']:>10.2f}{ratios[fetch]:>7.2f}x   baseline: one writer alone")
+        print(f"{'':4}client CPU, all writers: {many['cpu']:.2f} s (alone {alone['cpu']:.2f} s); each writer's time: "
+              f"{', '.join(map(str, many['each']))} s")
+    print(f"{f'{len(codes)} codes x {FIELD}, a year, wide DataFrame (ms)':56}{t_pg * 1000:>10.1f}{t_sqlite * 1000:>10.1f}"
+          f"{ratio_r:>7.2f}x   baseline: the same on the local SQLite store")
+    print(f"{'one code x one field, a year, warm (ms)':56}{t_one_pg * 1000:>10.2f}{t_one_sqlite * 1000:>10.2f}"
+          f"{t_one_pg / t_one_sqlite:>7.2f}x   baseline: SQLite (a loopback round trip)")
+    print(f"({snapshots:,} snapshots in each store, written in {fill:.1f} s)")
+    targets = [(f"{expected:,} distinct rows, no duplicates, no errors", ok_rows),
+               ("writers <= 3x (same fetch)", ratios["same"] <= 3), ("writers <= 3x (own fetch times)", ratios["own"] <= 3),
+               ("DataFrame <= 2x SQLite", ratio_r <= 2)]
+    print("targets: " + "; ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in targets))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,449 @@
+"""The desk's history store: one PostgreSQL database shared by a team.
+
+The same :class:`~.base.HistoryStore` contract as the local SQLite file (the same test
+suite runs on both), so the service, the CLI and pandas never know which one they
+read. psycopg 3 is an optional extra (``pip install 'xl-addin[postgres]'``) and is
+imported only when a ``postgresql://`` location is opened.
+
+Writes are one statement per batch, ``INSERT ... ON CONFLICT DO UPDATE ... WHERE
+newer``: concurrent writers of the same snapshot never duplicate it and never fail on
+it (the second waits for the first's row, then keeps the newer fetch and counts the
+replacement), and rows go in key order so two writers never deadlock on each other.
+The schema (in its own ``xl_addin`` schema, versioned like SQLite's) is created and
+migrated only by ``lx-addin store init`` (:mod:`.desk`), run by whoever owns the
+database; analysts' roles may write snapshots or only read them, and this module
+only checks that the version is one it knows.
+
+psycopg's errors can quote the connection string; every one is translated here into
+a :class:`StoreError` whose one line is built from safe parts and redacted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterable, Iterator
+
+from ..credentials import redact
+from ..exceptions import StoreError
+from ..fields import Field
+from . import schema
+from .base import (INTEGER_KINDS, VALUE_FIELDS, VALUE_KEYS, HistoryStore, PutResult, Snapshot, StoreInfo, as_codes,
+                   check_snapshot, value_fields)
+from .location import DeskURL, parse_desk_url
+from .password import Password, stored_password
+
+SCHEMA = "xl_addin"
+T_HISTORY, T_ABSENT, T_VERSION = f"{SCHEMA}.history", f"{SCHEMA}.absent", f"{SCHEMA}.schema_version"
+CONNECT_TIMEOUT = 5  # seconds; a desk database that does not answer falls back quickly
+LOCK_TIMEOUT = 30.0  # seconds a write waits for another writer before it gives up with one line
+_LOW, _HIGH = dt.date(1, 1, 1), dt.date(9999, 12, 31)
+_COLUMNS = ", ".join(VALUE_KEYS)
+_SELECT = f"SELECT source, code, data_date, fetched_at, {_COLUMNS} FROM {T_HISTORY}"
+_INT_KEYS = frozenset(f.key for f in VALUE_FIELDS if f.kind in INTEGER_KINDS)
+_ARRAY_TYPES = ["text", "text", "date", "float8"] + ["int8" if k in _INT_KEYS else "float8" for k in VALUE_KEYS]
+_PUT = f"""
+WITH incoming AS (
+    SELECT * FROM unnest({', '.join(f'%b::{t}[]' for t in _ARRAY_TYPES)})
+        AS t(source, code, data_date, fetched_at, {_COLUMNS})
+), written AS (
+    INSERT INTO {T_HISTORY} AS h (source, code, data_date, fetched_at, {_COLUMNS})
+    SELECT * FROM incoming ORDER BY source, code, data_date
+    ON CONFLICT (source, code, data_date) DO UPDATE SET
+        fetched_at = excluded.fetched_at, replaced = h.replaced + 1,
+        {', '.join(f'{k} = excluded.{k}' for k in VALUE_KEYS)}
+    WHERE excluded.fetched_at > h.fetched_at
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
+"""
+_CLEAR_ABSENT = f"""
+DELETE FROM {T_ABSENT} a USING unnest(%b::text[], %b::text[], %b::float8[]) AS t(source, code, fetched_at)
+WHERE a.source = t.source AND a.code = t.code AND a.fetched_at <= t.fetched_at
+"""
+#: the positions of incoming rows the store already has as new or newer: read without a lock, so
+#: writers that come after a newer fetch of the same snapshots skip them instead of queueing on row locks
+_KEPT = f"""
+SELECT t.i FROM unnest(%b::text[], %b::text[], %b::date[], %b::float8[]) WITH ORDINALITY AS t(source, code, data_date, fetched_at, i)
+JOIN {T_HISTORY} h ON h.source = t.source AND h.code = t.code AND h.data_date = t.data_date
+WHERE h.fetched_at >= t.fetched_at
+"""
+_LOCK_KEY_PUT = 0x786C5F70  # pg_advisory_xact_lock(this, hashtext(source)): one writer per source at a time
+_RETRY_STATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure: run the batch again
+
+
+def _psycopg():
+    try:
+        import psycopg
+    except ImportError:
+        raise StoreError(
+            "a PostgreSQL store needs psycopg: pip install 'xl-addin[postgres]' (or set store back to a local file)"
+        ) from None
+    return psycopg
+
+
+class PostgresStore(HistoryStore):
+    """History in a desk's PostgreSQL database (its schema made by ``lx-addin store init``)."""
+
+    backend = "postgresql"
+
+    def __init__(self, location: str | DeskURL, *, password: Password | str | None = None,
+                 connect_timeout: float = CONNECT_TIMEOUT, lock_timeout: float = LOCK_TIMEOUT):
+        self.url = location if isinstance(location, DeskURL) else parse_desk_url(location)
+        self._password = Password(password) if isinstance(password, str) else password
+        self._timeout = connect_timeout
+        self._lock_timeout = lock_timeout
+        self._conn = None
+        self._lock = threading.RLock()
+        self.version: int | None = None
+        self._writer: bool | None = None  # may this login write? asked once
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.url.display!r})"
+
+    # -- connection, errors, the schema's version ----------------------------------------------
+    def connect(self, *, check_version: bool = True):
+        """A new psycopg connection (autocommit; writes open their own transactions)."""
+        psycopg = _psycopg()
+        password = self._password or stored_password(self.url)
+        self._password = password
+        extra = {"password": password.reveal()} if password else {}
+        params = self.url.conninfo(application_name="xl_addin", **extra)
+        params.setdefault("connect_timeout", max(1, int(self._timeout)))
+        try:
+            # prepare_threshold=None: a prepared generic plan of these array queries is 10x slower
+            conn = psycopg.connect(autocommit=True, prepare_threshold=None, **params)
+        except psycopg.Error as exc:
+            raise self._translate(exc, connecting=True) from None
+        try:  # a writer that stalls (a laptop shut mid-write) must not hold everyone else for ever
+            ms = max(1, int(self._lock_timeout * 1000))
+            conn.execute(f"SET lock_timeout = {ms}")
+            conn.execute(f"SET idle_in_transaction_session_timeout = {max(ms * 2, 60000)}")
+        except psycopg.Error as exc:
+            conn.close()
+            raise self._translate(exc, connecting=True) from None
+        if check_version:
+            try:
+                self.version = check_schema(conn, self.url)
+            except BaseException as exc:
+                conn.close()
+                if isinstance(exc, psycopg.Error):
+                    raise self._translate(exc) from None
+                raise
+        return conn
+
+    @contextmanager
+    def _session(self, write: bool = False):
+        psycopg = _psycopg()
+        with self._lock:
+            if self._conn is not None and (self._conn.closed or self._conn.broken):
+                self._conn = None
+            if self._conn is None:
+                self._conn = self.connect()
+            conn = self._conn
+            try:
+                if write:
+                    with conn.transaction():
+                        yield conn
+                else:
+                    yield conn
+            except psycopg.Error as exc:
+                if conn.closed or conn.broken:
+                    self._conn = None
+                    conn.close()
+                raise self._translate(exc) from None
+
+    def _translate(self, exc, connecting: bool = False) -> StoreError:
+        """One safe line for a psycopg error: no connection string, never the password."""
+        where = f"the desk store {self.url.display}"
+        state = getattr(exc, "sqlstate", None)
+        diag = getattr(exc, "diag", None)
+        primary = (getattr(diag, "message_primary", None) or "").strip()
+        text = str(exc)
+        kind = "other"
+        if state in ("28P01", "28000") or "password authentication failed" in text:
+            kind = "auth"
+            why = primary or "password authentication failed"
+            line = (f"{where}: {why}; check the password and run `lx-addin store login` to keep the right one "
+                    "in the system keyring")
+        elif "no password supplied" in text:
+            kind = "auth"
+            line = f"{where} asks for a password and none is kept for {self.url.key}: run `lx-addin store login`"
+        elif state == "42501":
+            kind = "read-only"
+            line = (f"{where}: role {self.url.user!r} may only read snapshots here ({primary or 'permission denied'}); "
+                    "ask the database owner to grant it the writer role")
+        elif state == "55P03":
+            kind = "busy"
+            line = (f"{where} is busy: another writer held it for more than {self._lock_timeout:g} s; "
+                    "nothing was written, try again")
+        elif state in ("3D000",):
+            line = f"{where}: {primary or 'no such database'}"
+        elif state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03"):
+            detail = primary or text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+            if "failed:" in detail:
+                detail = detail.rsplit("failed:", 1)[1].strip()
+            verb = "cannot reach" if connecting else "lost the connection to"
+            kind = "unreachable"
+            line = f"{verb} {where} ({detail}); is the server up and reachable from here?"
+        else:
+            line = f"{where}: {primary or type(exc).__name__}"
+        line = " ".join(line.split())
+        error = StoreError(redact(line, self._password.reveal() if self._password else None))
+        error.sqlstate, error.kind = state, kind  # for callers that decide (retry, login), never shown
+        return error
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # -- writes ----------------------------------------------------------------------------------
+    def put(self, snapshots: Iterable[Snapshot]) -> PutResult:
+        newest: dict[tuple, Snapshot] = {}
+        unchanged = 0
+        for s in snapshots:
+            try:
+                check_snapshot(s)
+            except ValueError as exc:
+                raise StoreError(f"cannot keep the snapshot of {s.code!r} on {s.data_date!r}: {exc}") from None
+            key = (s.source, s.code, s.data_date)
+            kept = newest.get(key)
+            if kept is not None:
+                unchanged += 1
+                if kept.fetched_at >= s.fetched_at:
+                    continue
+            newest[key] = s
+        if not newest:
+            return PutResult(unchanged=unchanged)
+        rows = [newest[k] for k in sorted(newest)]
+        with self._session() as conn:  # without a lock: what is kept already need not wait for one
+            self._check_writer(conn)
+            rows, skipped = _not_kept(conn, rows)
+        unchanged += skipped
+        if not rows:
+            return PutResult(unchanged=unchanged)
+        inserted = replaced = 0
+        for attempt in range(5):
+            try:
+                with self._session(write=True) as conn:
+                    # one writer per source at a time: the others then find its rows kept and skip
+                    # them, instead of each queueing on the same row locks to change nothing
+                    for source in sorted({s.source for s in rows}):
+                        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_KEY_PUT, source))
+                    todo, skipped = _not_kept(conn, rows)
+                    if todo:
+                        inserted, replaced = conn.execute(_PUT, _columns(todo)).fetchone()
+                        keys = _key_lists(todo)
+                        conn.execute(_CLEAR_ABSENT, (keys[0], keys[1], keys[3]))
+                break
+            except StoreError as exc:
+                if attempt < 4 and getattr(exc, "sqlstate", None) in _RETRY_STATES:
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise
+        return PutResult(inserted, replaced, unchanged + len(rows) - inserted - replaced)
+
+    def _check_writer(self, conn) -> None:
+        """A read-only login asked to write: one line, even when there would be nothing to write."""
+        if self._writer is None:
+            self._writer = bool(conn.execute("SELECT has_table_privilege(%s, 'INSERT')", (T_HISTORY,)).fetchone()[0])
+        if not self._writer:
+            raise StoreError(f"the desk store {self.url.display}: role {self.url.user!r} may only read snapshots here; "
+                             "ask the database owner to grant it the writer role")
+
+    def mark_absent(self, codes: Iterable[str], fetched_at: float, *, source: str) -> None:
+        codes = sorted(as_codes(codes))
+        if not codes:
+            return
+        with self._session(write=True) as conn:
+            self._check_writer(conn)
+            conn.execute(
+                f"INSERT INTO {T_ABSENT} AS a (source, code, fetched_at) "
+                "SELECT %s, c, %s FROM unnest(%s::text[]) AS c "
+                "ON CONFLICT (source, code) DO UPDATE SET fetched_at = GREATEST(a.fetched_at, excluded.fetched_at)",
+                (source, float(fetched_at), codes),
+            )
+
+    # -- reads -----------------------------------------------------------------------------------
+    @staticmethod
+    def _snapshot(row) -> Snapshot:
+        return Snapshot(row[0], row[1], row[2], row[3], dict(zip(VALUE_KEYS, row[4:])))
+
+    def _rows(self, query: str, args=()) -> list[tuple]:
+        with self._session() as conn:
+            with conn.cursor(binary=True) as cur:
+                cur.execute(query, args)
+                return cur.fetchall()
+
+    def latest(self, codes: str | Iterable[str], *, source: str) -> dict[str, Snapshot]:
+        codes = as_codes(codes)
+        if not codes:
+            return {}
+        rows = self._rows(
+            f"SELECT h.* FROM unnest(%s::text[]) AS c(code) CROSS JOIN LATERAL "
+            f"({_SELECT} WHERE source = %s AND code = c.code ORDER BY data_date DESC LIMIT 1) h",
+            (codes, source),
+        )
+        return {row[1]: self._snapshot(row) for row in rows}
+
+    def absent(self, codes: str | Iterable[str], *, source: str) -> dict[str, float]:
+        codes = as_codes(codes)
+        if not codes:
+            return {}
+        return dict(self._rows(f"SELECT code, fetched_at FROM {T_ABSENT} WHERE source = %s AND code = ANY(%s::text[])",
+                               (source, codes)))
+
+    def series(self, codes: str | Iterable[str], fields: str | Field | Iterable[str | Field], start: dt.date | None = None,
+               end: dt.date | None = None, *, source: str) -> list[tuple]:
+        keys = [f.key for f in value_fields(fields)]
+        codes = as_codes(codes)
+        if not codes:
+            return []
+        return self._rows(
+            # LATERAL: one primary-key range scan per code, whatever the planner's statistics say
+            f"SELECT c.code, h.* FROM unnest(%s::text[]) WITH ORDINALITY AS c(code, ord) CROSS JOIN LATERAL "
+            f"(SELECT data_date, {', '.join(keys)} FROM {T_HISTORY} WHERE source = %s AND code = c.code "
+            "AND data_date BETWEEN %s AND %s) h ORDER BY c.ord, h.data_date",
+            (codes, source, start or _LOW, end or _HIGH),
+        )
+
+    def codes_seen(self, since: float, *, source: str) -> list[str]:
+        rows = self._rows(f"SELECT DISTINCT code FROM {T_HISTORY} WHERE source = %s AND fetched_at >= %s ORDER BY code",
+                          (source, float(since)))
+        return [r[0] for r in rows]
+
+    def info(self, source: str | None = None) -> StoreInfo:
+        where, args = ("WHERE source = %s", [source]) if source is not None else ("", [])
+        with self._session() as conn:
+            version = conn.execute(f"SELECT MAX(version) FROM {T_VERSION}").fetchone()[0]
+            n, codes, first, last, fetch, replaced = conn.execute(
+                "SELECT COUNT(*), COUNT(DISTINCT code), MIN(data_date), MAX(data_date), MAX(fetched_at), "
+                f"COALESCE(SUM(replaced), 0) FROM {T_HISTORY} {where}", args
+            ).fetchone()
+            sources = tuple(r[0] for r in conn.execute(
+                f"SELECT DISTINCT source FROM {T_HISTORY} {where} ORDER BY source", args))
+            size = conn.execute(
+                f"SELECT pg_total_relation_size('{T_HISTORY}') + pg_total_relation_size('{T_ABSENT}')").fetchone()[0]
+        return StoreInfo(
+            backend=self.backend, location=self.url.display, schema_version=version, snapshots=n, codes=codes,
+            sources=sources, first_data_date=first, last_data_date=last, last_fetch=fetch, replacements=int(replaced),
+            size_bytes=int(size),
+        )
+
+    def can_write(self) -> bool:
+        """Whether this login may write snapshots (the writer role), or only read them."""
+        with self._session() as conn:
+            return bool(conn.execute("SELECT has_table_privilege(%s, 'INSERT')", (T_HISTORY,)).fetchone()[0])
+
+    def export_rows(self, source: str | None = None) -> Iterator[Snapshot]:
+        where, args = ("WHERE source = %s", [source]) if source is not None else ("", [])
+        rows = self._rows(f"{_SELECT} {where} ORDER BY source, code, data_date", args)
+        for row in rows:
+            yield self._snapshot(row)
+
+
+def _key_lists(rows: list[Snapshot]) -> list[list]:
+    return [[s.source for s in rows], [s.code for s in rows], [s.data_date for s in rows],
+            [float(s.fetched_at) for s in rows]]
+
+
+def _columns(rows: list[Snapshot]) -> list[list]:
+    return _key_lists(rows) + [[_value(key, s.values.get(key)) for s in rows] for key in VALUE_KEYS]
+
+
+def _not_kept(conn, rows: list[Snapshot]) -> tuple[list[Snapshot], int]:
+    """The rows the store does not have yet as new or newer, and how many it has."""
+    if not rows:
+        return rows, 0
+    kept = {i for (i,) in conn.execute(_KEPT, _key_lists(rows)).fetchall()}
+    return [s for i, s in enumerate(rows, 1) if i not in kept], len(kept)
+
+
+def _value(key: str, value):
+    """A value as its column's type: share counts as whole numbers, the rest as floats
+    (-0.0 as 0.0, as SQLite keeps it, so both backends give the same numbers back)."""
+    if value is None:
+        return None
+    if key in _INT_KEYS:
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise StoreError(f"{key} is {value!r}, not a whole number of shares")
+            return int(value)
+        return value
+    return float(value) + 0.0
+
+
+# -- the schema: checked by every store, made and migrated by `store init` ---------------------------
+def table_ddl() -> str:
+    """``history`` for PostgreSQL: the shared layout, byte-ordered text keys (as SQLite sorts them)."""
+    ddl = schema.table_ddl(date_type="DATE", real="DOUBLE PRECISION", integer="BIGINT", suffix="")
+    ddl = ddl.replace("CREATE TABLE IF NOT EXISTS history", f"CREATE TABLE IF NOT EXISTS {T_HISTORY}")
+    return ddl.replace("TEXT NOT NULL", 'TEXT COLLATE "C" NOT NULL')
+
+
+def _to_v2(conn) -> None:
+    """The typed ``history`` table and ``absent`` (a desk database never had the cache's JSON blobs,
+    so it starts at the layout SQLite files reach with their version 2)."""
+    conn.execute(table_ddl())
+    conn.execute(f"CREATE INDEX IF NOT EXISTS history_fetched ON {T_HISTORY} (source, fetched_at)")
+    conn.execute(f"""CREATE TABLE IF NOT EXISTS {T_ABSENT} (
+        source     TEXT COLLATE "C" NOT NULL,
+        code       TEXT COLLATE "C" NOT NULL,
+        fetched_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (source, code))""")
+
+
+MIGRATIONS = {2: _to_v2}
+assert max(MIGRATIONS) == schema.CURRENT_VERSION
+_LOCK_KEY = 0x786C5F6164  # pg_advisory_xact_lock: one `store init` migrates at a time
+
+
+def _newer(version: int, url: DeskURL) -> StoreError:
+    return StoreError(
+        f"the desk store {url.display} has schema {version}, made by a newer xl_addin (this one knows "
+        f"{schema.CURRENT_VERSION}); upgrade xl_addin to use it"
+    )
+
+
+def schema_version(conn) -> int:
+    """The database's schema version; 0 when `store init` never ran."""
+    if conn.execute("SELECT to_regclass(%s)", (T_VERSION,)).fetchone()[0] is None:
+        return 0
+    return conn.execute(f"SELECT COALESCE(MAX(version), 0) FROM {T_VERSION}").fetchone()[0]
+
+
+def check_schema(conn, url: DeskURL) -> int:
+    version = schema_version(conn)
+    if version > schema.CURRENT_VERSION:
+        raise _newer(version, url)
+    if version == 0:
+        raise StoreError(f"the desk store {url.display} has no history yet: whoever owns the database runs "
+                         "`lx-addin store init` once")
+    if version < schema.CURRENT_VERSION:
+        raise StoreError(f"the desk store {url.display} has schema {version}; whoever owns the database runs "
+                         f"`lx-addin store init` to bring it to {schema.CURRENT_VERSION}")
+    return version
+
+
+def migrate(conn, url: DeskURL) -> tuple[int, int]:
+    """Bring the schema to :data:`schema.CURRENT_VERSION`, forward only, each step in its own
+    transaction, one migrator at a time. Returns (version before, version after)."""
+    before = None
+    while True:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            conn.execute(schema.VERSION_DDL.replace("schema_version", T_VERSION, 1))
+            version = schema_version(conn)
+            before = version if before is None else before
+            if version > schema.CURRENT_VERSION:
+                raise _newer(version, url)
+            if version == schema.CURRENT_VERSION:
+                return before, version
+            step = min(v for v in MIGRATIONS if v > version)
+            MIGRATIONS[step](conn)
+            conn.execute(f"INSERT INTO {T_VERSION} (version, applied_at) VALUES (%s, %s)", (step, time.time()))
