@@ -120,3 +120,15 @@ def test_lixinger_rate_setting_is_checked():
         Settings.load({"LIXINGER_RATE": "fast"})
     with pytest.raises(ConfigError, match="LIXINGER_RATE"):
         Settings.load({"LIXINGER_RATE": "-1"})
+
+
+def test_the_readme_figures_match_the_code():
+    from pathlib import Path
+
+    from xl_addin.client import MAX_CODES_PER_REQUEST, MAX_PARALLEL
+    from xl_addin.pacer import DEFAULT_RATE
+
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8").split())
+    assert f"sent {MAX_CODES_PER_REQUEST} a request, up to {MAX_PARALLEL} requests at once" in readme
+    assert f"({MAX_PARALLEL * MAX_CODES_PER_REQUEST} codes in one round trip)" in readme
+    assert f"`LIXINGER_RATE` | `{DEFAULT_RATE}`" in readme and f"({DEFAULT_RATE:,} unless set; 0 turns it off)" in readme
