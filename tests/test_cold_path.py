@@ -71,3 +71,24 @@ def test_the_kept_connection_follows_the_file_when_it_is_replaced(tmp_path, sand
     cache.store({"00700": record}, {"00700": parse_record(record)}, [])
     assert (tmp_path / "c.sqlite3").exists() and set(cache.latest(["00700"])) == {"00700"}
     cache.close()
+
+
+def test_records_kept_as_they_came_never_keep_the_token_even_spelled_in_escapes(tmp_path):
+    """A record is kept as the text it came in only when the answer holds no escape and no run
+    of the token; a token the answer spells in \\u escapes is still stripped before it is kept."""
+    from xl_addin.config import Settings
+    from xl_addin.sandbox import Sandbox
+    from xl_addin.service import MMAH
+
+    token = "tök-0123456789abcdef-secret"
+    with Sandbox(token=token) as sb:
+        sb.inject("echo-token", times=None)  # the answer repeats the token, as \\u00f6 in JSON
+        svc = MMAH(Settings(base_url=sb.url, cache_dir=tmp_path), token=token)
+        result = svc.fetch(["00700", "00005"])
+        svc.close()
+    assert set(result.records) == {"00700", "00005"}
+    with sqlite3.connect(tmp_path / "mm_ah.sqlite3") as db:
+        stored = [json.loads(r[0]) for r in db.execute("SELECT record FROM snapshot")]
+    text = json.dumps(stored, ensure_ascii=False)
+    assert len(stored) == 2 and "<redacted>" in text
+    assert "0123456789" not in text and "tök-" not in text

@@ -31,7 +31,6 @@ are still on the wire.
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import threading
 import time
@@ -44,7 +43,7 @@ from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
 from . import __version__
 from .config import Settings
-from .credentials import Token, redact_deep
+from .credentials import RUN, Token, redact_deep
 from .exceptions import (
     AnswerTooLargeError,
     ApiError,
@@ -59,7 +58,7 @@ from .exceptions import (
 from .messages import shown
 from .pacer import Pacer, RetryPolicy, shared_pacer
 from .proxies import ProxyURL, check_proxy, proxies_for, redact_proxy, secrets_of
-from .records import KeptRecord, check_answer, index_records, reason_of
+from .records import KeptRecord, check_answer, decode_answer, index_records, reason_of
 from .urls import check_base_url, host_of, is_loopback_host
 
 log = logging.getLogger(__name__)
@@ -158,6 +157,7 @@ class MMAHClient:
             proxy = check_proxy(str(proxy))
         self.proxy = proxy
         self._secrets = (token, *secrets_of(proxy))
+        self._token_grams: list[bytes] | None = None
         self.session = session or requests.Session()
         self.session.headers.setdefault("User-Agent", f"xl_addin/{__version__}")
         if is_loopback_host(self.host):
@@ -252,12 +252,25 @@ class MMAHClient:
                 response.close()  # cut short: never reuse it
         elapsed = time.monotonic() - started
         log.info("POST %s codes=%d -> %s in %.3fs (%d bytes)", self.url, len(codes), status, elapsed, len(content))
-        payload = self._judge(status, response.headers, content)
+        payload, texts = self._judge(status, response.headers, content)
         try:
             records = check_answer(payload, codes)
         except BadResponseError as exc:
             raise _Retry(BadResponseError(f"{self.host} sent a bad answer: {exc}")) from None
-        return redact_deep(records, self._token)
+        if texts is not None and len(texts) == len(records) and self._holds_no_secret(content):
+            # nothing to strip: each record is kept as the text it came in (no encoding, no copy walked)
+            return [KeptRecord(r, t) for r, t in zip(records, texts)]
+        return [KeptRecord(r) for r in redact_deep(records, self._token)]
+
+    def _holds_no_secret(self, content: bytes) -> bool:
+        """No escape (which could spell the token in other bytes) and no run of the token in *content*."""
+        if b"\\" in content:
+            return False
+        if self._token_grams is None:
+            raw = self._token.reveal()
+            grams = {raw[i : i + RUN] for i in range(len(raw) - RUN + 1)} if len(raw) > RUN else {raw}
+            self._token_grams = [g.encode("utf-8") for g in grams if g]
+        return not any(g in content for g in self._token_grams)
 
     def _redirect(self, response: requests.Response) -> RedirectError:
         location = response.headers.get("Location")
@@ -310,10 +323,12 @@ class MMAHClient:
                 )
             parts.append(chunk)
 
-    def _judge(self, status: int, headers, content: bytes) -> dict:
-        """The payload of a successful answer; anything else raised as the error it is."""
+    def _judge(self, status: int, headers, content: bytes) -> tuple[dict, list[str] | None]:
+        """The payload of a successful answer and its records' texts (see records.decode_answer);
+        anything else raised as the error it is."""
+        texts = None
         try:
-            payload = json.loads(content) if content else None
+            payload, texts = decode_answer(content) if content else (None, None)
         except ValueError:
             payload = None
         reason = self._shown(reason_of(payload) if payload is not None else content)
@@ -359,7 +374,7 @@ class MMAHClient:
                 code=api_code,
                 status=status,
             )
-        return payload
+        return payload, texts
 
     def _post(self, codes: list[str], deadline: float) -> list[dict]:
         """POST with retries on connection errors, timeouts, 5xx, 429 and bad answers, within the budget."""
@@ -399,8 +414,7 @@ class MMAHClient:
         def run(batch):
             # parsed here, in the batch's own thread, while the other batches are on the wire
             try:
-                raw, records, errors = index_records(self._post(batch, deadline), batch)
-                return batch, ({c: KeptRecord(r) for c, r in raw.items()}, records, errors), None
+                return batch, index_records(self._post(batch, deadline), batch), None
             except TokenRejectedError:
                 raise
             except LixingerError as exc:
