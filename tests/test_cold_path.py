@@ -80,7 +80,7 @@ def test_records_kept_as_they_came_never_keep_the_token_even_spelled_in_escapes(
     from xl_addin.sandbox import Sandbox
     from xl_addin.service import MMAH
 
-    token = "tök-0123456789abcdef-secret"
+    token = "ab12öcd34öef56ögh78öij90öklmnö"  # every 8 characters of it hold an ö: \u00f6 in JSON
     with Sandbox(token=token) as sb:
         sb.inject("echo-token", times=None)  # the answer repeats the token, as \\u00f6 in JSON
         svc = MMAH(Settings(base_url=sb.url, cache_dir=tmp_path), token=token)
@@ -91,4 +91,4 @@ def test_records_kept_as_they_came_never_keep_the_token_even_spelled_in_escapes(
         stored = [json.loads(r[0]) for r in db.execute("SELECT record FROM snapshot")]
     text = json.dumps(stored, ensure_ascii=False)
     assert len(stored) == 2 and "<redacted>" in text
-    assert "0123456789" not in text and "tök-" not in text
+    assert not any(token[i : i + 8] in text for i in range(len(token) - 7))
