@@ -132,3 +132,11 @@ def test_the_readme_figures_match_the_code():
     assert f"sent {MAX_CODES_PER_REQUEST} a request, up to {MAX_PARALLEL} requests at once" in readme
     assert f"({MAX_PARALLEL * MAX_CODES_PER_REQUEST} codes in one round trip)" in readme
     assert f"`LIXINGER_RATE` | `{DEFAULT_RATE}`" in readme and f"({DEFAULT_RATE:,} unless set; 0 turns it off)" in readme
+
+
+def test_lx_addin_sandbox_rate_limit_is_checked_in_one_line():
+    from conftest import run_cli
+
+    r = run_cli("sandbox", "--port", "8765", "--rate-limit", "fast")
+    assert r.returncode == 1 and r.stderr.strip().count("\n") == 0
+    assert "--rate-limit" in r.stderr and "600/min" in r.stderr
