@@ -19,6 +19,16 @@ on a network share would make every import of a fresh RunPython process look the
 The interpreter is the one of the machine that builds it: ``Interpreter_Win`` (a Windows path)
 on Windows, ``Interpreter_Mac`` on macOS, never both, so that an add-in built elsewhere cannot
 pass for a Windows one.
+
+The **Freeze values** button needs a ribbon callback of its own: the quickstart's only one,
+``RibbonMyAddin.RunMain``, runs the Refresh, and a second add-in built from the same file would
+hold a second ``RibbonMyAddin.RunMain`` that Excel can confuse with ours (xlwings#973). So the
+Windows install, in the same Excel session that imports the formulas
+(:mod:`xl_addin.udf_import`), adds a standard module :data:`FREEZE_MODULE` whose one Sub calls
+xlwings' ``RunPython`` (a ``Public Function`` of the project's ``xlwings`` module). The
+``vbaProject.bin`` cannot be written without Excel, so the button is in the ribbon only when
+that module was added (:func:`set_ribbon` after the import); otherwise it would be a button
+whose click ends in "cannot run the macro".
 """
 
 from __future__ import annotations
@@ -35,7 +45,45 @@ UDF_MODULES = "xl_addin.udfs"
 EXTRA_SETTINGS = {"ADD_WORKBOOK_TO_PYTHONPATH": False}
 CONF_SHEET_DISABLED, CONF_SHEET = "_myaddin.conf", "myaddin.conf"  # PROJECT_NAME in the add-in's VBA
 
-RIBBON = """<customUI xmlns="http://schemas.microsoft.com/office/2006/01/customui">
+#: the Freeze values button's VBA: a module name no xlwings add-in uses, a Sub the ribbon calls
+FREEZE_MODULE, FREEZE_MACRO = "LixingerFreeze", "FreezeValues"
+FREEZE_COMMAND = "import xl_addin.freeze_button as f; f.main()"
+#: the package relationship to the ribbon part (xlwings' file uses the 2007 one)
+UI_RELS = ("http://schemas.microsoft.com/office/2006/relationships/ui/extensibility",
+           "http://schemas.microsoft.com/office/2007/relationships/ui/extensibility")
+
+_FREEZE_GROUP = f"""
+                <group id="lixingerShare" label="Share">
+                    <button id="lixingerFreezeButton" label="Freeze values" size="large" imageMso="PasteValues"
+                        screentip="Save a copy with values only"
+                        supertip="Writes BOOK-frozen.xlsx beside this workbook: every LX_MMAH formula becomes its current value, for someone without the add-in. This workbook is not changed."
+                        onAction="{FREEZE_MODULE}.{FREEZE_MACRO}" />
+                </group>"""
+
+
+def freeze_vba() -> str:
+    """The module's code, for ``CodeModule.AddFromString`` (no ``Attribute`` lines: the name is
+    the component's ``Name``). It only starts Python; :mod:`xl_addin.freeze_button` decides.
+    ``ActiveWorkbook`` is checked first because xlwings' ``RunPython`` reads its sheets and
+    would stop with VBA's "Object variable not set" when no workbook is open."""
+    return (
+        "Option Explicit\n"
+        "\n"
+        "' xl_addin: the Lixinger tab's Freeze values button. Python decides everything\n"
+        "' (xl_addin.freeze_button); this only starts it through xlwings' RunPython.\n"
+        f"Sub {FREEZE_MACRO}(control As IRibbonControl)\n"
+        "    If ActiveWorkbook Is Nothing Then\n"
+        '        MsgBox "Open the workbook to freeze first.", vbInformation, "Lixinger freeze"\n'
+        "        Exit Sub\n"
+        "    End If\n"
+        f'    RunPython "{FREEZE_COMMAND}"\n'
+        "End Sub\n"
+    )
+
+
+def ribbon_xml(freeze_button: bool = False) -> str:
+    """The Lixinger tab; with *freeze_button* only when :data:`FREEZE_MODULE` is in the add-in."""
+    return f"""<customUI xmlns="http://schemas.microsoft.com/office/2006/01/customui">
     <ribbon>
         <tabs>
             <tab id="lixingerTab" label="Lixinger">
@@ -48,12 +96,15 @@ RIBBON = """<customUI xmlns="http://schemas.microsoft.com/office/2006/01/customu
                 <group id="lixingerFormulas" label="Formulas">
                     <control idMso="CalculateNow" size="large" label="Recalculate" screentip="Recalculate LX_MMAH formulas" />
                     <control idMso="NameManager" size="large" label="Template names" screentip="LX_CODES, LX_FIELDS, LX_STATUS" />
-                </group>
+                </group>{_FREEZE_GROUP if freeze_button else ""}
             </tab>
         </tabs>
     </ribbon>
 </customUI>
 """
+
+
+RIBBON = ribbon_xml(False)
 
 
 def xlwings_ribbon_addin() -> Path:
@@ -74,8 +125,10 @@ def sheet_settings(os_name: str, interpreter: str) -> dict[str, str]:
     return {"Interpreter_Mac": check_mac_interpreter(interpreter), "UDF Modules": UDF_MODULES}
 
 
-def build_addin(target: Path, os_name: str, interpreter: str, source: Path | None = None) -> Path:
-    """Our ribbon add-in for *os_name*, written atomically to *target*."""
+def build_addin(target: Path, os_name: str, interpreter: str, source: Path | None = None,
+                freeze_button: bool = False) -> Path:
+    """Our ribbon add-in for *os_name*, written atomically to *target* (the Freeze values
+    button only with *freeze_button*: its VBA module must be added too)."""
     from lxml import etree
 
     from .xlsx import NS, XlsxBook
@@ -116,7 +169,7 @@ def build_addin(target: Path, os_name: str, interpreter: str, source: Path | Non
                     sheet.set("name", CONF_SHEET)
             data = etree.tostring(root, xml_declaration=True, encoding="UTF-8", standalone=True)
         elif info.filename == "customUI/customUI.xml":
-            data = RIBBON.encode("utf-8")
+            data = ribbon_xml(freeze_button).encode("utf-8")
         out.append((info, data))
     tmp = target.with_name(f".~{target.stem}.tmp.xlam")
     with zipfile.ZipFile(tmp, "w") as z:
@@ -125,3 +178,34 @@ def build_addin(target: Path, os_name: str, interpreter: str, source: Path | Non
     staged.unlink()
     os.replace(tmp, target)
     return target
+
+
+def _ui_part(names: set[str], root_rels: bytes) -> str:
+    from lxml import etree
+
+    for rel in etree.fromstring(root_rels):
+        if rel.get("Type") in UI_RELS:
+            part = rel.get("Target", "").lstrip("/")
+            if part in names:
+                return part
+    raise InstallError("the add-in has no ribbon (customUI) part: unexpected xlwings add-in")
+
+
+def set_ribbon(addin: Path, freeze_button: bool) -> Path:
+    """Rewrite the ribbon of an add-in (one Excel may have saved since) with or without the Freeze
+    values button; every other part is copied as it is, the file replaced in one step."""
+    addin = Path(addin)
+    with zipfile.ZipFile(addin) as z:
+        parts = [(i, z.read(i.filename)) for i in z.infolist()]
+    names = {i.filename for i, _ in parts}
+    ui = _ui_part(names, dict((i.filename, d) for i, d in parts).get("_rels/.rels", b"<x/>"))
+    tmp = addin.with_name(f".~{addin.stem}.ribbon.xlam")
+    try:
+        with zipfile.ZipFile(tmp, "w") as z:
+            for info, data in parts:
+                z.writestr(info, ribbon_xml(freeze_button).encode("utf-8") if info.filename == ui else data)
+        os.replace(tmp, addin)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return addin

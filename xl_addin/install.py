@@ -10,6 +10,8 @@ The PowerShell and sh installers only find Python, make the environment (where
    the staged add-in (:mod:`xl_addin.udf_import`). A failure puts the trust value back and changes
    nothing else. Skipped, with a note, when Windows' ANSI code page cannot spell the interpreter's
    path: the formulas' VBA hands it to LoadLibraryA and the xlwings DLL as ANSI text.
+   The same Excel session adds the Freeze values button's VBA module; only when it is there is
+   the button put on the ribbon (:func:`xl_addin.addin_build.set_ribbon`).
 4. Settings earlier versions left in ``~/.xlwings/xlwings.conf`` are removed (:mod:`xl_addin.legacy_conf`).
 5. macOS: xlwings' AppleScript, which RunPython calls, goes where Excel finds it.
 6. The add-in replaces the old one in Excel's start-up folder in one step.
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import install_record, legacy_conf, vbom
-from .addin_build import CONF_SHEET, UDF_MODULES, build_addin, xlwings_ribbon_addin  # noqa: F401  (re-exported)
+from .addin_build import CONF_SHEET, UDF_MODULES, build_addin, set_ribbon, xlwings_ribbon_addin  # noqa: F401
 from .excel_process import ensure_excel_closed
 from .exceptions import InstallError, LixingerError
 from .install_paths import (ADDIN_NAME, MAC_STARTUP, addin_dir, addin_path, app_dir,  # noqa: F401
@@ -49,6 +51,7 @@ class InstallReport:
     interpreter: str
     os_name: str
     formulas: bool = False
+    freeze_button: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -143,11 +146,15 @@ def _formulas(report, reg, staged, record, rec_path, trust_vba, ask, import_udfs
         install_record.save(rec_path, install_record.remember(record, "access_vbom", turned_on))
         vbom.turn_on(reg, versions)
     try:
-        import_udfs(staged)
+        imported = import_udfs(staged)
+        if getattr(imported, "freeze_button", False):  # its VBA module is in the saved add-in
+            set_ribbon(staged, freeze_button=True)
+            report.freeze_button = True
     except BaseException:  # a COM error that is not ours, Ctrl+C: the value goes back all the same
         _undo_trust(reg, turned_on, record, rec_path)
         raise
     report.formulas = True
+    report.notes.extend(getattr(imported, "notes", None) or [])
     return turned_on
 
 
@@ -204,6 +211,9 @@ def install(home: Path | None = None, os_name: str | None = None, interpreter: s
             if import_udfs is None:
                 from .udf_import import import_udfs_into_addin as import_udfs
             turned_on = _formulas(report, _winreg(registry), staged, record, rec_path, trust_vba, ask, import_udfs)
+        if os_name == "windows" and not report.freeze_button and not any("Freeze values" in n for n in report.notes):
+            report.notes.append("no Freeze values button (its VBA comes with the formulas' import): "
+                                "freeze a copy with `lx-addin freeze BOOK.xlsx`")
         if os_name == "macos":
             script = _applescript(home, record)
         try:
@@ -312,6 +322,8 @@ def main_install(args) -> int:
         print(f"ribbon add-in:     {report.addin}")
         if report.formulas:
             print("imported the LX_MMAH functions into the add-in: they work in every workbook")
+        if report.freeze_button:
+            print("added the Freeze values button to the Lixinger tab")
         for note in report.notes:
             print(f"note: {note}")
     if args.no_token:
