@@ -75,6 +75,8 @@ def set_default_retry(policy: RetryPolicy) -> RetryPolicy:
     global DEFAULT_RETRY
     previous, DEFAULT_RETRY = DEFAULT_RETRY, policy
     return previous
+
+
 READ_CHUNK = 64 * 1024  # decoded bytes per read: also what one read may inflate to
 
 
