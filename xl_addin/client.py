@@ -159,7 +159,8 @@ class MMAHClient:
             proxy = check_proxy(str(proxy))
         self.proxy = proxy
         self._secrets = (token, *secrets_of(proxy))
-        self._token_grams: list[bytes] | None = None
+        self._token_grams: list[bytes] | None = None  # runs of the token (see _holds_no_secret)
+        self._token_blocks: list[bytes] = []
         self.session = session or requests.Session()
         self.session.headers.setdefault("User-Agent", f"xl_addin/{__version__}")
         if is_loopback_host(self.host):
@@ -265,13 +266,21 @@ class MMAHClient:
         return [KeptRecord(r) for r in redact_deep(records, self._token)]
 
     def _holds_no_secret(self, content: bytes) -> bool:
-        """No escape (which could spell the token in other bytes) and no run of the token in *content*."""
+        """No escape (which could spell the token in other bytes) and no run of the token in *content*.
+
+        Every run of 8 of the token's characters holds one of its aligned 4-character blocks
+        whole, so a content with none of those blocks (a few short searches) holds no run."""
         if b"\\" in content:
             return False
         if self._token_grams is None:
-            raw = self._token.reveal()
-            grams = {raw[i : i + RUN] for i in range(len(raw) - RUN + 1)} if len(raw) > RUN else {raw}
-            self._token_grams = [g.encode("utf-8") for g in grams if g]
+            raw = self._token.reveal().encode("utf-8")
+            if len(raw) <= RUN:
+                self._token_blocks, self._token_grams = [], [raw]
+            else:
+                self._token_blocks = [raw[b : b + 4] for b in range(0, len(raw) - 3, 4)]
+                self._token_grams = list({raw[i : i + RUN] for i in range(len(raw) - RUN + 1)})
+        if self._token_blocks and not any(b in content for b in self._token_blocks):
+            return True
         return not any(g in content for g in self._token_grams)
 
     def _redirect(self, response: requests.Response) -> RedirectError:
