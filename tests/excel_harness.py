@@ -213,14 +213,17 @@ def _vba_args(func, raw_args):
 
 
 def excel_shows(result):
-    """What a cell range shows for a UDF's array result: Excel turns a string longer than
-    255 characters inside an array into #VALUE! (a single-cell result may be longer)."""
+    """What a cell range shows for a UDF's array result: a Variant array holding a string longer
+    than 255 characters makes the whole formula #VALUE! (every cell of it: xlwings issues #456,
+    #869); a scalar may be longer (a 1x1 result reaches VBA as a scalar: ``CallUDF``)."""
     if not isinstance(result, list):
         return result
     rows = [r if isinstance(r, list) else [r] for r in result]
-    if sum(len(r) for r in rows) <= 1:
+    if sum(len(r) for r in rows) <= 1:  # call_udf's [[x]]: CallUDF hands VBA the scalar x
         return result
-    return [["#VALUE!" if isinstance(v, str) and len(v) > 255 else v for v in r] for r in rows]
+    if any(isinstance(v, str) and len(v) > 255 for r in rows for v in r):
+        return [["#VALUE!"] * len(r) for r in rows]
+    return result
 
 
 # --- Excel's COM object model, as far as our code and xlwings' classes use it ----------------

@@ -6,6 +6,7 @@ template's content, and the result must match the headless refresh cell for cell
 """
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +33,8 @@ class Range:
 
     @value.setter
     def value(self, matrix):
+        if self.sheet.protected:
+            raise self.sheet.protected
         assert len(matrix) == self.bottom - self.top + 1 and len(matrix[0]) == self.right - self.left + 1
         self.sheet.book.calls.append(("write", self.sheet.name, self.top, self.left, len(matrix), len(matrix[0])))
         for i, row in enumerate(matrix):
@@ -44,6 +47,8 @@ class Range:
 
     @number_format.setter
     def number_format(self, fmt):
+        if self.sheet.protected:
+            raise self.sheet.protected
         self.sheet.book.calls.append(("format", self.left))
         self.sheet.formats[self.left] = fmt
 
@@ -53,6 +58,7 @@ class Sheet:
         import excel_harness as xh
 
         self.book, self.name, self.cells, self.formats = book, name, cells, {}
+        self.protected = None  # the error Excel raises on a write, when the sheet is protected
         self.api = xh.ComSheet(cells, name=name, book=book.api)  # the same cells over COM
 
     def range(self, a, b):
@@ -225,3 +231,76 @@ def test_a_bad_setting_is_a_message_not_a_traceback(excel_env, monkeypatch):
 def test_no_workbook_at_all_is_not_a_traceback(excel_env, capsys):
     main()  # no Excel here: xw.Book.caller() and xw.books.active both fail
     assert "Lixinger refresh failed" in capsys.readouterr().err
+
+
+def test_service_down_with_cached_values_says_in_excel_terms_that_nothing_changed(excel_env, sandbox, tmp_path):
+    """The button refuses stale values like the CLI, but says it in Excel's terms: what happened,
+    that the workbook was not changed, what to do. No CLI flag an Excel user cannot pass."""
+    path = tmp_path / "mm.xlsx"
+    shutil.copyfile(ROOT / "templates" / "mm_ah.xlsx", path)
+    book = Book(path)
+    main(book)  # fills the table and the cache
+    assert not book.app.alerts
+    table = dict(book.sheets["MM_AH"].cells)
+    sandbox.inject("503", times=None)
+    main(book)
+    (title, text), = book.app.alerts
+    assert "HTTP 503" in text
+    assert "--allow-stale" not in text and "lx-addin" not in text
+    assert "workbook was left as it was" in text and "Refresh again" in text
+    assert "\n" not in text and "\n" not in book.app.status[-2]
+    assert book.app.status[-1] is False
+    changed = {k for k, v in book.sheets["MM_AH"].cells.items() if table.get(k) != v}
+    assert all(r <= 6 for r, _ in changed)  # the table stayed; only the status block says "refresh failed"
+
+
+def test_a_multi_line_service_message_is_one_line_in_the_box_and_the_status_bar(excel_env, sandbox, tmp_path):
+    path = tmp_path / "mm.xlsx"
+    shutil.copyfile(ROOT / "templates" / "mm_ah.xlsx", path)
+    book = Book(path)
+    sandbox.inject("403", times=None, message="this API is not in your plan.\r\nUpgrade at lixinger.com\n\n")
+    main(book)
+    (title, text), = book.app.alerts
+    assert "not in your plan. Upgrade at lixinger.com" in text
+    assert not any(ch in text for ch in "\r\n")
+    failed = [s for s in book.app.status if isinstance(s, str) and "failed" in s]
+    assert failed and not any(ch in s for s in failed for ch in "\r\n")
+    assert book.app.status[-1] is False
+
+
+@pytest.mark.parametrize("prelude", ["", "import sys; sys.modules['xl_addin.layout'] = None; "],
+                         ids=["no Excel", "a broken install too"])
+def test_with_no_excel_to_tell_runpython_shows_one_line_not_nothing(tmp_path, prelude):
+    """xlwings' RunPython (a fresh process) sends stderr to a log it shows only when Python exits
+    non-zero (``If ExitCode <> 0 Then Call ShowError(LOG_FILE)`` in its VBA). When no message box
+    can be reached, the button must exit non-zero with one line, or the click shows nothing at all."""
+    import subprocess
+    import sys
+
+    vba = (Path(__import__("xlwings").__file__).parent / "xlwings_custom_addin.bas").read_text("utf-8", "replace")
+    assert "If ExitCode <> 0 Then" in vba and "--from_xl=1" in vba
+    env = dict(__import__("os").environ, PYTHONPATH=str(ROOT), XL_ADDIN_CACHE_DIR=str(tmp_path))
+    r = subprocess.run([sys.executable, "-B", "-c", prelude + "import xl_addin;xl_addin.main()", "--wb=Book1.xlsx",
+                        "--from_xl=1"], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Lixinger refresh failed") and "Traceback" not in r.stderr
+
+
+def test_a_protected_sheet_is_excels_own_words_in_one_line(excel_env, tmp_path):
+    """Excel refuses the write with a COM error whose description (excepinfo[2], two paragraphs)
+    says what to do; the box shows that, on one line, not the com_error tuple."""
+    import excel_harness as xh
+
+    path = tmp_path / "mm.xlsx"
+    shutil.copyfile(ROOT / "templates" / "mm_ah.xlsx", path)
+    book = Book(path)
+    said = ("The cell or chart you're trying to change is on a protected sheet.\n\n"
+            "To make a change, unprotect the sheet. You might be requested to enter a password.")
+    book.sheets["MM_AH"].protected = xh.com_error(excepinfo=(0, "Microsoft Excel", said, "xlmain11.chm", 0,
+                                                             -2146827284))
+    main(book)
+    (title, text), = book.app.alerts
+    assert "protected sheet. To make a change, unprotect the sheet." in text
+    assert "-2147352567" not in text and "xlmain11" not in text and "\\n" not in text and "\n" not in text
+    assert book.sheets["MM_AH"].cells.get((7, 3)) is None and book.app.status[-1] is False

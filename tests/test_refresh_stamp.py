@@ -54,3 +54,34 @@ def test_an_unreadable_cache_file_never_breaks_the_check(settings, sandbox, tmp_
     settings.cache_path.write_bytes(b"not a database at all" * 100)
     assert server.cache.not_before() >= 0.0  # no exception
     server.close()
+
+
+def _holds_open(path) -> bool:
+    """Does this process hold *path* (or its -wal/-shm) open? Windows would then refuse to move or
+    delete it (SQLite opens files without FILE_SHARE_DELETE): no `cache` rebuild elsewhere, no uninstall."""
+    import os
+
+    names = {str(path) + s for s in ("", "-wal", "-shm")}
+    fds = os.listdir("/proc/self/fd")
+    return any(os.path.realpath(f"/proc/self/fd/{fd}") in names for fd in fds if os.path.exists(f"/proc/self/fd/{fd}"))
+
+
+def test_an_idle_server_holds_no_handle_on_the_cache_file(settings, sandbox, monkeypatch):
+    import time
+
+    import xl_addin.cache as cache
+
+    monkeypatch.setattr(cache, "WATCH_IDLE", 0.2, raising=False)
+    server, button = two_services(settings, sandbox)
+    server.fetch(["00700"])
+    server.peek(["00700"])  # a calculation burst: the stamp is checked on each formula
+    deadline = time.monotonic() + 5
+    while _holds_open(server.cache.path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _holds_open(server.cache.path)  # Excel idle: the file can be moved or deleted
+
+    button.forget()  # a Refresh elsewhere is still seen after the handle was let go
+    assert server.peek(["00700"]).records == {}
+    server.fetch(["00700"])
+    assert sandbox.request_count == 2
+    server.close(), button.close()

@@ -311,3 +311,31 @@ def test_excel_2016_one_cell_and_ctrl_shift_enter_areas(udfs, sandbox):
     assert "expand" not in udfs.LX_MMAH.__xlfunc__["ret"]["options"]  # the resize needs dynamic arrays
     row = xh.call_via_com(udfs.LX_MMAH, ((700.0, 5.0),), "mm_sh")  # a row of codes: one row
     assert row == [value_of(sandbox, c, "mm_sh") for c in ("00700", "00005")]
+
+
+def test_recalculation_right_after_a_refresh_is_still_one_request(udfs, sandbox, settings):
+    """The Refresh button (another process: a second service on the same cache file) stamps the
+    cache; Excel recalculates the sheet at once. The first formula that misses must scan the sheet
+    again, though its last scan was seconds ago: else each code is one request (50, not 1)."""
+    from xl_addin.service import MMAH
+
+    codes = sandbox.dataset.codes[:50]
+    cells = {"B1": "mm_sh"}
+    for i, code in enumerate(codes, start=2):
+        cells[f"A{i}"] = float(int(code))
+        cells[f"B{i}"] = f"=LX_MMAH($A{i},B$1)"
+    sheet = xh.ComSheet(cells)
+
+    def recalc():
+        for i, code in enumerate(codes, start=2):
+            out = xh.call(udfs.LX_MMAH, sheet.cell(f"A{i}"), sheet.cell("B1"), caller=sheet.cell(f"B{i}"))
+            assert out == [[value_of(sandbox, code, "mm_sh")]]
+
+    recalc()
+    assert sandbox.request_count == 1
+    assert udfs.service().cache.path == settings.cache_path  # the button's process shares this file
+    button = MMAH(settings, token=sandbox.token)
+    button.forget()  # the Refresh button's stamp
+    button.close()
+    recalc()  # Excel's recalculation, within SCAN_INTERVAL of the first scan
+    assert sandbox.request_count == 2  # one batched request again, not one per code

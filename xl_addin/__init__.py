@@ -87,12 +87,26 @@ def main() -> None:
     try:
         from .refresh import main as refresh_main
     except Exception as exc:  # a broken install: still a message, not a VBA traceback
-        import sys
+        message = f"xl_addin cannot load ({type(exc).__name__}: {exc}); run the installer again"
+        try:
+            import xlwings as xw
 
-        print(f"Lixinger refresh failed: xl_addin cannot load ({type(exc).__name__}: {exc}); "
-              "run the installer again", file=sys.stderr)
+            xw.apps.active.alert(f"Lixinger refresh failed: {message}", title="Lixinger refresh", mode="critical")
+        except Exception:
+            _last_resort(message)
         return
     refresh_main()
+
+
+def _last_resort(message: str) -> None:
+    """No message box can be reached: one line on stderr. Under RunPython (a fresh process,
+    ``--from_xl=1`` on its command line) xlwings shows that log only when Python exits
+    non-zero (``If ExitCode <> 0 Then Call ShowError(LOG_FILE)``), so exit 1: one line, not silence."""
+    import sys
+
+    print(f"Lixinger refresh failed: {' '.join(str(message).split())}", file=sys.stderr)
+    if "--from_xl=1" in sys.argv[1:]:
+        raise SystemExit(1)
 
 
 def __getattr__(name: str):

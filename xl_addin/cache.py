@@ -9,9 +9,11 @@ real data. No token is ever stored.
 A path that cannot hold a cache at all (a file where its folder should be, no
 permission) is reported once, as a warning, and every fetch goes on without the cache.
 
-One connection per cache, opened on first use and kept (a cold formula in Excel's UDF
-server does not pay for opening the file again), shared by every thread under a lock;
-reopened if the file was replaced or removed underneath it. A fetch's rows go in with
+One connection per cache, opened on first use and kept while it is used (a burst of
+cold formulas in Excel's UDF server does not pay for opening the file again each time),
+shared by every thread under a lock; closed after ``WATCH_IDLE`` seconds without use
+(Windows cannot move or delete a file another process holds open), and reopened if the
+file was replaced or removed underneath it. A fetch's rows go in with
 one ``executemany`` in one transaction. ``synchronous=NORMAL`` in WAL mode: a commit
 is in the WAL file (the operating system's cache) when it returns, so a process killed
 right after a fetch loses nothing it answered; only a power cut could lose the last
@@ -61,6 +63,11 @@ CREATE TABLE IF NOT EXISTS stamp (
 NO_DATA = "no data"  # marker for a code the service answered without a record
 BUSY_TIMEOUT_MS = 15000
 _ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode  # plain JSON records
+#: seconds without a look at the stamp after which its connection is closed: on Windows an open
+#: SQLite file cannot be moved or deleted by another process (no FILE_SHARE_DELETE), so an idle
+#: UDF server must not hold it (a rebuild elsewhere, an uninstall). The kept connection for
+#: reads and writes is closed after as long without use, for the same reason.
+WATCH_IDLE = 5.0
 
 
 class Cache:
@@ -71,10 +78,13 @@ class Cache:
         self._unusable: CacheUnusableError | None = None
         self._watch: sqlite3.Connection | None = None  # long-lived, for the "not before" stamp only
         self._watch_version = None
+        self._watch_lock = threading.RLock()  # the stamp's connection: used by formulas, closed when idle
+        self._watch_used = 0.0
         self._not_before = 0.0
         self._db: sqlite3.Connection | None = None  # the kept connection (see the module docstring)
         self._db_id: tuple[int, int] | None = None  # (device, inode) of the file it has open
         self._db_lock = threading.RLock()
+        self._db_used = 0.0
 
     def __repr__(self) -> str:
         return f"Cache({str(self.path)!r}, source={self.source!r})"
@@ -89,6 +99,7 @@ class Cache:
 
     def _connect(self) -> sqlite3.Connection:
         """The kept connection; (re)opened when there is none or the file is not the one it has open."""
+        self._db_used = time.monotonic()
         if self._db is not None:
             if self._db_id is not None and self._file_id() == self._db_id:
                 return self._db
@@ -110,7 +121,20 @@ class Cache:
             conn.close()
             raise
         self._db, self._db_id = conn, self._file_id()
+        threading.Thread(target=self._close_db_when_idle, args=(conn,), name="xl_addin-cache-idle",
+                         daemon=True).start()
         return conn
+
+    def _close_db_when_idle(self, conn) -> None:
+        """Close the kept connection after WATCH_IDLE seconds without use (see WATCH_IDLE)."""
+        while True:
+            time.sleep(WATCH_IDLE)
+            with self._db_lock:
+                if self._db is not conn:
+                    return  # closed (or replaced) meanwhile
+                if time.monotonic() - self._db_used >= WATCH_IDLE:
+                    self._close_db()
+                    return
 
     def _close_db(self) -> None:
         if self._db is not None:
@@ -308,38 +332,54 @@ class Cache:
         self._not_before = max(self._not_before, when)
 
     def not_before(self) -> float:
-        """The newest stamp, cheaply: a long-lived connection asks SQLite whether any connection
-        committed since the last look (``PRAGMA data_version``, microseconds); only then is the
-        stamp read again. Never raises: on trouble, the last value seen."""
-        try:
-            if self._watch is None:
-                if self._unusable is not None or not self.path.exists():
-                    return self._not_before
-                with self._db_lock:
-                    self._connect()  # the schema, once
-                self._watch = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                              check_same_thread=False)  # used under the service's lock
-                self._watch_version = None
-            version = self._watch.execute("PRAGMA data_version").fetchone()[0]
-            if version != self._watch_version:
-                row = self._watch.execute(
-                    "SELECT value FROM stamp WHERE source = ? AND name = 'not_before'", [self.source]
-                ).fetchone()
-                self._watch_version = version
-                if row:
-                    self._not_before = max(self._not_before, row[0])
-        except sqlite3.Error as exc:
-            log.debug("cannot read the refresh stamp: %s", exc)
-            self._close_watch()
-        return self._not_before
+        """The newest stamp, cheaply: a connection kept open through a burst of formulas asks
+        SQLite whether another connection committed since the last look (``PRAGMA data_version``,
+        microseconds); only then is the stamp read again. The connection is closed after
+        :data:`WATCH_IDLE` seconds without a look. Never raises: on trouble, the last value seen."""
+        with self._watch_lock:
+            try:
+                if self._watch is None:
+                    if self._unusable is not None or not self.path.exists():
+                        return self._not_before
+                    with self._db_lock:
+                        self._connect()  # the schema, once (the kept connection)
+                    self._watch = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                                  check_same_thread=False)  # closed by the idle timer's thread
+                    self._watch_version = None
+                    threading.Thread(target=self._close_when_idle, args=(self._watch,), name="xl_addin-cache-idle",
+                                     daemon=True).start()
+                self._watch_used = time.monotonic()
+                version = self._watch.execute("PRAGMA data_version").fetchone()[0]
+                if version != self._watch_version:
+                    row = self._watch.execute(
+                        "SELECT value FROM stamp WHERE source = ? AND name = 'not_before'", [self.source]
+                    ).fetchone()
+                    self._watch_version = version
+                    if row:
+                        self._not_before = max(self._not_before, row[0])
+            except sqlite3.Error as exc:
+                log.debug("cannot read the refresh stamp: %s", exc)
+                self._close_watch()
+            return self._not_before
+
+    def _close_when_idle(self, watch) -> None:
+        while True:
+            time.sleep(WATCH_IDLE)
+            with self._watch_lock:
+                if self._watch is not watch:
+                    return  # closed (or replaced) meanwhile
+                if time.monotonic() - self._watch_used >= WATCH_IDLE:
+                    self._close_watch()
+                    return
 
     def _close_watch(self) -> None:
-        if self._watch is not None:
-            try:
-                self._watch.close()
-            except sqlite3.Error:
-                pass
-        self._watch, self._watch_version = None, None
+        with self._watch_lock:
+            if self._watch is not None:
+                try:
+                    self._watch.close()
+                except sqlite3.Error:
+                    pass
+            self._watch, self._watch_version = None, None
 
     def close(self) -> None:
         with self._db_lock:

@@ -161,10 +161,21 @@ def _parse_inputs(raw_codes: list[str]):
     return out
 
 
+def _max_age(text: str) -> float:
+    """--max-age as the max_age setting allows it: nan, -1 and inf are refused, not read as 0 or "forever"."""
+    from .config import SPEC, validate
+    from .exceptions import ConfigError
+
+    try:
+        return validate(SPEC["max_age"], text, "--max-age")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--max-age: ")) from None
+
+
 # --- commands ---------------------------------------------------------------------------
 def cmd_fetch(args) -> int:
     from .output import Entry, table, to_csv, to_json
-    from .problems import cause_of, grouped
+    from .problems import by_cause, cause_of, grouped
 
     fields = resolve([f for f in (args.fields or "").split(",") if f.strip()])
     if fields and fields[0].key != "stockCode":
@@ -199,9 +210,14 @@ def cmd_fetch(args) -> int:
             print(f"lx-addin: note: {note}", file=sys.stderr)
     for line in grouped(problems):
         print(f"lx-addin: {line}", file=sys.stderr)
-    if stale and args.format != "table":
-        print(f"lx-addin: warning: the service failed; {len(stale)} code(s) are cached values, marked stale",
-              file=sys.stderr)
+    # what the service did (a redirect, a bad answer, an outage), once per cause
+    why_stale = by_cause((e.label, str(result.stale_because.get(e.label) or "no reason known")) for e in stale)
+    for why, count in ((why, len(labels)) for why, labels in why_stale.items()):
+        if args.format != "table":
+            print(f"lx-addin: warning: the service failed ({why}); {count} code(s) are cached values, marked stale",
+                  file=sys.stderr)
+        else:
+            print(f"lx-addin: note: the service failed: {why}", file=sys.stderr)
     if bad:
         return EXIT_FAILED
     return EXIT_STALE if stale else 0
@@ -516,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("book", metavar="BOOK.xlsx", help="a workbook with the LX_CODES and LX_FIELDS defined names")
     p.add_argument("-o", "--output", metavar="OUT.xlsx", help="write here instead of in place")
     p.add_argument("--sandbox", action="store_true", help="use an in-process sandbox: offline, synthetic data")
-    p.add_argument("--max-age", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--max-age", type=_max_age, default=0.0, metavar="SECONDS",
                    help="use cached records younger than this (default 0: ask the service for the latest)")
     p.add_argument("--allow-stale", action="store_true",
                    help="if the service fails, write cached values anyway, marked stale (exit code 3)")

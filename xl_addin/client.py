@@ -10,8 +10,10 @@ The promises kept here, each against a hostile or broken server:
 
 - the token goes to the configured host only: redirects are never followed (a 307
   would re-post the body, token included, to wherever ``Location`` says);
-- ``LIXINGER_BUDGET`` bounds the whole exchange, body included: the body is
-  streamed and reading stops at the deadline, however slowly it trickles in;
+- ``LIXINGER_BUDGET`` bounds the whole exchange, headers and body included: the
+  body is streamed and reading stops at the deadline, however slowly it trickles in,
+  and the socket is shut down at the deadline while the headers are awaited
+  (:mod:`xl_addin.deadline`);
 - an answer is read up to ``LIXINGER_MAX_ANSWER_BYTES`` decoded bytes, checked as
   it is read, so a gzip bomb costs that much memory and no more;
 - a connection cut in the middle of the body is retried like any connection error;
@@ -43,11 +45,13 @@ from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
 from . import __version__
 from .config import Settings
-from .credentials import RUN, Token, redact_deep
+from .credentials import RUN, Token, redact, redact_deep
+from .deadline import DeadlineAdapter, deadline as within
 from .exceptions import (
     AnswerTooLargeError,
     ApiError,
     BadResponseError,
+    ConfigError,
     LixingerError,
     RateLimitedError,
     RedirectError,
@@ -150,6 +154,9 @@ class MMAHClient:
         self.settings = settings or Settings()
         # checked again here, where the token leaves: Settings may be built by hand
         self.url = check_base_url(self.settings.base_url) + PATH
+        if redact(self.url, token) != self.url:  # it would be in every log line and error that names the URL
+            raise ConfigError("LIXINGER_BASE_URL holds your token (or part of it); the token goes in the "
+                              "keyring (`lx-addin token set`) or LIXINGER_TOKEN, never in the URL")
         self.host = host_of(self.url)
         self.retry = retry or DEFAULT_RETRY
         # one pacer per (service, token) for the whole process, unless one is given
@@ -161,7 +168,12 @@ class MMAHClient:
         self._secrets = (token, *secrets_of(proxy))
         self._token_grams: list[bytes] | None = None  # runs of the token (see _holds_no_secret)
         self._token_blocks: list[bytes] = []
-        self.session = session or requests.Session()
+        if session is None:
+            session = requests.Session()
+            adapter = DeadlineAdapter()  # the budget bounds the wait for the headers too
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        self.session = session
         self.session.headers.setdefault("User-Agent", f"xl_addin/{__version__}")
         if is_loopback_host(self.host):
             # this machine (the sandbox): never through a proxy from the environment
@@ -213,9 +225,11 @@ class MMAHClient:
         with self._lock:
             self.requests_sent += 1
         try:
-            response = self.session.post(
-                self.url, json=body, timeout=timeout, stream=True, allow_redirects=False
-            )
+            # the deadline on time.monotonic (the policy's clock may be a test's)
+            with within(time.monotonic() + (deadline - clock())):
+                response = self.session.post(
+                    self.url, json=body, timeout=timeout, stream=True, allow_redirects=False
+                )
         except requests.exceptions.ProxyError:
             raise _Retry(ServiceUnavailableError(
                 f"cannot reach {self.host} through the proxy {redact_proxy(self._proxy_in_use())} (LIXINGER_PROXY "
@@ -232,6 +246,8 @@ class MMAHClient:
                 + (f" ({why})" if why else "")
             ) from None
         except requests.exceptions.ConnectionError:
+            if clock() >= deadline - 0.01:  # cut at the deadline while awaiting the headers
+                raise _Retry(self._budget_spent()) from None
             raise _Retry(ServiceUnavailableError(f"cannot reach {self.host} (connection failed)")) from None
         except requests.exceptions.InvalidSchema as exc:
             if "socks" in str(exc).lower():
@@ -374,9 +390,13 @@ class MMAHClient:
                 f"{self.host} answered HTTP {status} with something that is not JSON ({kind})"
             ))
         api_code = payload.get("code") if isinstance(payload, dict) else None
-        if status != 200 or api_code != 1:
+        if status != 200 or type(api_code) is not int or api_code != 1:  # JSON true == 1 in Python: not success
             if not isinstance(payload, dict) or "code" not in payload:
                 raise _Retry(BadResponseError(f"{self.host} answered HTTP {status} without a result code"))
+            if not isinstance(api_code, int) or isinstance(api_code, bool):
+                raise _Retry(BadResponseError(
+                    f"{self.host} answered HTTP {status} with a result code that is not a number ({self._shown(repr(api_code))})"
+                ))
             if _looks_like_token_problem(reason):
                 raise TokenRejectedError(reason)
             raise ApiError(

@@ -138,8 +138,10 @@ class ExcelBook:
             layout = Layout.from_names(self.defined_names())
             if layout.status is not None:
                 s = layout.status
-                self.write(s.sheet, s.top, s.left + 1, [[dt.datetime.now().replace(microsecond=0)], [None],
-                                                       [None], [f"refresh failed: {message}"[:500]]])
+                # only the Problems line: "Refreshed at", the data date and the codes still
+                # describe the table, which a failed refresh leaves as it was
+                when = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+                self.write(s.sheet, s.top + 3, s.left + 1, [[f"refresh failed {when}: {message}"[:500]]])
         except Exception:
             pass
         try:

@@ -8,6 +8,7 @@ cannot reach …``.
 
 from __future__ import annotations
 
+import re
 from typing import Iterable
 
 from .exceptions import InvalidCodeError, NoDataError
@@ -26,13 +27,33 @@ def cause_of(error, hint: bool = False) -> str:
     return str(error)
 
 
+_GAVE_UP = re.compile(r" \(gave up after (\d+) attempts?\)$")
+
+
+def by_cause(problems: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """The labels of each cause, first seen first. Batches that failed alike but gave up
+    after different numbers of attempts (they share one time budget) are one cause:
+    ``… (gave up after 1–4 attempts)``, not a line for each count."""
+    merged: dict[str, tuple[list[str], set[int]]] = {}
+    for label, cause in problems:
+        m = _GAVE_UP.search(cause)
+        labels, tries = merged.setdefault(cause[: m.start()] if m else cause, ([], set()))
+        labels.append(label)
+        if m:
+            tries.add(int(m.group(1)))
+    out: dict[str, list[str]] = {}
+    for cause, (labels, tries) in merged.items():
+        if tries:
+            lo, hi = min(tries), max(tries)
+            cause += f" (gave up after {lo if lo == hi else f'{lo}–{hi}'} attempt{'s' * (hi > 1)})"
+        out[cause] = labels
+    return out
+
+
 def grouped(problems: Iterable[tuple[str, str]], shown: int | None = 3) -> list[str]:
     """One line per cause, first seen first; *shown* codes named per line (None: all of them)."""
-    by_cause: dict[str, list[str]] = {}
-    for label, cause in problems:
-        by_cause.setdefault(cause, []).append(label)
     lines = []
-    for cause, labels in by_cause.items():
+    for cause, labels in by_cause(problems).items():
         if len(labels) == 1:
             lines.append(f"{labels[0]}: {cause}")
             continue

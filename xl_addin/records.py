@@ -11,11 +11,13 @@ import datetime as dt
 import json
 import math
 import re
+import sys
 
 from .exceptions import BadResponseError, MalformedRecordError
 from .fields import KEYS, NUMERIC_KEYS
 
 BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
+_LARGEST = int(sys.float_info.max)  # a whole number past this overflows a spreadsheet's numbers
 
 
 def _brief(value: object) -> str:
@@ -36,7 +38,10 @@ def parse_data_date(value: object) -> dt.date:
     except ValueError:
         raise MalformedRecordError(f"last_data_date {_brief(value)} is not an ISO 8601 date") from None
     if stamp.tzinfo is not None:
-        stamp = stamp.astimezone(BEIJING)
+        try:
+            stamp = stamp.astimezone(BEIJING)
+        except OverflowError:  # 9999-12-31T23:00-12:00 is in the year 10000 in Beijing
+            raise MalformedRecordError(f"last_data_date {_brief(value)} is out of range") from None
     return stamp.date()
 
 
@@ -46,6 +51,8 @@ def _check_number(key: str, value: object, code: str) -> object:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise MalformedRecordError(f"{code}: field {key} is {_brief(value)}, not a number")
     if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, int) and abs(value) > _LARGEST:  # no float, so no cell, holds it: as infinity above
         return None
     return value
 
@@ -85,7 +92,8 @@ def parse_record(raw: object) -> dict:
     for key in _FIELDS_AFTER_CODE:  # catalog order
         value = get(key)
         kind = type(value)
-        if kind is int or value is None or (kind is float and value == value and value != _INF and value != _NINF):
+        if (kind is int and -_LARGEST <= value <= _LARGEST) or value is None or (
+                kind is float and value == value and value != _INF and value != _NINF):
             if key is _DATE_KEY and value is not None:
                 value = _date_of(value)
             record[key] = value
@@ -114,10 +122,12 @@ def check_answer(payload: object, requested: list[str]) -> list[dict]:
     Anything else is a bad answer as a whole (a BadResponseError, worth a retry), never
     "no data": a record that is not an object, or whose ``stockCode`` is not one of the
     codes requested (a number such as 700, a code we did not ask for, none at all),
-    means we cannot tell which codes the answer is about.
+    means we cannot tell which codes the answer is about; nor can we when it holds two
+    records for one code.
     """
     data = split_answer(payload)
     wanted = set(requested)
+    seen: set[str] = set()
     for item in data:
         if not isinstance(item, dict):
             kind = _JSON_KINDS.get(type(item), "value")
@@ -128,6 +138,9 @@ def check_answer(payload: object, requested: list[str]) -> list[dict]:
             raise BadResponseError(f"the answer holds a record with {shown}")
         if code not in wanted:
             raise BadResponseError(f"the answer holds a record for {code[:12]!r}, a code that was not asked for")
+        if code in seen:  # two records for one code: which one holds is anyone's guess
+            raise BadResponseError(f"the answer holds two records for {code}")
+        seen.add(code)
     return data
 
 

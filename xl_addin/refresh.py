@@ -53,9 +53,16 @@ class Summary:
                 f"{self.requests} request(s), {self.seconds:.2f} s{date}{probs}{stale}")
 
 
-def prepare(book: Book, service, max_age: float = 0.0, allow_stale: bool = False) -> tuple[Layout, Plan, object]:
+#: what a refused stale refresh tells the user to do: the CLI's flag, or Excel's button
+CLI_STALE_ADVICE = "`lx-addin refresh --allow-stale` writes them, marked stale"
+EXCEL_STALE_ADVICE = "they were not written, so that old values never look new. Click Refresh again when the service is back"
+
+
+def prepare(book: Book, service, max_age: float = 0.0, allow_stale: bool = False,
+            stale_advice: str = CLI_STALE_ADVICE) -> tuple[Layout, Plan, object]:
     """Everything up to (not including) writing: raises and writes nothing on any failure,
-    including a service failure that only cached values could cover, unless *allow_stale*."""
+    including a service failure that only cached values could cover, unless *allow_stale*
+    (the error then ends with *stale_advice*: what the user can do about it)."""
     layout = Layout.from_names(book.defined_names())
     c, f = layout.codes, layout.fields
     code_cells = [row[0] if row else None for row in book.read(c.sheet, c.top, c.left, c.bottom, c.left)]
@@ -69,7 +76,7 @@ def prepare(book: Book, service, max_age: float = 0.0, allow_stale: bool = False
     if hard:  # a refresh is all or nothing: never a half-new table
         raise next(iter(hard.values()))
     if result.stale and not allow_stale:
-        raise _stale_refused(result)
+        raise _stale_refused(result, stale_advice)
     plan = plan_refresh(layout, code_cells, header, result, dt.datetime.now())
     return layout, plan, result
 
@@ -83,21 +90,21 @@ def apply(book: Book, layout: Layout, plan: Plan) -> None:
         book.write(s.sheet, s.top, s.left + 1, plan.status)
 
 
-def _stale_refused(result) -> LixingerError:
+def _stale_refused(result, advice: str = CLI_STALE_ADVICE) -> LixingerError:
     """The service's error, saying that cached values exist and were not written."""
     stale = [c for c in result.codes if c in result.stale]
     error = result.stale_because.get(stale[0]) or LixingerError("the service failed")
     oldest = min((result.fetched_at[c] for c in stale if c in result.fetched_at), default=None)
     when = f" (the oldest fetched {dt.datetime.fromtimestamp(oldest):%Y-%m-%d %H:%M})" if oldest else ""
-    note = (f"; the workbook was left as it was. Cached values exist for {len(stale)} code(s){when}: "
-            "`lx-addin refresh --allow-stale` writes them, marked stale")
+    note = (f"; the workbook was left as it was. Cached values exist for {len(stale)} code(s){when}: {advice}")
     try:
         return type(error)(f"{error}{note}")
     except TypeError:
         return LixingerError(f"{error}{note}")
 
 
-def refresh_book(book: Book, service, max_age: float = 0.0, allow_stale: bool = False) -> Summary:
+def refresh_book(book: Book, service, max_age: float = 0.0, allow_stale: bool = False,
+                 stale_advice: str = CLI_STALE_ADVICE) -> Summary:
     """Refresh a workbook through its adapter; nothing is written unless the fetch succeeded.
 
     *max_age* 0 (the default) asks the service for every code: an analyst who clicks
@@ -105,7 +112,7 @@ def refresh_book(book: Book, service, max_age: float = 0.0, allow_stale: bool = 
     values are written only with *allow_stale*, and are then marked stale.
     """
     started = time.perf_counter()
-    layout, plan, result = prepare(book, service, max_age, allow_stale)
+    layout, plan, result = prepare(book, service, max_age, allow_stale, stale_advice)
     book.progress(f"Lixinger: writing {len(plan.codes)} codes…")
     apply(book, layout, plan)
     summary = Summary(
@@ -143,7 +150,11 @@ def refresh_file(path, out=None, service=None, max_age: float = 0.0, allow_stale
             wanted = book.path.suffix.lower()
             raise WorkbookError(f"{out}: the refreshed copy of {book.path.name} is an Excel {wanted} workbook "
                                 f"and must be named so, e.g. {Path(out).with_suffix(wanted).name}")
-        writable_target(Path(out) if out is not None else book.path)
+        real = writable_target(Path(out) if out is not None else book.path)
+        if out is not None and real.suffix.lower() != book.path.suffix.lower():
+            # a link named .xlsx to another kind of file: the name check above saw only the link
+            raise WorkbookError(f"{out} is a link to {real}, which is not an {book.path.suffix.lower()} workbook: "
+                                "nothing was written")
         summary = refresh_book(book, service, max_age, allow_stale)
         book.save(out or path)
     finally:
@@ -178,15 +189,24 @@ def main(book=None) -> None:
         svc = service()
         svc.forget()  # the button means "the latest": formulas ask the service again too
         if excel.is_template():
-            refresh_book(excel, svc)
+            refresh_book(excel, svc, stale_advice=EXCEL_STALE_ADVICE)  # no CLI flag in Excel's words
         excel.recalculate()
     except LixingerError as exc:
         _fail(excel, str(exc))
     except Exception as exc:  # never a VBA traceback box for an analyst
-        _fail(excel, f"unexpected error: {type(exc).__name__}: {exc}")
+        _fail(excel, _unexpected(exc))
     finally:
         if excel is not None:
             excel.done()
+
+
+def _unexpected(exc: Exception) -> str:
+    """One line for an error that is not ours: Excel's own words when Excel refused a call (a COM
+    error's ``excepinfo[2]``, e.g. a protected sheet), else the exception's type and text."""
+    info = getattr(exc, "excepinfo", None)
+    if isinstance(info, tuple) and len(info) > 2 and isinstance(info[2], str) and info[2].strip():
+        return f"Excel refused: {' '.join(info[2].split())}"
+    return " ".join(f"unexpected error: {type(exc).__name__}: {exc}".split())
 
 
 def _fail(excel, message: str) -> None:
@@ -198,6 +218,6 @@ def _fail(excel, message: str) -> None:
 
         xw.apps.active.alert(f"Lixinger refresh failed: {message}", title="Lixinger refresh", mode="critical")
     except Exception:
-        import sys
+        from . import _last_resort
 
-        print(f"Lixinger refresh failed: {message}", file=sys.stderr)
+        _last_resort(message)  # RunPython shows it only on a non-zero exit

@@ -228,6 +228,11 @@ class MMAH:
                     self.last_error = exc
             self._advance_not_before(now)
 
+    @property
+    def not_before(self) -> float:
+        """The newest Refresh stamp honoured here (``time.time()``; 0.0: none), as of the last fetch or peek."""
+        return self._not_before
+
     def _sync_not_before(self) -> None:
         """Honour a Refresh made by another process (a cheap look at the cache file)."""
         if self.cache is not None:

@@ -37,7 +37,7 @@ else:  # macOS/Linux: Excel has no xlwings UDFs there; plain functions
 
 _lock = threading.Lock()
 _service = None
-_scanned: dict[tuple, float] = {}
+_scanned: dict[tuple, tuple[float, float]] = {}  # sheet -> (when scanned, the Refresh stamp then)
 SCAN_INTERVAL = 10.0  # seconds between neighbour scans of one sheet
 FORMULA_BUDGET = 15.0  # seconds one formula may wait for the service, retries included
 OUTAGE_PAUSE = 30.0  # after an outage, formulas answer from the cache this long without asking
@@ -69,16 +69,18 @@ def reset() -> None:
         _scanned.clear()
 
 
-def _neighbour_codes(caller) -> list[str]:
-    """Codes the sheet's other LX_MMAH formulas ask for (a bounded scan, at most every 10 s)."""
+def _neighbour_codes(caller, stamp: float = 0.0) -> list[str]:
+    """Codes the sheet's other LX_MMAH formulas ask for (a bounded scan, at most every 10 s, and
+    once more after each Refresh: *stamp* is the service's "not before")."""
     try:
         cell = caller.api  # the calling cell's COM Range: read what we need straight from it
         sheet = cell.Worksheet
         key = (sheet.Parent.Name, sheet.Name)
         now = time.monotonic()
-        if now - _scanned.get(key, -SCAN_INTERVAL) < SCAN_INTERVAL:
+        last, last_stamp = _scanned.get(key, (-SCAN_INTERVAL, stamp))
+        if now - last < SCAN_INTERVAL and last_stamp == stamp:
             return []
-        _scanned[key] = now
+        _scanned[key] = (now, stamp)
         from .neighbours import scan
 
         return scan(sheet, cell.Row)
@@ -93,7 +95,7 @@ def _fetcher(caller):
         if len(have.records) + len(have.errors) == len(codes):
             return have  # warm: memory only, no lock on I/O
         if caller is not None:
-            extra = [c for c in _neighbour_codes(caller) if c not in have.records]
+            extra = [c for c in _neighbour_codes(caller, svc.not_before) if c not in have.records]
             if extra:
                 svc.fetch(list(dict.fromkeys(codes + extra)))  # one batched call for the sheet
         return svc.fetch(codes)

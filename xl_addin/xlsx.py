@@ -92,6 +92,12 @@ class XlsxBook:
             raise WorkbookError(f"{self.path.name}: {self.path.suffix} files cannot be refreshed; save it as .xlsx")
         if self.path.is_dir():
             raise WorkbookError(f"{self.path} is a folder, not a workbook: name an .xlsx file")
+        try:  # a pipe or a device (a link to /dev/zero) would hang the read: never opened
+            special = self.path.exists() and not stat.S_ISREG(self.path.stat().st_mode)
+        except OSError:
+            special = False  # said below, when it is opened
+        if special:
+            raise WorkbookError(f"{self.path} is not a regular file, so not a workbook: name an .xlsx file")
         self._limit = max_part_bytes()
         try:
             self._zip = zipfile.ZipFile(self.path)
@@ -385,9 +391,12 @@ class XlsxBook:
             fd = -1
             self._zip.close()  # Windows cannot replace a file that is still open
             os.replace(tmp, real)
-        except BaseException:
+        except BaseException as exc:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+            if isinstance(exc, OSError):  # a full disk, a quota, a folder gone: said for a user
+                why = exc.strerror or str(exc)
+                raise WorkbookError(f"cannot write {target}: {why} (nothing was changed)") from None
             raise
         finally:
             if fd >= 0:

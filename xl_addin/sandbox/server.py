@@ -8,7 +8,7 @@ It validates like the real service (a token; 1 to 100 string codes) and can be
 told to misbehave: latency, 5xx, 429 with Retry-After, a garbage body, a dropped
 connection, an API error, a malformed record, a slow answer; and, as an adversary
 would: a redirect elsewhere, an answer trickled a byte at a time, a connection cut
-in the middle of the body, a stall after the headers, records that are not records,
+in the middle of the body, a stall after the headers, headers trickled a byte at a time, records that are not records,
 a code sent as a number, the token echoed back, a gzip bomb, a 403, an error in an
 ``error`` field. :func:`parse_fault` reads the ``--fault`` spelling of each.
 
@@ -39,7 +39,7 @@ PATHS = ("/api/hk/company/hot/mm_ah", "/hk/company/hot/mm_ah")
 FAULT_KINDS = (
     "500", "502", "503", "429", "garbage", "drop", "api_error", "malformed", "slow", "401",
     "403", "error-field", "redirect", "trickle", "drop-mid-body", "stall", "bad-record",
-    "numeric-code", "echo-token", "gzip-bomb",
+    "numeric-code", "echo-token", "gzip-bomb", "header-trickle",
 )
 _CODE = re.compile(r"^\d{5}$")
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*\.?\d*)\s*(min|m|s|sec|h)?\s*$", re.I)
@@ -259,6 +259,19 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             self._hang_up()
             return None
+        if kind == "header-trickle":  # the status line and headers a byte at a time, never ending them
+            self._seen(sb, codes, 200, kind)
+            interval = float(fault.params.get("interval", 0.05))
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: "
+            try:
+                for i in range(len(head) + int(fault.params.get("bytes", 2000))):
+                    self.wfile.write(head[i : i + 1] or b"a")
+                    self.wfile.flush()
+                    time.sleep(interval)
+            except OSError:  # the client gave up: as it should
+                pass
+            self.close_connection = True
+            return None
         if kind in ("trickle", "drop-mid-body", "stall"):
             raw = json.dumps({**success, "data": self._records(sb, codes)}).encode("utf-8")
             self._headers_then(sb, codes, kind, raw)
@@ -306,7 +319,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._answer(sb, 200, None, codes, kind, raw=b"<html><body>502 Bad Gateway</body></html>")
         if kind == "api_error":
             message = fault.params.get("message", "service is under maintenance")
-            return self._answer(sb, 200, {"code": 0, "message": message}, codes, kind)
+            return self._answer(sb, 200, {"code": fault.params.get("code", 0), "message": message}, codes, kind)
         if kind == "drop":
             self._seen(sb, codes, 0, kind)
             self._hang_up()

@@ -1,0 +1,81 @@
+"""One deadline for the whole HTTP exchange, the status line and headers included.
+
+urllib3's read timeout is per read: a server that trickles its status line and headers a
+byte at a time, each byte inside the timeout, held a fetch with ``LIXINGER_BUDGET=3``
+for minutes. The body is streamed and checked against the deadline in
+:mod:`xl_addin.client`; the headers come before the client sees anything. So while a
+connection waits for them, a timer stands by to shut its socket down at the deadline,
+and the waiting read fails at once (plain http and https alike: it is the socket itself).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from contextlib import contextmanager
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+_local = threading.local()  # the deadline of the request this thread is sending
+
+
+@contextmanager
+def deadline(when: float):
+    """Requests sent by this thread inside the block must have their headers by *when*
+    (a :func:`time.monotonic` time)."""
+    _local.when = when
+    try:
+        yield
+    finally:
+        _local.when = None
+
+
+def _cut(sock) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _guarded(getresponse):
+    def wait_for_headers(self, *args, **kwargs):
+        when = getattr(_local, "when", None)
+        sock = getattr(self, "sock", None)
+        if when is None or sock is None:
+            return getresponse(self, *args, **kwargs)
+        timer = threading.Timer(max(0.0, when - time.monotonic()), _cut, (sock,))
+        timer.daemon = True
+        timer.start()
+        try:
+            return getresponse(self, *args, **kwargs)
+        finally:
+            timer.cancel()
+
+    return wait_for_headers
+
+
+class _HTTPConnection(HTTPConnection):
+    getresponse = _guarded(HTTPConnection.getresponse)
+
+
+class _HTTPSConnection(HTTPSConnection):
+    getresponse = _guarded(HTTPSConnection.getresponse)
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """requests' adapter whose connections honour :func:`deadline` while awaiting headers."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
