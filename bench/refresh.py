@@ -2,7 +2,10 @@
 
 Wall time of a headless refresh of templates/mm_ah.xlsx against, measured in the same
 run: the floor (one round trip of one request), and one request per code (what a
-sheet of per-code API calls costs). Peak memory from tracemalloc and ru_maxrss.
+sheet of per-code API calls costs). Peak memory from tracemalloc and ru_maxrss; and
+peak RSS of a process that only refreshes (`lx-addin refresh`, the sandbox in another
+process) against a process that only imports xlwings, pandas and lxml (what any
+add-in process holds anyway).
 
 Then the growth series: the template with LX_CODES made 500, 5,000 and 20,000 rows
 long (rows past the template's 1,000 have no field cells, so the refresh creates them),
@@ -16,8 +19,11 @@ time per code and its ratio to the 500-code run's: about 1 when the refresh is l
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -78,6 +84,40 @@ def growth(sizes: list[int], tmp: Path) -> None:
               f"(sheet part {sheet / 2**20:5.1f} MiB)", flush=True)
 
 
+RSS_CHILD = """
+import sys
+if sys.argv[1] == "import-only":
+    import xlwings, pandas, lxml.etree  # noqa: F401
+elif sys.argv[1] == "fetch-only":
+    import xlwings, pandas, lxml.etree  # noqa: F401
+    from xl_addin.service import MMAH
+    from xl_addin.sandbox.data import Dataset
+    MMAH().fetch(list(Dataset().codes[:550]))
+else:
+    sys.argv = ["lx-addin", "refresh", sys.argv[2]]
+    from xl_addin.cli import main
+    try:
+        main()
+    except SystemExit:
+        pass
+# VmHWM: this process's own peak (ru_maxrss would carry the parent's across fork and exec)
+print([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")][0], file=sys.stderr)
+"""
+
+
+def peak_rss(book: Path, sb: Sandbox, tmp: Path) -> tuple[float, float, float]:
+    """Peak RSS (MiB) of a process that refreshes *book*, of one that only imports, and of one
+    that imports the same and fetches the 550 codes (the service's share)."""
+    env = dict(os.environ, LIXINGER_BASE_URL=sb.url, LIXINGER_TOKEN=sb.token,
+               XL_ADDIN_CACHE_DIR=str(tmp / "rss-cache"), XL_ADDIN_CONFIG=str(tmp / "none.toml"))
+    out = []
+    for what in ("refresh", "import-only", "fetch-only"):
+        r = subprocess.run([sys.executable, "-c", RSS_CHILD, what, str(book)], env=env,
+                           capture_output=True, text=True, timeout=300)
+        out.append(int(r.stderr.strip().splitlines()[-1]) / 1024)
+    return out[0], out[1], out[2]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--codes", type=int, default=550)
@@ -114,6 +154,9 @@ def main() -> None:
         tracemalloc.stop()
         maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+        book.write_bytes(pristine)
+        rss_refresh, rss_import, rss_fetch = peak_rss(book, sb, tmp)
+
         baseline = None
         if not args.skip_baseline:
             t = time.perf_counter()
@@ -123,10 +166,15 @@ def main() -> None:
 
     print(f"refresh of {summary.codes} codes x {summary.fields} fields, sandbox latency {args.latency_ms:.0f} ms")
     print(f"  floor: one round trip         {floor:7.2f} s")
-    print(f"  xl_addin refresh              {ours:7.2f} s   ({summary.requests} requests; {ours / floor:.1f}x the floor)")
+    print(f"  xl_addin refresh              {ours:7.2f} s   ({summary.requests} requests; {ours / floor:.1f}x the floor,"
+          f" floor + {ours - floor:.2f} s)")
     if baseline is not None:
         print(f"  one request per code          {baseline:7.2f} s   ({len(codes)} requests; {baseline / ours:.0f}x slower than ours)")
     print(f"  peak Python memory (tracemalloc) {peak / 2**20:6.1f} MiB; process max RSS {maxrss_mb:6.1f} MiB")
+    print(f"  peak RSS of a refresh process {rss_refresh:6.1f} MiB against {rss_import:6.1f} MiB for a process that only "
+          f"imports xlwings, pandas, lxml = {rss_refresh / rss_import:.2f}x")
+    print(f"    of which the fetch of {summary.codes} codes (imports + fetch, no workbook) {rss_fetch:6.1f} MiB"
+          f" = {rss_fetch / rss_import:.2f}x")
     sizes = [int(x) for x in args.series.split(",") if x.strip()]
     if sizes:
         growth(sizes, tmp)

@@ -32,6 +32,22 @@ def isolated_env(tmp_path, monkeypatch):
     yield
 
 
+@pytest.fixture(autouse=True)
+def retries_skip_waits(request):
+    """In-process clients retry on a SkippingClock: the same attempts and the same budget,
+    without waiting out the backoff in real time. A test marked ``real_time_retries``
+    keeps the real clock (a few do, against the sandbox)."""
+    from xl_addin import client
+    from xl_addin.pacer import RetryPolicy
+
+    if request.node.get_closest_marker("real_time_retries"):
+        yield
+        return
+    previous = client.set_default_retry(RetryPolicy.skipping())
+    yield
+    client.set_default_retry(previous)
+
+
 @pytest.fixture
 def sandbox():
     from xl_addin.sandbox import Sandbox

@@ -203,7 +203,7 @@ def test_tiny_negatives_round_before_the_sign(cli_sandbox):
 
 def test_a_failed_batch_is_one_line_with_a_count(sandbox):
     codes = _codes(150)
-    sandbox.inject("503", times=None, only_code=codes[120])  # the second request (codes 101-150) fails
+    sandbox.inject("503", times=None, retry_after=0, only_code=codes[120])  # the second request (codes 101-150) fails
     env = {"LIXINGER_BASE_URL": sandbox.url, "LIXINGER_TOKEN": sandbox.token, "LIXINGER_BUDGET": "2"}
     r = run_cli("fetch", *codes, "--format", "csv", "--fields", "mm_sh", env=env)
     assert r.returncode == 1

@@ -78,6 +78,7 @@ def test_transient_failures_are_retried(client, sandbox, kind):
     assert result.requests == 3
 
 
+@pytest.mark.real_time_retries  # the real clock: a second really passes between the two requests
 def test_429_honours_retry_after(client, sandbox):
     sandbox.inject("429", times=1, retry_after=1)
     result = client.fetch(["00700"])
@@ -102,6 +103,29 @@ def test_persistent_5xx_gives_up_with_a_clear_message(client, sandbox):
     err = result.errors["00700"]
     assert isinstance(err, ServiceUnavailableError)
     assert "HTTP 503" in str(err) and "gave up after 5 attempts" in str(err)
+
+
+def test_backoff_doubles_and_stops_at_the_budget(sandbox, tmp_path):
+    """The retry schedule on a ManualClock: waits of 0.25, 0.5, 1, 2 s (jitter at its middle),
+    five attempts; with a 1 s budget, the third wait would pass it: three attempts."""
+    from xl_addin.pacer import ManualClock, RetryPolicy
+
+    sandbox.inject("503", times=None)
+    clock = ManualClock()
+    policy = RetryPolicy.manual(clock, jitter=lambda: 0.5)
+    client = MMAHClient(Token(sandbox.token), Settings(base_url=sandbox.url, cache_dir=tmp_path, budget=20.0),
+                        retry=policy)
+    err = client.fetch(["00700"]).errors["00700"]
+    assert clock.slept == [0.25, 0.5, 1.0, 2.0] and "gave up after 5 attempts" in str(err)
+    assert sandbox.request_count == 5
+    sandbox.reset()
+    sandbox.inject("503", times=None)
+    clock.slept.clear()
+    client = MMAHClient(Token(sandbox.token), Settings(base_url=sandbox.url, cache_dir=tmp_path, budget=1.0),
+                        retry=policy)
+    err = client.fetch(["00700"]).errors["00700"]
+    assert clock.slept == [0.25, 0.5] and "gave up after 3 attempts" in str(err)
+    assert sandbox.request_count == 3
 
 
 def test_connection_refused(tmp_path):

@@ -218,7 +218,7 @@ def test_cli_refresh_failures_are_one_line_and_change_nothing(book, sandbox, tmp
     path = book()
     before = digest(path)
     env = {"LIXINGER_BASE_URL": sandbox.url, "LIXINGER_TOKEN": sandbox.token}
-    sandbox.inject("503", times=None)
+    sandbox.inject("503", times=None, retry_after=0)  # Retry-After: 0: the CLI retries at once
     r = run_cli("refresh", str(path), env=dict(env, LIXINGER_BUDGET="2"))
     assert r.returncode == 1 and "HTTP 503" in r.stderr and "Traceback" not in r.stderr
     sandbox.clear_faults()

@@ -32,7 +32,7 @@ def test_refresh_with_the_service_down_fails_and_leaves_the_file(book, sandbox, 
     path = book()
     assert run_cli("refresh", str(path), env=env).returncode == 0  # the cache now holds every code
     before, mode = digest(path), os.stat(path).st_mode
-    sandbox.inject("503", times=None)
+    sandbox.inject("503", times=None, retry_after=0)  # Retry-After: 0: the CLI retries at once
     r = run_cli("refresh", str(path), env=env)
     assert r.returncode == 1, r.stdout + r.stderr
     assert digest(path) == before and os.stat(path).st_mode == mode
@@ -45,7 +45,7 @@ def test_refresh_allow_stale_writes_cached_values_marked_stale(book, sandbox, en
     path = book()
     assert run_cli("refresh", str(path), env=env).returncode == 0
     fresh_time = status(path)[0]
-    sandbox.inject("503", times=None)
+    sandbox.inject("503", times=None, retry_after=0)  # Retry-After: 0: the CLI retries at once
     r = run_cli("refresh", str(path), "--allow-stale", env=env)
     assert r.returncode == 3, r.stdout + r.stderr  # done, with stale values: documented exit code
     assert "30 STALE" in r.stdout
@@ -73,7 +73,7 @@ def test_refresh_max_age_serves_young_cache_without_asking(book, sandbox, env): 
 def test_fetch_marks_stale_values_in_json_csv_and_table(sandbox, env):
     first = time.time()
     assert run_cli("fetch", "700", "5", env=env).returncode == 0
-    sandbox.inject("503", times=None)
+    sandbox.inject("503", times=None, retry_after=0)  # Retry-After: 0: the CLI retries at once
     expired = dict(env, XL_ADDIN_MAX_AGE="0")  # the cache is too old to serve as fresh
     r = run_cli("fetch", "700", "5", "--format", "json", env=expired)
     assert r.returncode == 3, r.stderr

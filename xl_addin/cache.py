@@ -8,12 +8,23 @@ Rows are keyed by the service they came from, so sandbox data never mixes with
 real data. No token is ever stored.
 A path that cannot hold a cache at all (a file where its folder should be, no
 permission) is reported once, as a warning, and every fetch goes on without the cache.
+
+One connection per cache, opened on first use and kept while it is used (a burst of
+cold formulas in Excel's UDF server does not pay for opening the file again each time),
+shared by every thread under a lock; closed after ``WATCH_IDLE`` seconds without use
+(Windows cannot move or delete a file another process holds open), and reopened if the
+file was replaced or removed underneath it. A fetch's rows go in with
+one ``executemany`` in one transaction. ``synchronous=NORMAL`` in WAL mode: a commit
+is in the WAL file (the operating system's cache) when it returns, so a process killed
+right after a fetch loses nothing it answered; only a power cut could lose the last
+commits, and never corrupts the file.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -51,9 +62,11 @@ CREATE TABLE IF NOT EXISTS stamp (
 
 ABSENT = "no data"  # marker for a code the service answered without a record (not a cell text)
 BUSY_TIMEOUT_MS = 15000
+_ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode  # plain JSON records
 #: seconds without a look at the stamp after which its connection is closed: on Windows an open
 #: SQLite file cannot be moved or deleted by another process (no FILE_SHARE_DELETE), so an idle
-#: UDF server must not hold it (a rebuild elsewhere, an uninstall)
+#: UDF server must not hold it (a rebuild elsewhere, an uninstall). The kept connection for
+#: reads and writes is closed after as long without use, for the same reason.
 WATCH_IDLE = 5.0
 
 
@@ -68,28 +81,75 @@ class Cache:
         self._watch_lock = threading.RLock()  # the stamp's connection: used by formulas, closed when idle
         self._watch_used = 0.0
         self._not_before = 0.0
+        self._db: sqlite3.Connection | None = None  # the kept connection (see the module docstring)
+        self._db_id: tuple[int, int] | None = None  # (device, inode) of the file it has open
+        self._db_lock = threading.RLock()
+        self._db_used = 0.0
 
     def __repr__(self) -> str:
         return f"Cache({str(self.path)!r}, source={self.source!r})"
 
     # -- connection ---------------------------------------------------------------------
+    def _file_id(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
     def _connect(self) -> sqlite3.Connection:
+        """The kept connection; (re)opened when there is none or the file is not the one it has open."""
+        self._db_used = time.monotonic()
+        if self._db is not None:
+            if self._db_id is not None and self._file_id() == self._db_id:
+                return self._db
+            self._close_db()  # removed or replaced (cache clear, moved aside by another process)
+            self._ready = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        if not self._ready:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                log.debug("cache journal mode is %s", mode)
-            conn.executescript(SCHEMA)
-            self._ready = True
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)  # used by every thread, under self._db_lock
+        try:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if not self._ready:
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    log.debug("cache journal mode is %s", mode)
+                conn.executescript(SCHEMA)
+                self._ready = True
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            conn.close()
+            raise
+        self._db, self._db_id = conn, self._file_id()
+        threading.Thread(target=self._close_db_when_idle, args=(conn,), name="xl_addin-cache-idle",
+                         daemon=True).start()
         return conn
+
+    def _close_db_when_idle(self, conn) -> None:
+        """Close the kept connection after WATCH_IDLE seconds without use (see WATCH_IDLE)."""
+        while True:
+            time.sleep(WATCH_IDLE)
+            with self._db_lock:
+                if self._db is not conn:
+                    return  # closed (or replaced) meanwhile
+                if time.monotonic() - self._db_used >= WATCH_IDLE:
+                    self._close_db()
+                    return
+
+    def _close_db(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+        self._db, self._db_id = None, None
 
     def _rebuild(self, exc: Exception) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
         log.warning("cache %s is unreadable (%s); moved to %s and rebuilt", self.path, exc, aside.name)
-        self._close_watch()  # our own long-lived handle first (Windows cannot move an open file)
+        self._close_db()  # our own long-lived handles first (Windows cannot move an open file)
+        self._close_watch()
         for suffix in ("", "-wal", "-shm"):
             part = Path(str(self.path) + suffix)
             if part.exists():
@@ -113,39 +173,43 @@ class Cache:
     def _conn(self, write: bool = False):
         if self._unusable is not None:
             raise self._unusable
-        for attempt in (1, 2):
+        with self._db_lock:
+            for attempt in (1, 2):
+                try:
+                    conn = self._connect()
+                    break
+                except (FileExistsError, NotADirectoryError):
+                    raise self._give_up("a file is where its folder should be") from None
+                except OSError as exc:
+                    raise self._give_up(exc.strerror or "cannot create its folder") from None
+                except sqlite3.DatabaseError as exc:
+                    if "unable to open" in str(exc).lower():  # a folder where the file should be, no permission
+                        raise self._give_up(str(exc)) from None
+                    if attempt == 2 or not _is_corruption(exc):
+                        raise CacheError(f"cannot open the cache {self.path}: {exc}") from None
+                    self._rebuild(exc)
             try:
-                conn = self._connect()
-                break
-            except (FileExistsError, NotADirectoryError):
-                raise self._give_up("a file is where its folder should be") from None
-            except OSError as exc:
-                raise self._give_up(exc.strerror or "cannot create its folder") from None
-            except sqlite3.DatabaseError as exc:
-                if "unable to open" in str(exc).lower():  # a folder where the file should be, no permission
-                    raise self._give_up(str(exc)) from None
-                if attempt == 2 or not _is_corruption(exc):
-                    raise CacheError(f"cannot open the cache {self.path}: {exc}") from None
-                self._rebuild(exc)
-        try:
-            if write:
-                conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
                 if write:
-                    conn.execute("ROLLBACK")
-                raise
-            if write:
-                conn.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            if _is_corruption(exc):
-                conn.close()
-                self._rebuild(exc)
-                raise CacheError(f"the cache {self.path} was corrupt and has been rebuilt") from None
-            raise CacheError(f"cache {self.path}: {exc}") from None
-        finally:
-            conn.close()
+                    conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                if write:
+                    conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                if _is_corruption(exc):
+                    self._close_db()
+                    self._rebuild(exc)
+                    raise CacheError(f"the cache {self.path} was corrupt and has been rebuilt") from None
+                try:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    self._close_db()
+                raise CacheError(f"cache {self.path}: {exc}") from None
 
     # -- reads --------------------------------------------------------------------------
     def latest(self, codes: list[str]) -> dict[str, tuple[object, float]]:
@@ -239,7 +303,8 @@ class Cache:
         rows = []
         for code, raw in raw_records.items():
             date = records[code].get("last_data_date")
-            rows.append((self.source, code, date.isoformat() if date else "", now, json.dumps(raw, ensure_ascii=False)))
+            text = getattr(raw, "json", None) or _ENCODE(raw)  # a KeptRecord's text was made as it arrived
+            rows.append((self.source, code, date.isoformat() if date else "", now, text))
         with self._conn(write=True) as conn:
             conn.executemany(
                 """INSERT INTO snapshot (source, code, data_date, fetched_at, record) VALUES (?, ?, ?, ?, ?)
@@ -276,7 +341,8 @@ class Cache:
                 if self._watch is None:
                     if self._unusable is not None or not self.path.exists():
                         return self._not_before
-                    self._connect().close()  # the schema, once
+                    with self._db_lock:
+                        self._connect()  # the schema, once (the kept connection)
                     self._watch = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                                   check_same_thread=False)  # closed by the idle timer's thread
                     self._watch_version = None
@@ -316,6 +382,8 @@ class Cache:
             self._watch, self._watch_version = None, None
 
     def close(self) -> None:
+        with self._db_lock:
+            self._close_db()
         self._close_watch()
 
     def clear(self) -> int:

@@ -317,11 +317,14 @@ def _fault_help() -> str:
          Arg("--token", help="the token to accept (default: a new random one, printed)"),
          Arg("--latency", type=float, default=0.0, metavar="MS", help="delay every answer"),
          Arg("--fault", action="append", metavar="KIND[:N]", help=_fault_help),
+         Arg("--rate-limit", metavar="N/min", help="answer 429 past N requests a minute, as Lixinger does "
+             "(sliding window; also N/s, N/10s), e.g. --rate-limit 600/min"),
          Arg("--verbose", action="store_true", help="log each request"))
 def cmd_sandbox(args) -> int:
     """examples:
       lx-addin sandbox --port 8765
       lx-addin sandbox --latency 100 --fault 500:2   (the next 2 requests fail with HTTP 500)
+      lx-addin sandbox --rate-limit 600/min          (HTTP 429 past 600 requests in any minute)
     then, in another shell, use the URL and token it prints:
       LIXINGER_BASE_URL=http://127.0.0.1:8765/api LIXINGER_TOKEN=<token> lx-addin fetch 700"""
     import threading
@@ -331,7 +334,11 @@ def cmd_sandbox(args) -> int:
 
     if not 0 < args.port < 65536:
         raise LixingerError(f"--port {args.port} is not a port number; use 1 to 65535, e.g. --port 8765")
-    sb = Sandbox(port=args.port, token=args.token, latency=args.latency / 1000.0, quiet=not args.verbose)
+    try:
+        sb = Sandbox(port=args.port, token=args.token, latency=args.latency / 1000.0, quiet=not args.verbose,
+                     rate_limit=args.rate_limit)
+    except ValueError as exc:
+        raise LixingerError(f"--rate-limit: {exc}") from None
     for spec in args.fault or []:
         try:
             sb.inject_spec(spec)

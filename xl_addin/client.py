@@ -19,15 +19,21 @@ The promises kept here, each against a hostile or broken server:
 - a connection cut in the middle of the body is retried like any connection error;
 - an answer whose records are not records of the codes asked for is a bad answer
   (retried, then an error), never "no data";
-- the token is stripped from everything kept (records) and shown (messages).
+- the token is stripped from everything kept (records) and shown (messages), and so
+  are the credentials of ``LIXINGER_PROXY``;
+- no more than ``LIXINGER_RATE`` requests a minute leave for one token, from every
+  thread of the process together (:mod:`xl_addin.pacer`); a 429 is still honoured.
+
+Retries follow a :class:`~xl_addin.pacer.RetryPolicy` (attempts, backoff, and the clock
+and sleep it waits with), given to the client as requests is given a urllib3 ``Retry``.
+Each batch's answer is parsed in the thread that fetched it, while the other batches
+are still on the wire.
 """
 
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
-import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +45,7 @@ from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
 from .version import __version__
 from .config import Settings
-from .credentials import Token, redact, redact_deep
+from .credentials import RUN, Token, redact, redact_deep
 from .deadline import DeadlineAdapter, deadline as within
 from .exceptions import (
     AnswerTooLargeError,
@@ -54,17 +60,27 @@ from .exceptions import (
     TokenRejectedError,
 )
 from .messages import shown
-from .records import check_answer, index_records, reason_of
+from .pacer import Pacer, RetryPolicy, shared_pacer
+from .proxies import ProxyURL, check_proxy, proxies_for, redact_proxy, secrets_of
+from .records import KeptRecord, check_answer, decode_answer, index_records, reason_of
 from .urls import check_base_url, host_of, is_loopback_host
 
 log = logging.getLogger(__name__)
 
 PATH = "/hk/company/hot/mm_ah"
 MAX_CODES_PER_REQUEST = 100
-MAX_ATTEMPTS = 5
-BACKOFF_BASE = 0.25
-BACKOFF_CAP = 8.0
-MAX_PARALLEL = 6  # 600 codes in one round trip; far below the ~1,000 requests/minute limit
+MAX_PARALLEL = 6  # 600 codes in one round trip; the pacer keeps any loop under the rate limit
+DEFAULT_RETRY = RetryPolicy()  # 5 attempts, 0.25 s doubling to at most 8 s, jittered; real time
+
+
+def set_default_retry(policy: RetryPolicy) -> RetryPolicy:
+    """The policy of every client made from now on without its own (as keyring's set_keyring);
+    returns the one it replaces. Tests use it to skip the waits of the service's clients."""
+    global DEFAULT_RETRY
+    previous, DEFAULT_RETRY = DEFAULT_RETRY, policy
+    return previous
+
+
 READ_CHUNK = 64 * 1024  # decoded bytes per read: also what one read may inflate to
 
 
@@ -130,7 +146,8 @@ def _looks_like_token_problem(message: str) -> bool:
 class MMAHClient:
     """Fetches mm_ah records for five-digit codes. Thread-safe for concurrent batches."""
 
-    def __init__(self, token: Token, settings: Settings | None = None, session=None):
+    def __init__(self, token: Token, settings: Settings | None = None, session=None,
+                 retry: RetryPolicy | None = None, pacer: Pacer | None = None):
         if not isinstance(token, Token):
             token = Token(token)
         self._token = token
@@ -141,6 +158,16 @@ class MMAHClient:
             raise ConfigError("LIXINGER_BASE_URL holds your token (or part of it); the token goes in the "
                               "keyring (`lx-addin token set`) or LIXINGER_TOKEN, never in the URL")
         self.host = host_of(self.url)
+        self.retry = retry or DEFAULT_RETRY
+        # one pacer per (service, token) for the whole process, unless one is given
+        self.pacer = pacer or shared_pacer(self.url, token.reveal(), getattr(self.settings, "rate", 0))
+        proxy = getattr(self.settings, "proxy", None)
+        if proxy is not None and not isinstance(proxy, ProxyURL):
+            proxy = check_proxy(str(proxy))
+        self.proxy = proxy
+        self._secrets = (token, *secrets_of(proxy))
+        self._token_grams: list[bytes] | None = None  # runs of the token (see _holds_no_secret)
+        self._token_blocks: list[bytes] = []
         if session is None:
             session = requests.Session()
             adapter = DeadlineAdapter()  # the budget bounds the wait for the headers too
@@ -151,14 +178,25 @@ class MMAHClient:
         if is_loopback_host(self.host):
             # this machine (the sandbox): never through a proxy from the environment
             self.session.trust_env = False
+        if proxy is not None:
+            # named for this service: used on top of (before) the environment's, loopback too
+            self.session.proxies.update(proxies_for(proxy))
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
         self.requests_sent = 0
 
     def __repr__(self) -> str:
-        return f"MMAHClient(url={self.url!r}, token=<redacted>)"
+        via = f", proxy={str(self.proxy)!r}" if self.proxy is not None else ""
+        return f"MMAHClient(url={self.url!r}, token=<redacted>{via})"
 
     def _shown(self, text) -> str:
-        return shown(text, self._token)
+        return shown(text, *self._secrets)
+
+    def _proxy_in_use(self) -> str:
+        if self.proxy is not None:
+            return str(self.proxy)
+        found = requests.utils.get_environ_proxies(self.url) if self.session.trust_env else {}
+        return redact_proxy(found.get("https") or found.get("http") or found.get("all") or "(unknown)")
 
     def _budget_spent(self) -> RequestTimeoutError:
         error = RequestTimeoutError(
@@ -170,7 +208,12 @@ class MMAHClient:
 
     # -- the one function that does I/O -------------------------------------------------
     def _post_once(self, codes: list[str], deadline: float) -> list[dict]:
-        remaining = deadline - time.monotonic()
+        with self.pacer.slot():
+            return self._post_paced(codes, deadline)
+
+    def _post_paced(self, codes: list[str], deadline: float) -> list[dict]:
+        clock = self.retry.clock
+        remaining = deadline - clock()
         if remaining <= 0:
             raise _Retry(self._budget_spent())
         timeout = (
@@ -182,12 +225,18 @@ class MMAHClient:
         with self._lock:
             self.requests_sent += 1
         try:
-            with within(deadline):
+            # the deadline on time.monotonic (the policy's clock may be a test's)
+            with within(time.monotonic() + (deadline - clock())):
                 response = self.session.post(
                     self.url, json=body, timeout=timeout, stream=True, allow_redirects=False
                 )
+        except requests.exceptions.ProxyError:
+            raise _Retry(ServiceUnavailableError(
+                f"cannot reach {self.host} through the proxy {redact_proxy(self._proxy_in_use())} (LIXINGER_PROXY "
+                "or the environment's HTTPS_PROXY): the proxy refused or could not be reached"
+            )) from None
         except requests.exceptions.Timeout:
-            if time.monotonic() >= deadline - 0.01:
+            if clock() >= deadline - 0.01:
                 raise _Retry(self._budget_spent()) from None
             raise _Retry(RequestTimeoutError(f"{self.host} timed out: no answer within {timeout[1]:g} s")) from None
         except requests.exceptions.SSLError as exc:
@@ -197,9 +246,15 @@ class MMAHClient:
                 + (f" ({why})" if why else "")
             ) from None
         except requests.exceptions.ConnectionError:
-            if time.monotonic() >= deadline - 0.01:  # cut at the deadline while awaiting the headers
+            if clock() >= deadline - 0.01:  # cut at the deadline while awaiting the headers
                 raise _Retry(self._budget_spent()) from None
             raise _Retry(ServiceUnavailableError(f"cannot reach {self.host} (connection failed)")) from None
+        except requests.exceptions.InvalidSchema as exc:
+            if "socks" in str(exc).lower():
+                raise ServiceUnavailableError(
+                    "a SOCKS proxy needs PySocks: pip install 'xl-addin[socks]' (or 'requests[socks]')"
+                ) from None
+            raise ServiceUnavailableError(f"the request to {self.host} could not be sent") from None
         except requests.exceptions.RequestException:
             raise ServiceUnavailableError(f"the request to {self.host} could not be sent") from None
         complete = False
@@ -216,12 +271,33 @@ class MMAHClient:
                 response.close()  # cut short: never reuse it
         elapsed = time.monotonic() - started
         log.info("POST %s codes=%d -> %s in %.3fs (%d bytes)", self.url, len(codes), status, elapsed, len(content))
-        payload = self._judge(status, response.headers, content)
+        payload, texts = self._judge(status, response.headers, content)
         try:
             records = check_answer(payload, codes)
         except BadResponseError as exc:
             raise _Retry(BadResponseError(f"{self.host} sent a bad answer: {exc}")) from None
-        return redact_deep(records, self._token)
+        if texts is not None and len(texts) == len(records) and self._holds_no_secret(content):
+            # nothing to strip: each record is kept as the text it came in (no encoding, no copy walked)
+            return [KeptRecord(r, t) for r, t in zip(records, texts)]
+        return [KeptRecord(r) for r in redact_deep(records, self._token)]
+
+    def _holds_no_secret(self, content: bytes) -> bool:
+        """No escape (which could spell the token in other bytes) and no run of the token in *content*.
+
+        Every run of 8 of the token's characters holds one of its aligned 4-character blocks
+        whole, so a content with none of those blocks (a few short searches) holds no run."""
+        if b"\\" in content:
+            return False
+        if self._token_grams is None:
+            raw = self._token.reveal().encode("utf-8")
+            if len(raw) <= RUN:
+                self._token_blocks, self._token_grams = [], [raw]
+            else:
+                self._token_blocks = [raw[b : b + 4] for b in range(0, len(raw) - 3, 4)]
+                self._token_grams = list({raw[i : i + RUN] for i in range(len(raw) - RUN + 1)})
+        if self._token_blocks and not any(b in content for b in self._token_blocks):
+            return True
+        return not any(g in content for g in self._token_grams)
 
     def _redirect(self, response: requests.Response) -> RedirectError:
         location = response.headers.get("Location")
@@ -240,8 +316,9 @@ class MMAHClient:
         sock = getattr(getattr(raw, "connection", None), "sock", None)
         parts: list[bytes] = []
         size = 0
+        clock = self.retry.clock
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - clock()
             if remaining <= 0:
                 raise _Retry(self._budget_spent())
             wait = min(self.settings.timeout, remaining)
@@ -250,7 +327,7 @@ class MMAHClient:
             try:
                 chunk = read(READ_CHUNK, decode_content=True)
             except (ReadTimeoutError, TimeoutError):
-                if time.monotonic() >= deadline - 0.01:
+                if clock() >= deadline - 0.01:
                     raise _Retry(self._budget_spent()) from None
                 raise _Retry(RequestTimeoutError(
                     f"{self.host} timed out: the answer stopped arriving for {wait:g} s"
@@ -273,13 +350,20 @@ class MMAHClient:
                 )
             parts.append(chunk)
 
-    def _judge(self, status: int, headers, content: bytes) -> dict:
-        """The payload of a successful answer; anything else raised as the error it is."""
+    def _judge(self, status: int, headers, content: bytes) -> tuple[dict, list[str] | None]:
+        """The payload of a successful answer and its records' texts (see records.decode_answer);
+        anything else raised as the error it is."""
+        texts = None
         try:
-            payload = json.loads(content) if content else None
+            payload, texts = decode_answer(content) if content else (None, None)
         except ValueError:
             payload = None
         reason = self._shown(reason_of(payload) if payload is not None else content)
+        if status == 407:
+            raise ServiceUnavailableError(
+                f"the proxy {self._proxy_in_use()} refused its credentials (HTTP 407); "
+                "check the user and password in LIXINGER_PROXY"
+            )
         if status == 401:
             raise TokenRejectedError(reason)
         if status == 403:
@@ -321,10 +405,11 @@ class MMAHClient:
                 code=api_code,
                 status=status,
             )
-        return payload
+        return payload, texts
 
     def _post(self, codes: list[str], deadline: float) -> list[dict]:
         """POST with retries on connection errors, timeouts, 5xx, 429 and bad answers, within the budget."""
+        policy = self.retry
         attempt = 0
         earlier: LixingerError | None = None  # what went wrong before the budget ran out
         while True:
@@ -332,20 +417,17 @@ class MMAHClient:
             try:
                 return self._post_once(codes, deadline)
             except _Retry as retry:
-                remaining = deadline - time.monotonic()
-                if retry.wait is not None:
-                    wait = retry.wait
-                else:
-                    wait = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * (0.5 + random.random())
+                remaining = deadline - policy.clock()
+                wait = policy.backoff(attempt, retry.wait)
                 error = retry.error
                 if getattr(error, "budget_spent", False) and earlier is not None:
                     error = earlier  # the cause, not the clock that ran out while retrying it
                 elif not getattr(error, "budget_spent", False):
                     earlier = error
-                if attempt >= MAX_ATTEMPTS or wait >= remaining:
+                if attempt >= policy.attempts or wait >= remaining:
                     raise type(error)(f"{error} (gave up after {attempt} attempt{'s' * (attempt > 1)})") from None
                 log.info("retrying %s in %.2fs after: %s", self.host, wait, retry.error)
-                time.sleep(wait)
+                policy.sleep(wait)
 
     # -- public -----------------------------------------------------------------------------
     def fetch(self, codes: list[str]) -> FetchResult:
@@ -358,11 +440,12 @@ class MMAHClient:
         if not batches:
             return result
         before = self.requests_sent
-        deadline = time.monotonic() + self.settings.budget
+        deadline = self.retry.clock() + self.settings.budget
 
         def run(batch):
+            # parsed here, in the batch's own thread, while the other batches are on the wire
             try:
-                return batch, self._post(batch, deadline), None
+                return batch, index_records(self._post(batch, deadline), batch), None
             except TokenRejectedError:
                 raise
             except LixingerError as exc:
@@ -371,14 +454,13 @@ class MMAHClient:
         if len(batches) == 1:
             outcomes = [run(batches[0])]
         else:
-            with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(batches))) as pool:
-                outcomes = list(pool.map(run, batches))
-        for batch, answer, error in outcomes:
+            outcomes = list(self._executor().map(run, batches))
+        for batch, indexed, error in outcomes:
             if error is not None:
                 for code in batch:
                     result.errors[code] = error
                 continue
-            raw, records, errors = index_records(answer, batch)
+            raw, records, errors = indexed
             result.raw.update(raw)
             result.records.update(records)
             result.errors.update(errors)
@@ -386,5 +468,15 @@ class MMAHClient:
         result.requests = self.requests_sent - before
         return result
 
+    def _executor(self) -> ThreadPoolExecutor:
+        """The client's threads, made once and kept: a cold formula does not wait for new ones."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=MAX_PARALLEL, thread_name_prefix="lx-fetch")
+            return self._pool
+
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
         self.session.close()

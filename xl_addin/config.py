@@ -29,6 +29,8 @@ DEFAULT_MAX_AGE = 3600.0  # cache freshness, seconds
 # leaves room for a much richer API while a gzip bomb stops long before it hurts
 DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024
 MIN_ANSWER_BYTES = 1024
+from .pacer import DEFAULT_RATE  # noqa: E402  requests a minute per token: Lixinger's limit
+MAX_RATE = 1_000_000
 
 
 def default_cache_dir() -> Path:
@@ -61,6 +63,10 @@ SPECS = (
     Spec("profile", "XL_ADDIN_PROFILE", "default", "a profile name (letters, digits, - _ .), e.g. team"),
     Spec("max_answer_bytes", "LIXINGER_MAX_ANSWER_BYTES", DEFAULT_MAX_ANSWER_BYTES,
          f"a whole number of bytes, at least {MIN_ANSWER_BYTES}, e.g. {DEFAULT_MAX_ANSWER_BYTES}"),
+    Spec("rate", "LIXINGER_RATE", DEFAULT_RATE,
+         f"a whole number of requests a minute, 0 for no pacing, e.g. {DEFAULT_RATE}"),
+    Spec("proxy", "LIXINGER_PROXY", None,
+         "a proxy URL: http://, https:// or socks5://host:port, e.g. http://proxy.corp:8080"),
     Spec("store", "XL_ADDIN_STORE", None,
          "a history file path, or a desk database URL without a password, e.g. postgresql://analyst@db.desk.local/lixinger"),
 )
@@ -122,6 +128,25 @@ def validate(spec: Spec, raw, origin: str):
         if number < MIN_ANSWER_BYTES:
             raise bad("is too small")
         return number
+    if spec.key == "rate":
+        if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+            raise bad("is not a whole number")
+        try:
+            number = int(raw.strip().replace("_", "")) if isinstance(raw, str) else raw
+        except ValueError:
+            raise bad("is not a whole number") from None
+        if not 0 <= number <= MAX_RATE:
+            raise bad("is out of range")
+        return number
+    if spec.key == "proxy":
+        from .proxies import check_proxy, redact_proxy
+
+        if not isinstance(raw, str) or not raw.strip():
+            raise ConfigError(f"{origin}: {redact_proxy(raw)!r} is not text; expected {spec.allowed}")
+        try:
+            return check_proxy(raw)
+        except ConfigError as exc:
+            raise type(exc)(f"{origin}: {exc}") from None
     if not isinstance(raw, str) or not raw.strip():
         raise bad("is not text")
     text = raw.strip()
@@ -196,6 +221,8 @@ def info_rows(environ=None) -> list[list]:
 
 
 def _toml_value(value) -> str:
+    if hasattr(value, "reveal"):  # a ProxyURL: the file keeps the whole URL (str() would hide its password)
+        return json.dumps(value.reveal(), ensure_ascii=False)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return repr(float(value)) if not float(value).is_integer() else str(int(value))
     return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string
@@ -235,6 +262,8 @@ class Settings:
     cache_dir: Path | None = None
     profile: str = "default"
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES  # one answer, decoded
+    rate: int = DEFAULT_RATE  # requests a minute per token, 0: no pacing
+    proxy: object = None  # a proxies.ProxyURL (its str() hides the password), or None
     store: Path | str | None = None  # None: the local history file (cache_path)
 
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import sys
 
 from .exceptions import BadResponseError, MalformedRecordError
@@ -56,6 +57,29 @@ def _check_number(key: str, value: object, code: str) -> object:
     return value
 
 
+# Precomputed once: the numeric keys in catalog order, and the date strings already seen
+# (every record of a snapshot carries the same last_data_date). A record is typed in one
+# pass of plain dict lookups; only a value that is not a plain int or finite float takes
+# the slow path, which says what is wrong with it.
+_DATE_KEY = next(k for k in KEYS if k == "last_data_date")  # the catalog's own string: compared with `is`
+_FIELDS_AFTER_CODE = tuple(k for k in KEYS[1:] if k in NUMERIC_KEYS or k is _DATE_KEY)
+_DATES: dict[str, dt.date] = {}
+_INF, _NINF = math.inf, -math.inf
+
+
+def _date_of(value: object) -> dt.date | None:
+    if value is None:
+        return None
+    if type(value) is str:
+        day = _DATES.get(value)
+        if day is None:
+            day = parse_data_date(value)
+            if len(_DATES) < 4096:
+                _DATES[value] = day
+        return day
+    return parse_data_date(value)
+
+
 def parse_record(raw: object) -> dict:
     """One API record -> a typed record with every catalog field."""
     if not isinstance(raw, dict):
@@ -63,12 +87,19 @@ def parse_record(raw: object) -> dict:
     code = raw.get("stockCode")
     if not isinstance(code, str) or not code:
         raise MalformedRecordError("record without a stockCode")
+    get = raw.get
     record = {"stockCode": code}
-    for key in KEYS[1:]:
-        value = raw.get(key)
-        if key == "last_data_date":
-            record[key] = parse_data_date(value) if value is not None else None
-        elif key in NUMERIC_KEYS:
+    for key in _FIELDS_AFTER_CODE:  # catalog order
+        value = get(key)
+        kind = type(value)
+        if (kind is int and -_LARGEST <= value <= _LARGEST) or value is None or (
+                kind is float and value == value and value != _INF and value != _NINF):
+            if key is _DATE_KEY and value is not None:
+                value = _date_of(value)
+            record[key] = value
+        elif key is _DATE_KEY:
+            record[key] = _date_of(value)
+        else:
             record[key] = _check_number(key, value, code)
     return record
 
@@ -157,6 +188,91 @@ def index_records(raw_records: list, requested: list[str]) -> tuple[dict, dict, 
         except MalformedRecordError as exc:
             errors[code] = exc
     return raw_by_code, records, errors
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+
+
+class KeptRecord(dict):
+    """A record as received, with the JSON text the cache keeps of it: the record's own text
+    cut from the answer when it could be (see :func:`decode_answer`), else encoded here, in
+    the thread that fetched it (while the other batches are still on the wire)."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, raw: dict, text: str | None = None):
+        super().__init__(raw)
+        self.json = text if text is not None else _ENCODE(self)
+
+
+_SCAN = json.JSONDecoder().scan_once
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def decode_answer(content: bytes) -> tuple[object, list[str] | None]:
+    """``json.loads(content)``, and the text of each record of its ``data`` list as it came
+    (None when the answer is not an object with a data list): one pass of json's own
+    scanner, so keeping each record costs a slice, not an encoding. Raises ValueError
+    for anything that is not JSON."""
+    text = content.decode("utf-8") if isinstance(content, (bytes, bytearray)) else content
+    ws = _WS.match
+    pos = ws(text, 0).end()
+    if not text.startswith("{", pos):
+        return json.loads(text), None
+    try:
+        payload: dict = {}
+        texts = None
+        pos = ws(text, pos + 1).end()
+        if text.startswith("}", pos):
+            pos += 1
+        else:
+            while True:
+                if not text.startswith('"', pos):
+                    raise ValueError("expected a key")
+                key, pos = json.decoder.scanstring(text, pos + 1)
+                pos = ws(text, pos).end()
+                if not text.startswith(":", pos):
+                    raise ValueError("expected ':'")
+                pos = ws(text, pos + 1).end()
+                if key == "data" and text.startswith("[", pos):
+                    value, texts, pos = _decode_list(text, pos, ws)
+                else:
+                    value, pos = _SCAN(text, pos)
+                    if key == "data":
+                        texts = None
+                payload[key] = value
+                pos = ws(text, pos).end()
+                if text.startswith(",", pos):
+                    pos = ws(text, pos + 1).end()
+                    continue
+                if text.startswith("}", pos):
+                    pos += 1
+                    break
+                raise ValueError("expected ',' or '}'")
+        if ws(text, pos).end() != len(text):
+            raise ValueError("extra data")
+        return payload, texts
+    except (StopIteration, ValueError, IndexError):
+        return json.loads(text), None  # json's own error (or answer) for anything unusual
+
+
+def _decode_list(text: str, pos: int, ws) -> tuple[list, list[str], int]:
+    items: list = []
+    texts: list[str] = []
+    pos = ws(text, pos + 1).end()
+    if text.startswith("]", pos):
+        return items, texts, pos + 1
+    while True:
+        value, end = _SCAN(text, pos)
+        items.append(value)
+        texts.append(text[pos:end])
+        pos = ws(text, end).end()
+        if text.startswith(",", pos):
+            pos = ws(text, pos + 1).end()
+            continue
+        if text.startswith("]", pos):
+            return items, texts, pos + 1
+        raise ValueError("expected ',' or ']'")
 
 
 def record_to_json(record: dict, keys=KEYS) -> dict:

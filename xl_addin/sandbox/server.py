@@ -11,11 +11,17 @@ would: a redirect elsewhere, an answer trickled a byte at a time, a connection c
 in the middle of the body, a stall after the headers, headers trickled a byte at a time, records that are not records,
 a code sent as a number, the token echoed back, a gzip bomb, a 403, an error in an
 ``error`` field. :func:`parse_fault` reads the ``--fault`` spelling of each.
+
+Like Lixinger, it can hold a rate limit: ``Sandbox(rate_limit="600/min")`` (``--rate-limit``)
+answers 429 with ``Retry-After`` to any request past N in the sliding window (counted when
+it arrives; a refused request does not count). Its clock is injectable, so a test can run
+a minute of requests at 120/min on a :class:`~xl_addin.pacer.ManualClock` in no time.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import zlib
 import secrets
@@ -36,6 +42,19 @@ FAULT_KINDS = (
     "numeric-code", "echo-token", "gzip-bomb", "header-trickle",
 )
 _CODE = re.compile(r"^\d{5}$")
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*\.?\d*)\s*(min|m|s|sec|h)?\s*$", re.I)
+
+
+def parse_rate(spec: str) -> tuple[int, float]:
+    """``N/min`` (or ``N/s``, ``N/10s``, ``N/2min``) -> (N, window in seconds)."""
+    m = _RATE.match(spec or "")
+    if not m or (not m.group(2) and not m.group(3)):
+        raise ValueError(f"rate limit {spec!r}: expected N/min, e.g. 600/min (or N/s, N/10s)")
+    count, amount, unit = int(m.group(1)), float(m.group(2) or 1), (m.group(3) or "s").lower()
+    window = amount * {"min": 60, "m": 60, "s": 1, "sec": 1, "h": 3600}[unit]
+    if count < 1 or window <= 0:
+        raise ValueError(f"rate limit {spec!r}: needs at least 1 request in a window above 0")
+    return count, window
 
 
 @dataclass
@@ -147,6 +166,10 @@ class _Handler(BaseHTTPRequestHandler):
         codes = body.get("stockCodes") if isinstance(body, dict) else None
         shown = codes if isinstance(codes, list) else []
         self._with_token = isinstance(body, dict) and bool(body.get("token"))
+        over = sb._over_rate()
+        if over is not None:
+            return self._answer(sb, 429, {"code": 0, "message": "too many requests: rate limit exceeded"}, shown,
+                                "rate-limit", {"Retry-After": str(max(1, math.ceil(over)))})
         if sb.latency:
             time.sleep(sb.latency)
         fault = sb._take_fault(shown)
@@ -281,7 +304,9 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         if kind in ("500", "502", "503"):
             message = fault.params.get("message", "internal error")
-            return self._answer(sb, int(kind), {"code": 0, "message": message}, codes, kind)
+            after = fault.params.get("retry_after")  # as an overloaded service may say when to come back
+            headers = {"Retry-After": str(after)} if after is not None else None
+            return self._answer(sb, int(kind), {"code": 0, "message": message}, codes, kind, headers)
         if kind == "401":
             message = fault.params.get("message", "Illegal token")
             return self._answer(sb, 401, {"code": 0, "message": message}, codes, kind)
@@ -331,7 +356,8 @@ class Sandbox:
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", token: str | None = None,
                  latency: float = 0.0, dataset: Dataset | None = None, quiet: bool = True, as_of=None,
-                 tls: tuple[str, str] | None = None):
+                 tls: tuple[str, str] | None = None, rate_limit: str | tuple[int, float] | None = None,
+                 clock=time.monotonic):
         self.tls = tls  # (certificate file, key file): serve https, e.g. with a certificate nobody trusts
         self.host = host
         self.port = port
@@ -346,6 +372,9 @@ class Sandbox:
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.rate_limit = parse_rate(rate_limit) if isinstance(rate_limit, str) else rate_limit
+        self.clock = clock
+        self._arrivals: deque[float] = deque()  # accepted requests in the rate window
 
     def __repr__(self) -> str:
         return f"Sandbox(url={self.url!r}, token=<redacted>)"
@@ -434,6 +463,25 @@ class Sandbox:
                         self._faults.remove(fault)
                 return fault
             return None
+
+    def _over_rate(self) -> float | None:
+        """None when this request is within the rate limit (and counts it); else the seconds
+        until the window has room again."""
+        if not self.rate_limit:
+            return None
+        count, window = self.rate_limit
+        with self._lock:
+            now = self.clock()
+            while self._arrivals and self._arrivals[0] <= now - window:
+                self._arrivals.popleft()
+            if len(self._arrivals) >= count:
+                return self._arrivals[0] + window - now
+            self._arrivals.append(now)
+            return None
+
+    @property
+    def refused_for_rate(self) -> int:
+        return sum(1 for s in self.seen if s.fault == "rate-limit")
 
     def _log(self, seen: Seen) -> None:
         with self._lock:

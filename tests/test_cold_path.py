@@ -1,0 +1,94 @@
+"""The cold path: what a fetch answered is in the cache file before the fetch returns
+(a process killed right after loses none of it), with one kept connection and one
+transaction per fetch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+from xl_addin.cache import Cache
+from xl_addin.records import parse_record
+from xl_addin.sandbox import universe
+
+CHILD = textwrap.dedent("""
+    import os, signal, sys
+    from xl_addin.config import Settings
+    from xl_addin.service import MMAH
+    url, token, cache_dir, *codes = sys.argv[1:]
+    svc = MMAH(Settings(base_url=url, cache_dir=cache_dir), token=token)
+    result = svc.fetch(codes)
+    print(len(result.records), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # kill -9, right after the fetch returned: no close, no exit handlers
+""")
+
+
+def test_a_process_killed_right_after_a_fetch_loses_nothing_it_answered(sandbox, tmp_path):
+    codes = list(universe())[:250] + ["99999"]
+    run = subprocess.run([sys.executable, "-c", CHILD, sandbox.url, sandbox.token, str(tmp_path), *codes],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    answered = int(run.stdout)
+    assert answered == 250
+    with sqlite3.connect(tmp_path / "mm_ah.sqlite3") as db:
+        rows = dict(db.execute("SELECT code, record FROM snapshot"))
+        absent = [r[0] for r in db.execute("SELECT code FROM absent")]
+    assert len(rows) == answered and absent == ["99999"]
+    for code in codes[:250]:
+        assert parse_record(json.loads(rows[code])) == parse_record(sandbox.dataset.record(code))
+
+
+def test_one_connection_is_kept_and_each_fetch_is_one_transaction(service, sandbox):
+    codes = list(universe())[:250]
+    cache = service.cache
+    service.fetch(codes[:10])
+    kept = cache._db
+    statements = []
+    kept.set_trace_callback(statements.append)
+    service.fetch(codes[10:])  # 240 codes: 3 requests, one store
+    kept.set_trace_callback(None)
+    assert cache._db is kept  # the same connection, not a new one per call
+    assert sum(1 for s in statements if s.startswith("BEGIN")) == 1
+    assert sum(1 for s in statements if s.startswith("COMMIT")) == 1
+    assert sum(1 for s in statements if s.startswith("INSERT INTO snapshot")) == 240  # one executemany
+    assert not [s for s in statements if s.startswith("SELECT") and "snapshot" in s and statements.index(s) >
+                next(i for i, t in enumerate(statements) if t.startswith("COMMIT"))]  # nothing read back
+
+
+def test_the_kept_connection_follows_the_file_when_it_is_replaced(tmp_path, sandbox):
+    cache = Cache(tmp_path / "c.sqlite3", sandbox.url)
+    record = sandbox.dataset.record("00700")
+    cache.store({"00700": record}, {"00700": parse_record(record)}, [])
+    os.remove(tmp_path / "c.sqlite3")  # e.g. removed by hand while Excel keeps running
+    for suffix in ("-wal", "-shm"):
+        if (tmp_path / f"c.sqlite3{suffix}").exists():
+            os.remove(tmp_path / f"c.sqlite3{suffix}")
+    cache.store({"00700": record}, {"00700": parse_record(record)}, [])
+    assert (tmp_path / "c.sqlite3").exists() and set(cache.latest(["00700"])) == {"00700"}
+    cache.close()
+
+
+def test_records_kept_as_they_came_never_keep_the_token_even_spelled_in_escapes(tmp_path):
+    """A record is kept as the text it came in only when the answer holds no escape and no run
+    of the token; a token the answer spells in \\u escapes is still stripped before it is kept."""
+    from xl_addin.config import Settings
+    from xl_addin.sandbox import Sandbox
+    from xl_addin.service import MMAH
+
+    token = "ab12öcd34öef56ögh78öij90öklmnö"  # every 8 characters of it hold an ö: \u00f6 in JSON
+    with Sandbox(token=token) as sb:
+        sb.inject("echo-token", times=None)  # the answer repeats the token, as \\u00f6 in JSON
+        svc = MMAH(Settings(base_url=sb.url, cache_dir=tmp_path), token=token)
+        result = svc.fetch(["00700", "00005"])
+        svc.close()
+    assert set(result.records) == {"00700", "00005"}
+    with sqlite3.connect(tmp_path / "mm_ah.sqlite3") as db:
+        stored = [json.loads(r[0]) for r in db.execute("SELECT record FROM snapshot")]
+    text = json.dumps(stored, ensure_ascii=False)
+    assert len(stored) == 2 and "<redacted>" in text
+    assert not any(token[i : i + 8] in text for i in range(len(token) - 7))
