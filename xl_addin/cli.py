@@ -517,6 +517,33 @@ def cmd_store(args) -> int:
     return 0
 
 
+@command("snapshot", "Fetch the latest for every code you follow and keep it in the history (for the scheduler).",
+         Arg("--codes", nargs="+", default=[], metavar="CODE", help="codes to add to those fetched in the last 90 days"),
+         Arg("--book", nargs="+", default=[], metavar="FILE", help="template workbooks whose LX_CODES to add"))
+def cmd_snapshot(args) -> int:
+    """examples:
+      lx-addin snapshot                          (every code fetched in the last 90 days)
+      lx-addin snapshot --codes 700 5 9988       (and these)
+      lx-addin snapshot --book watchlist.xlsx    (and the book's LX_CODES)
+      lx-addin schedule on --at 18:30            (run it every day, see `schedule --help`)
+    Never prompts; one line and exit 1 on failure; one line per run appended to the
+    snapshot log in your log folder. Twice a day is harmless: one snapshot per data date is kept."""
+    from . import snapshot
+
+    try:
+        extra = snapshot.given_codes(args.codes)
+        for book in args.book:
+            extra += snapshot.book_codes(book)
+        with _service(args) as svc:
+            run = snapshot.take(svc, extra)
+    except (LixingerError, OSError) as exc:
+        snapshot.append_log(f"FAILED {_redact(str(exc))}")
+        raise
+    snapshot.append_log(run.line())
+    print(run.line())
+    return 0
+
+
 # --- the parser, built from the commands ------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

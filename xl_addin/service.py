@@ -90,6 +90,7 @@ class DataService:
         self._fresh_floor = 0.0  # nothing fetched before this (epoch seconds) counts as fresh
         self.last_error: LixingerError | None = None
         self.last_stale = False
+        self._history = None  # the history store, opened on the first fetch that reaches the service
 
     def __repr__(self) -> str:
         return f"DataService(base_url={self.settings.base_url!r}, cache={self.cache!r})"
@@ -142,6 +143,22 @@ class DataService:
                 self.cache.store(fetched.raw, fetched.records, fetched.absent, now)
             except CacheError as exc:
                 self.last_error = exc
+
+    def _keep_history(self, fetched, now: float) -> None:
+        """Keep what the service just answered in the history store (one transaction). Only
+        fetches that reached the service write here, so warm formulas never open the store;
+        a store that cannot be written leaves the answer as it is and says so in ``last_error``."""
+        if not self.use_cache or not fetched.records:
+            return
+        from .store import Snapshot, open_store
+
+        try:
+            if self._history is None:
+                self._history = open_store(self.settings.store_location)
+            self._history.put([Snapshot.from_record(self.settings.base_url, r, now)
+                               for r in fetched.records.values() if r.get("last_data_date")])
+        except LixingerError as exc:
+            self.last_error = exc
 
     # -- public ---------------------------------------------------------------------------
     def peek(self, codes: list[str], max_age: float | None = None) -> Answer:
@@ -209,6 +226,7 @@ class DataService:
         self.requests_sent += fetched.requests
         now = time.time()
         self._remember(fetched, now)
+        self._keep_history(fetched, now)
         for code, record in fetched.records.items():
             answer.records[code] = record
             answer.fetched_at[code] = now
@@ -336,6 +354,8 @@ class DataService:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+        if self._history is not None:
+            self._history.close()
         if self.cache is not None:
             self.cache.close()
 
