@@ -544,6 +544,25 @@ def cmd_snapshot(args) -> int:
     return 0
 
 
+@command("schedule", "Run `lx-addin snapshot` every day from the OS scheduler (Task Scheduler, launchd, systemd or cron).",
+         Arg("action", choices=("on", "off", "status")),
+         Arg("--at", default="18:30", metavar="HH:MM", help="on: the time of day, 24-hour (default: %(default)s)"))
+def cmd_schedule(args) -> int:
+    """examples:
+      lx-addin schedule on                 (every day at 18:30, after the day's Connect figures)
+      lx-addin schedule on --at 19:05      (registering again replaces the time)
+      lx-addin schedule status
+      lx-addin schedule off
+    Windows: a Task Scheduler task; macOS: a LaunchAgent plist; Linux: a systemd user timer,
+    or a crontab line where systemd's user instance is not running."""
+    from . import schedule
+
+    plan = schedule.build(args.at)
+    action = {"on": schedule.turn_on, "off": schedule.turn_off, "status": schedule.status}[args.action]
+    print(action(plan))
+    return 0
+
+
 # --- the parser, built from the commands ------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
