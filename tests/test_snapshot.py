@@ -37,7 +37,7 @@ def log_lines(tmp_path):
 
 def stored(sb, fields, codes=CODES):
     settings = Settings.load(base_url=sb.url)
-    with open_store(settings.store_location) as store:
+    with open_store(settings.cache_path) as store:
         return store.series(codes, fields, source=sb.url)
 
 
@@ -66,7 +66,7 @@ def test_twice_a_day_is_harmless(sb, tmp_path):
     rows = stored(sb, ["mm_sh"], ["00700"])
     assert [d for _, d, _ in rows] == [DAYS[0]]
     settings = Settings.load(base_url=sb.url)
-    with open_store(settings.store_location) as store:
+    with open_store(settings.cache_path) as store:
         assert store.info(sb.url).replacements == 1  # the newer fetch is the one kept, and said so
 
 

@@ -154,7 +154,7 @@ class DataService:
 
         try:
             if self._history is None:
-                self._history = open_store(self.settings.store_location)
+                self._history = open_store(self.settings.cache_path)  # the cache's own file (a desk store: later)
             self._history.put([Snapshot.from_record(self.settings.base_url, r, now)
                                for r in fetched.records.values() if r.get("last_data_date")])
         except LixingerError as exc:

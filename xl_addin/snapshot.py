@@ -71,7 +71,7 @@ def followed_codes(settings, now: float | None = None) -> list[str]:
     from .store import open_store
 
     since = (time.time() if now is None else now) - FOLLOW_DAYS * 86400
-    with open_store(settings.store_location) as store:
+    with open_store(settings.cache_path) as store:  # where the service keeps what it fetches
         return store.codes_seen(since, source=settings.base_url)
 
 
