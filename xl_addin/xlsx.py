@@ -21,12 +21,14 @@ to gigabytes is refused before it fills memory.
 from __future__ import annotations
 
 import bisect
+import copy
 import datetime as dt
 import math
 import os
 import posixpath
 import re
 import stat
+import struct
 import tempfile
 import time
 import zipfile
@@ -373,8 +375,11 @@ class XlsxBook:
             with zipfile.ZipFile(tmp, "w") as zout:
                 for info in self._zip.infolist():
                     data = replaced.get(info.filename)
+                    if data is None and _copy_raw(self._zip, zout, info):
+                        continue  # unchanged: its compressed bytes as they were, not inflated and deflated again
                     zout.writestr(info, data if data is not None else self._part(info.filename))
             _verify(tmp, replaced)
+            _verify_copies(tmp, replaced, self._zip)
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             if real.exists():
@@ -536,25 +541,90 @@ def _move_before_ext(workbook, calc) -> None:
             return
 
 
+def _copy_raw(zin: zipfile.ZipFile, zout: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    """Copy one member's compressed bytes from *zin* to *zout* as they are (False: not possible,
+    copy it the slow way). zipfile has no public call for this; the local header is rebuilt from
+    the central directory's entry (CRC and sizes in it, no data descriptor)."""
+    if info.flag_bits & 0x1 or info.file_size > zipfile.ZIP64_LIMIT or info.compress_size > zipfile.ZIP64_LIMIT:
+        return False  # encrypted, or zip64: the ordinary path
+    fp = zin.fp
+    if fp is None:
+        return False
+    fp.seek(info.header_offset)
+    header = fp.read(zipfile.sizeFileHeader)
+    if len(header) != zipfile.sizeFileHeader:
+        return False
+    fields = struct.unpack(zipfile.structFileHeader, header)
+    if fields[zipfile._FH_SIGNATURE] != zipfile.stringFileHeader:
+        return False
+    fp.seek(info.header_offset + zipfile.sizeFileHeader + fields[zipfile._FH_FILENAME_LENGTH]
+            + fields[zipfile._FH_EXTRA_FIELD_LENGTH])
+    raw = fp.read(info.compress_size)
+    if len(raw) != info.compress_size:
+        return False
+    out = copy.copy(info)
+    out.flag_bits &= ~0x08  # sizes and CRC go in the local header
+    out.extra = b""
+    out.header_offset = zout.fp.tell()
+    zout.fp.write(out.FileHeader(zip64=False))
+    zout.fp.write(raw)
+    zout.start_dir = zout.fp.tell()
+    zout.filelist.append(out)
+    zout.NameToInfo[out.filename] = out
+    zout._didModify = True
+    return True
+
+
+class _WellFormed:
+    """A parser target that keeps nothing: libxml2 checks the whole part, no tree is built."""
+
+    def close(self):
+        return None
+
+
 def _verify(path: str, replaced: dict) -> None:
-    """What we wrote must parse, and a second reader (openpyxl) must open a workbook
-    it knows, or the original is not replaced."""
-    import warnings
-
-    import openpyxl
-
+    """What we wrote must read back, or the original is not replaced: the zip's directory opens,
+    every part we changed inflates (CRC checked) to exactly the bytes we meant, and parses as
+    XML (libxml2 reads all of it; no tree is kept)."""
     try:
         with zipfile.ZipFile(path) as z:
-            for part in replaced:
-                etree.fromstring(z.read(part), _PARSER)
-        if Path(path).suffix.lower() in (".xlsx", ".xlsm", ".xltx", ".xltm"):
-            with warnings.catch_warnings(), open(path, "rb") as fh:
-                warnings.simplefilter("ignore")
-                wb = openpyxl.load_workbook(fh, read_only=True)
-                for ws in wb.worksheets:
-                    for _ in ws.iter_rows(max_row=5):
-                        pass
-                wb.close()
+            for part, data in replaced.items():
+                if z.read(part) != data:
+                    raise ValueError(f"{part} does not hold what was written")
+                etree.fromstring(data, etree.XMLParser(target=_WellFormed(), resolve_entities=False, huge_tree=True))
     except Exception as exc:
         raise WorkbookError(f"the refreshed workbook did not read back ({type(exc).__name__}: {exc}); "
                             "the original was left as it was") from None
+
+
+def _verify_copies(path: str, replaced: dict, source: zipfile.ZipFile) -> None:
+    """Every part we did not change is, compressed, byte for byte the original's, in the same order."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            if [i.filename for i in z.infolist()] != [i.filename for i in source.infolist()]:
+                raise ValueError("the parts are not the original's")
+            for info in z.infolist():
+                if info.filename in replaced:
+                    continue
+                orig = source.getinfo(info.filename)
+                if (info.CRC, info.file_size) != (orig.CRC, orig.file_size):
+                    raise ValueError(f"{info.filename} is not the original's")
+                if info.compress_size == orig.compress_size and info.compress_type == orig.compress_type:
+                    if _raw(z, info) != _raw(source, orig):
+                        raise ValueError(f"{info.filename} is not the original's")
+                else:  # copied the slow way (inflated, deflated again): its CRC is checked as it inflates
+                    with z.open(info) as fh:
+                        while fh.read(1 << 20):
+                            pass
+    except Exception as exc:
+        raise WorkbookError(f"the refreshed workbook did not read back ({type(exc).__name__}: {exc}); "
+                            "the original was left as it was") from None
+
+
+def _raw(z: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """A member's compressed bytes."""
+    z.fp.seek(info.header_offset)
+    fields = struct.unpack(zipfile.structFileHeader, z.fp.read(zipfile.sizeFileHeader))
+    z.fp.seek(info.header_offset + zipfile.sizeFileHeader + fields[zipfile._FH_FILENAME_LENGTH]
+              + fields[zipfile._FH_EXTRA_FIELD_LENGTH])
+    return z.fp.read(info.compress_size)
