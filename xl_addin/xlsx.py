@@ -33,7 +33,6 @@ import tempfile
 import time
 import zipfile
 import zlib
-from functools import lru_cache
 from pathlib import Path
 
 from lxml import etree
@@ -45,6 +44,7 @@ NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 R_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
 Q = f"{{{NS}}}"
+_V = f"{Q}v"
 _ADDR = re.compile(r"^([A-Z]{1,3})(\d+)$")
 _PARSER = etree.XMLParser(remove_blank_text=False, resolve_entities=False, huge_tree=True)
 
@@ -79,10 +79,18 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n:,} bytes"
 
 
-@lru_cache(maxsize=65536)
+_COLUMNS: dict[str, int] = {}
+
+
 def _addr(ref: str) -> tuple[int, int]:
+    """(row, column) of an A1 reference; column letters are memoised (at most 16,384 of them), not
+    whole references (a cache of every cell's address cost megabytes on a large sheet)."""
     m = _ADDR.match(ref)
-    return int(m.group(2)), col_number(m.group(1))
+    letters = m.group(1)
+    col = _COLUMNS.get(letters)
+    if col is None:
+        col = _COLUMNS[letters] = col_number(letters)
+    return int(m.group(2)), col
 
 
 class XlsxBook:
@@ -219,9 +227,11 @@ class XlsxBook:
             r = int(row.get("r"))
             if not top <= r <= bottom:
                 continue
-            for c in row.iter(f"{Q}c"):
-                rr, cc = _addr(c.get("r"))
-                if left <= cc <= right:
+            for c in row.iterchildren(f"{Q}c"):
+                cc = _addr(c.get("r"))[1]
+                if cc > right:
+                    break  # cells are in column order
+                if cc >= left:
                     grid[r - top][cc - left] = self._value(c)
         return grid
 
@@ -250,15 +260,26 @@ class XlsxBook:
         bottom, right = top + len(matrix) - 1, left + len(matrix[0]) - 1
         self._check(sheet, root, top, left, bottom, right)
         data = root.find(f"{Q}sheetData")
-        rows = {int(r.get("r")): r for r in data.findall(f"{Q}row")}
-        # refuse before changing anything: formulas in the target cells are someone's work
-        for i in range(len(matrix)):
-            row = rows.get(top + i)
+        rows = {int(r.get("r")): r for r in data.iterchildren(f"{Q}row")}
+        F = f"{Q}f"
+        # the cells of each target row inside the area, by column (cells are in column order)
+        targets: dict[int, dict] = {}
+        for r in range(top, bottom + 1):
+            row = rows.get(r)
             if row is None:
                 continue
-            for c in row.findall(f"{Q}c"):
-                rr, cc = _addr(c.get("r"))
-                if left <= cc <= right and c.find(f"{Q}f") is not None:
+            inside = {}
+            for c in row.iterchildren(f"{Q}c"):
+                cc = _addr(c.get("r"))[1]
+                if cc > right:
+                    break
+                if cc >= left:
+                    inside[cc] = c
+            targets[r] = inside
+        # refuse before changing anything: formulas in the target cells are someone's work
+        for inside in targets.values():
+            for c in inside.values():
+                if len(c) and c.find(F) is not None:
                     raise WorkbookError(
                         f"cell {c.get('r')} on {sheet!r} holds a formula inside the area the refresh fills; "
                         "move it out of the table"
@@ -266,6 +287,7 @@ class XlsxBook:
         col_style = self._column_styles(sheet, root)
         above: dict[int, str | None] = {}  # the nearest style above, per column, within the table
         ordered_rows = _Ordered(data, rows)
+        set_value = self._set
         for i, values in enumerate(matrix):
             r = top + i
             row = rows.get(r)
@@ -274,22 +296,30 @@ class XlsxBook:
                     continue
                 row = ordered_rows.insert(r, etree.Element(f"{Q}row", r=str(r)))
             row.attrib.pop("spans", None)
-            cells = _Ordered(row, {_addr(c.get("r"))[1]: c for c in row.findall(f"{Q}c")})
+            inside = targets.get(r)
+            if inside is None:
+                inside = targets[r] = {}
+            cells = None  # the row's cells by column, built only when a cell must be created
             row_style = row.get("s") if row.get("customFormat") in ("1", "true") else None
             for j, value in enumerate(values):
                 col = left + j
-                cell = cells.get(col)
+                cell = inside.get(col)
                 if cell is None:
                     if value is None:
                         continue
+                    if cells is None:
+                        cells = _Ordered(row, {_addr(c.get("r"))[1]: c for c in row.iterchildren(f"{Q}c")})
                     cell = etree.Element(f"{Q}c", r=f"{col_letter(col)}{r}")
                     style = row_style or above.get(col) or col_style(col)
                     if style:
                         cell.set("s", style)
                     cells.insert(col, cell)
+                    inside[col] = cell
                 else:
                     above[col] = cell.get("s")
-                self._set(cell, value)
+                    if value is None and not len(cell) and "t" not in cell.attrib:
+                        continue  # already empty
+                set_value(cell, value)
         self._grow_dimension(root, bottom, right)
         self._dirty.add(sheet)
 
@@ -310,10 +340,17 @@ class XlsxBook:
         return style
 
     def _set(self, cell, value) -> None:
-        for child in list(cell):
-            cell.remove(child)
-        cell.attrib.pop("t", None)
+        if len(cell):
+            for child in list(cell):
+                cell.remove(child)
+        attrib = cell.attrib
+        if "t" in attrib:
+            del attrib["t"]
         if value is None:
+            return
+        if type(value) is float:  # the common case first
+            if math.isfinite(value):
+                etree.SubElement(cell, _V).text = repr(value)
             return
         if isinstance(value, bool):
             cell.set("t", "b")
