@@ -82,6 +82,17 @@ def _mib(n: int) -> str:
 _COLUMNS: dict[str, int] = {}
 
 
+def _col(ref: str) -> int:
+    """The column of a cell's A1 reference (the row is its ``<row>``'s)."""
+    letters = ref.rstrip("0123456789")
+    col = _COLUMNS.get(letters)
+    if col is None:
+        if not letters or len(letters) > 3 or not letters.isalpha() or not letters.isupper():
+            raise WorkbookError(f"a cell reference {ref!r} is not an A1 reference")
+        col = _COLUMNS[letters] = col_number(letters)
+    return col
+
+
 def _addr(ref: str) -> tuple[int, int]:
     """(row, column) of an A1 reference; column letters are memoised (at most 16,384 of them), not
     whole references (a cache of every cell's address cost megabytes on a large sheet)."""
@@ -228,7 +239,7 @@ class XlsxBook:
             if not top <= r <= bottom:
                 continue
             for c in row.iterchildren(f"{Q}c"):
-                cc = _addr(c.get("r"))[1]
+                cc = _col(c.get("r"))
                 if cc > right:
                     break  # cells are in column order
                 if cc >= left:
@@ -270,7 +281,7 @@ class XlsxBook:
                 continue
             inside = {}
             for c in row.iterchildren(f"{Q}c"):
-                cc = _addr(c.get("r"))[1]
+                cc = _col(c.get("r"))
                 if cc > right:
                     break
                 if cc >= left:
@@ -308,7 +319,7 @@ class XlsxBook:
                     if value is None:
                         continue
                     if cells is None:
-                        cells = _Ordered(row, {_addr(c.get("r"))[1]: c for c in row.iterchildren(f"{Q}c")})
+                        cells = _Ordered(row, {_col(c.get("r")): c for c in row.iterchildren(f"{Q}c")})
                     cell = etree.Element(f"{Q}c", r=f"{col_letter(col)}{r}")
                     style = row_style or above.get(col) or col_style(col)
                     if style:
