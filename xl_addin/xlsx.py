@@ -145,6 +145,8 @@ class XlsxBook:
         self._sheets: dict[str, etree._Element] = {}
         self._col_styles: dict[str, tuple[list, dict]] = {}
         self._dirty: set[str] = set()
+        self._ready: dict[tuple, tuple] = {}  # area -> (edits when indexed, its index): see ready()
+        self._edits = 0
         self._messages: list[str] = []
 
     def __repr__(self) -> str:
@@ -264,6 +266,33 @@ class XlsxBook:
             if r1 <= bottom and r2 >= top and c1 <= right and c2 >= left:
                 raise WorkbookError(f"merged cells {mc.get('ref')} on {sheet!r} overlap the area the refresh fills")
 
+    def _index(self, sheet: str, top: int, left: int, bottom: int, right: int):
+        """The sheet's rows by number, and the cells of each row of the area inside it, by column."""
+        data = self._sheet(sheet).find(f"{Q}sheetData")
+        rows = {int(r.get("r")): r for r in data.iterchildren(f"{Q}row")}
+        C = f"{Q}c"
+        targets: dict[int, dict] = {}
+        for r in range(top, bottom + 1):
+            row = rows.get(r)
+            if row is None:
+                continue
+            inside = {}
+            for c in row.iterchildren(C):
+                cc = _col(c.get("r"))
+                if cc > right:
+                    break  # cells are in column order
+                if cc >= left:
+                    inside[cc] = c
+            targets[r] = inside
+        return rows, targets
+
+    def ready(self, sheet: str, top: int, left: int, bottom: int, right: int) -> None:
+        """Index the area a coming :meth:`write` fills (the refresh calls it while the fetch is in
+        flight). Only reads the tree; a write in between makes it stale, and it is then redone."""
+        edits = self._edits
+        index = self._index(sheet, top, left, bottom, right)
+        self._ready[(sheet, top, left, bottom, right)] = (edits, index)
+
     def write(self, sheet: str, top: int, left: int, matrix: list[list]) -> None:
         if not matrix:
             return
@@ -271,22 +300,15 @@ class XlsxBook:
         bottom, right = top + len(matrix) - 1, left + len(matrix[0]) - 1
         self._check(sheet, root, top, left, bottom, right)
         data = root.find(f"{Q}sheetData")
-        rows = {int(r.get("r")): r for r in data.iterchildren(f"{Q}row")}
+        key = (sheet, top, left, bottom, right)
+        ready = self._ready.pop(key, None)
+        if ready is not None and ready[0] == self._edits:
+            rows, targets = ready[1]
+        else:
+            rows, targets = self._index(sheet, top, left, bottom, right)
+        self._ready.clear()
+        self._edits += 1
         F = f"{Q}f"
-        # the cells of each target row inside the area, by column (cells are in column order)
-        targets: dict[int, dict] = {}
-        for r in range(top, bottom + 1):
-            row = rows.get(r)
-            if row is None:
-                continue
-            inside = {}
-            for c in row.iterchildren(f"{Q}c"):
-                cc = _col(c.get("r"))
-                if cc > right:
-                    break
-                if cc >= left:
-                    inside[cc] = c
-            targets[r] = inside
         # refuse before changing anything: formulas in the target cells are someone's work
         for inside in targets.values():
             for c in inside.values():
@@ -425,7 +447,10 @@ class XlsxBook:
                     data = replaced.get(info.filename)
                     if data is None and _copy_raw(self._zip, zout, info):
                         continue  # unchanged: its compressed bytes as they were, not inflated and deflated again
-                    zout.writestr(info, data if data is not None else self._part(info.filename))
+                    if data is not None:  # the parts we changed: deflated fast (a sheet of 1.5 MB in ~3 ms)
+                        zout.writestr(info, data, compresslevel=1)
+                    else:
+                        zout.writestr(info, self._part(info.filename))
             _verify(tmp, replaced)
             _verify_copies(tmp, replaced, self._zip)
             with open(tmp, "rb") as fh:
