@@ -320,7 +320,7 @@ class XlsxBook:
         col_style = self._column_styles(sheet, root)
         above: dict[int, str | None] = {}  # the nearest style above, per column, within the table
         ordered_rows = _Ordered(data, rows)
-        set_value = self._set
+        set_value, sub = self._set, etree.SubElement
         for i, values in enumerate(matrix):
             r = top + i
             row = rows.get(r)
@@ -350,8 +350,12 @@ class XlsxBook:
                     inside[col] = cell
                 else:
                     above[col] = cell.get("s")
-                    if value is None and not len(cell) and "t" not in cell.attrib:
-                        continue  # already empty
+                    if not len(cell) and "t" not in cell.attrib:  # an empty cell: the common cases inline
+                        if value is None:
+                            continue
+                        if type(value) is float and math.isfinite(value):
+                            sub(cell, _V).text = repr(value)
+                            continue
                 set_value(cell, value)
         self._grow_dimension(root, bottom, right)
         self._dirty.add(sheet)
