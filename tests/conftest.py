@@ -64,6 +64,23 @@ def settings(sandbox, tmp_path):
 
 
 @pytest.fixture
+def formula_service(settings, sandbox):
+    """The process-wide service, given to it as Excel's formulas would make theirs (the formula budget,
+    the outage pause), against the sandbox: no variables to set, nothing to reset."""
+    import dataclasses
+
+    import xl_addin.udfs as udfs
+    from xl_addin.service import FORMULA_BUDGET, OUTAGE_PAUSE, DataService, set_shared
+
+    udfs.reset()  # and the neighbour scans' clock
+    svc = DataService(dataclasses.replace(settings, budget=FORMULA_BUDGET), token=sandbox.token,
+                      outage_pause=OUTAGE_PAUSE)
+    set_shared(svc)
+    yield svc
+    set_shared(None)
+
+
+@pytest.fixture
 def service(settings, sandbox):
     from xl_addin.service import MMAH
 

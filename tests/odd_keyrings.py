@@ -33,3 +33,18 @@ class SizeLimitedKeyring(KeyringBackend):
 
     def delete_password(self, service, username):
         raise PasswordSetError("nothing")
+
+
+class BrokenBusKeyring(KeyringBackend):
+    """A Secret Service whose D-Bus connection drops: errors that are not keyring's own."""
+
+    priority = 1
+
+    def get_password(self, service, username):
+        raise RuntimeError("org.freedesktop.DBus.Error.NoReply")
+
+    def set_password(self, service, username, password):
+        raise RuntimeError("org.freedesktop.DBus.Error.NoReply")
+
+    def delete_password(self, service, username):
+        raise RuntimeError("org.freedesktop.DBus.Error.NoReply")

@@ -101,7 +101,7 @@ class AddinVBA:
 
 def sheet_config(addin, sheet):
     book = XlsxBook(addin)
-    if sheet not in book._sheet_parts:
+    if sheet not in book.sheet_names():
         return None
     d = {}
     for key, value in book.read(sheet, 1, 1, 200, 2):

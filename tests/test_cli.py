@@ -1,5 +1,6 @@
 """The CLI as a user runs it: subprocesses, against `lx-addin sandbox` in another process."""
 
+import argparse
 import json
 import os
 import socket
@@ -117,9 +118,29 @@ def test_cache_info_and_clear(cli_sandbox):
 
 
 def test_every_command_help_has_an_example():
-    for cmd in ("fetch", "fields", "sandbox", "cache", "token"):
-        r = run_cli(cmd, "--help")
-        assert r.returncode == 0 and "example" in r.stdout and "lx-addin " + cmd in r.stdout, cmd
+    from xl_addin.cli import COMMANDS, build_parser
+
+    assert {"fetch", "refresh", "install", "uninstall", "token", "config"} <= set(COMMANDS)
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for cmd in COMMANDS:  # a command added later is held to the same rule
+        text = sub.choices[cmd].format_help()
+        assert "examples:" in text and "\n  lx-addin " in text and f"lx-addin {cmd}" in text.split("examples:")[1], cmd
+    r = run_cli("token", "--help")  # and through the real entry point
+    assert r.returncode == 0 and "examples:" in r.stdout and "lx-addin token set" in r.stdout
+
+
+def test_shared_options_are_declared_once():
+    """--sandbox, --format and --home are written once in the CLI and mean the same in every command."""
+    import inspect
+
+    from xl_addin import cli
+
+    source = inspect.getsource(cli)
+    for option in ("--sandbox", "--format", "--home"):
+        assert source.count(f'"{option}"') == 1, option
+    sub = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    with_sandbox = [c for c, p in sub.choices.items() if "--sandbox" in p.format_help()]
+    assert {"fetch", "refresh", "freeze"} <= set(with_sandbox)
 
 
 def test_debug_shows_the_traceback():
@@ -206,3 +227,10 @@ def test_readme_promises_match_the_code():
     assert f"sent {MAX_CODES_PER_REQUEST} a request, up to {MAX_PARALLEL} requests at once" in readme
     for promise in ("--allow-stale", "exit code 3", "XL_ADDIN_MAX_PART_BYTES", "read-only", "symlink", "umask"):
         assert promise in readme, promise
+
+
+def test_an_unknown_field_is_refused_before_the_service_is_asked(sandbox):
+    env = {"LIXINGER_BASE_URL": sandbox.url, "LIXINGER_TOKEN": sandbox.token}
+    r = run_cli("fetch", "700", "--fields", "mm_sh,no_such_field", env=env)
+    assert r.returncode == 1 and "no_such_field" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert sandbox.request_count == 0

@@ -19,7 +19,8 @@ import pytest
 from conftest import ROOT
 from xl_addin.excel_process import PGREP, TASKLIST, excel_running
 from xl_addin.exceptions import ExcelRunningError, InstallError
-from xl_addin.install import install, main_uninstall, uninstall
+from xl_addin.cli import cmd_uninstall as main_uninstall
+from xl_addin.install import install, uninstall
 from xl_addin.install_paths import addin_path, record_path
 
 WIN_PY = r"C:\Users\me\AppData\Local\xl_addin\venv\Scripts\pythonw.exe"

@@ -119,14 +119,8 @@ class Book:
 
 
 @pytest.fixture
-def excel_env(sandbox, monkeypatch):
-    import xl_addin.udfs as udfs
-
-    monkeypatch.setenv("LIXINGER_BASE_URL", sandbox.url)
-    monkeypatch.setenv("LIXINGER_TOKEN", sandbox.token)
-    udfs.reset()
-    yield
-    udfs.reset()
+def excel_env(formula_service):
+    yield formula_service
 
 
 def test_runpython_refresh_matches_headless_and_is_one_write_per_block(excel_env, service, tmp_path):
@@ -157,9 +151,6 @@ def test_runpython_failure_shows_in_status_bar_block_and_alert(excel_env, sandbo
     shutil.copyfile(ROOT / "templates" / "mm_ah.xlsx", path)
     book = Book(path)
     sandbox.inject("503", times=None)
-    import xl_addin.udfs as udfs
-
-    udfs.reset()
     main(book)
     assert "refresh failed" in book.app.status[-2] and "HTTP 503" in book.app.status[-2]
     assert book.app.status[-1] is False
@@ -176,7 +167,6 @@ def test_refresh_button_recalculates_this_workbooks_formulas_and_they_ask_again(
     import excel_harness as xh
 
     udfs = xh.load()
-    udfs.reset()
     book = xh.formulas_book({"A1": 700.0, "A2": 5.0, "B1": "=LX_MMAH(A1:A2,\"mm_sh\")", "C1": "=SUM(D1:D9)",
                              "B5": "=lx_mmah(A1,\"spc\")", "C5": "=LX_MMAH(A2,\"spc\")", "D5": "=A1*2"})
     sheet = book.api.sheets[0]

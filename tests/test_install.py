@@ -66,7 +66,7 @@ def test_addin_is_a_valid_workbook_with_its_vba_and_our_ribbon(staged):
         types = z.read("[Content_Types].xml").decode()
     assert 'label="Lixinger"' in ribbon and 'onAction="RibbonMyAddin.RunMain"' in ribbon
     assert "addin.macroEnabled" in types
-    assert "myaddin.conf" in XlsxBook(addin)._sheet_parts  # enabled: the add-in's VBA reads its settings from it
+    assert "myaddin.conf" in XlsxBook(addin).sheet_names()  # enabled: the add-in's VBA reads its settings from it
 
 
 def test_ribbon_runpython_target_imports_and_has_main(staged):

@@ -17,7 +17,7 @@ def test_a_refresh_elsewhere_makes_fresh_memory_stale_here(settings, sandbox):
     assert sandbox.request_count == 1
     assert set(server.peek(["00700", "00005"]).records) == {"00700", "00005"}  # fresh in memory
 
-    button.forget()  # the Refresh button, in its own process
+    button.expire_all()  # the Refresh button, in its own process
     assert server.peek(["00700", "00005"]).records == {}  # no longer fresh for the server either
     server.fetch(["00700", "00005"])
     assert sandbox.request_count == 2
@@ -29,7 +29,7 @@ def test_a_refresh_elsewhere_makes_fresh_memory_stale_here(settings, sandbox):
 def test_what_the_button_fetched_after_its_stamp_serves_the_formulas(settings, sandbox):
     server, button = two_services(settings, sandbox)
     server.fetch(["00700"])
-    button.forget()
+    button.expire_all()
     button.fetch(["00700"])  # a template refresh in the button's process
     assert sandbox.request_count == 2
     assert "00700" in server.peek(["00700"]).records  # newer than the stamp, from the shared file
@@ -41,7 +41,7 @@ def test_what_the_button_fetched_after_its_stamp_serves_the_formulas(settings, s
 def test_after_a_refresh_an_outage_still_shows_the_last_values(settings, sandbox):
     server, button = two_services(settings, sandbox)
     before = server.fetch(["00700"]).records["00700"]
-    button.forget()
+    button.expire_all()
     sandbox.inject("503", times=None)
     after = server.fetch(["00700"])
     assert after.records["00700"] == before and after.stale == {"00700"}
@@ -80,7 +80,7 @@ def test_an_idle_server_holds_no_handle_on_the_cache_file(settings, sandbox, mon
         time.sleep(0.05)
     assert not _holds_open(server.cache.path)  # Excel idle: the file can be moved or deleted
 
-    button.forget()  # a Refresh elsewhere is still seen after the handle was let go
+    button.expire_all()  # a Refresh elsewhere is still seen after the handle was let go
     assert server.peek(["00700"]).records == {}
     server.fetch(["00700"])
     assert sandbox.request_count == 2

@@ -169,3 +169,30 @@ def test_plaintext_backend_warns(tmp_path, sandbox):
     r = run_cli("token", "set", env=e, input=sandbox.token + "\n")
     assert r.returncode == 0
     assert "file on disk" in r.stderr and "LIXINGER_TOKEN" in r.stderr
+
+
+def test_a_keyring_failing_in_its_own_way_is_one_line_for_read_store_and_delete():
+    """Every keyring call goes through one translation: a dropped D-Bus connection reads, stores and
+    deletes with the same kind of line (delete used to let it escape as an 'unexpected error')."""
+    e = {"PYTHON_KEYRING_BACKEND": "odd_keyrings.BrokenBusKeyring", "PYTHONPATH": TESTS}
+    said = {}
+    for action, args, kw in (("read", ("token", "status"), {}), ("store", ("token", "set"), {"input": "abcdefgh12345678\n"}),
+                             ("delete", ("token", "delete"), {})):
+        r = run_cli(*args, env=e, **kw)
+        assert r.returncode == 1 and "Traceback" not in r.stderr and "unexpected" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        said[action] = r.stderr
+    assert "could not read the token from the system keyring (RuntimeError)" in said["read"]
+    assert "could not store the token in the system keyring (RuntimeError)" in said["store"]
+    assert "could not delete the token from the system keyring (RuntimeError)" in said["delete"]
+
+
+def test_the_desk_password_and_the_token_fail_in_the_keyring_with_the_same_words():
+    """The desk store's password goes through the token's keyring translation: a locked keyring says
+    so and what to do, for both (it used to be a class name for the password)."""
+    e = {"PYTHON_KEYRING_BACKEND": "odd_keyrings.LockedKeyring", "PYTHONPATH": TESTS}
+    r = run_cli("store", "logout", "--url", "postgresql://analyst@127.0.0.1/lixinger", env=e)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "could not delete the desk store password in the system keyring: the keyring is locked; unlock it" in r.stderr
+    r = run_cli("token", "delete", env=e)
+    assert r.returncode == 1 and "could not delete the token in the system keyring: the keyring is locked" in r.stderr

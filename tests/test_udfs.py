@@ -6,21 +6,21 @@ import os
 import subprocess
 import sys
 import types
+from dataclasses import replace
 
 import pytest
 
 import excel_harness as xh
 from conftest import ROOT
 
+from xl_addin.service import OUTAGE_PAUSE, DataService, set_shared
+
 REF, DIV0 = -2146826265, -2146826281  # error cells as COM hands them over
 
 
 @pytest.fixture
-def udfs(sandbox, monkeypatch):
+def udfs(formula_service):
     module = xh.load()
-    monkeypatch.setenv("LIXINGER_BASE_URL", sandbox.url)
-    monkeypatch.setenv("LIXINGER_TOKEN", sandbox.token)
-    module.reset()
     yield module
     module.reset()
 
@@ -74,17 +74,16 @@ def test_a_field_missing_from_a_record_is_blank(udfs, sandbox):
     assert out[0][0] == value_of(sandbox, young, "mm_sh_nba_d1") and out[0][1] == ""
 
 
-def test_no_token_is_one_message_that_says_how(udfs, monkeypatch):
-    monkeypatch.delenv("LIXINGER_TOKEN")
-    udfs.reset()
+def test_no_token_is_one_message_that_says_how(udfs, settings):
+    set_shared(DataService(settings))  # no token given, none in the environment or the keyring
     out = xh.call(udfs.LX_MMAH, ((700.0,), (5.0,), (939.0,)), "mm_sh")
     assert len(out) == 1 and len(out[0]) == 1
     assert out[0][0].startswith("#N/A No Token") and "lx-addin token set" in out[0][0]
 
 
-def test_service_down_serves_cached_values_and_does_not_wait_per_cell(udfs, sandbox, monkeypatch):
-    monkeypatch.setenv("XL_ADDIN_MAX_AGE", "0")  # everything is stale at once
-    udfs.reset()
+def test_service_down_serves_cached_values_and_does_not_wait_per_cell(udfs, sandbox, formula_service):
+    set_shared(DataService(replace(formula_service.settings, max_age=0), token=sandbox.token,  # all stale at once
+                           outage_pause=OUTAGE_PAUSE))
     before = xh.call(udfs.LX_MMAH, ((700.0,), (5.0,)), "mm_sh")
     sandbox.inject("503", times=None)
     after = xh.call(udfs.LX_MMAH, ((700.0,), (5.0,)), "mm_sh")
@@ -153,7 +152,9 @@ def test_sheet_of_single_cell_formulas_sends_one_request(udfs, sandbox):
     assert len(scans) == 1  # one scan of the sheet
 
 
-def test_fields_and_info(udfs, sandbox):
+def test_fields_and_info(udfs, sandbox, settings, monkeypatch):
+    monkeypatch.setenv("LIXINGER_TOKEN", sandbox.token)
+    set_shared(DataService(settings))  # its token from the environment, as a user's would
     table = xh.call(udfs.LX_MMAH_FIELDS)
     assert table[0] == ["key", "中文", "English", "kind"] and len(table) == 43
     assert table[5][:2] == ["mm_sh_cap_r", "港股通持仓占H股比例"]
@@ -335,7 +336,7 @@ def test_recalculation_right_after_a_refresh_is_still_one_request(udfs, sandbox,
     assert sandbox.request_count == 1
     assert udfs.service().cache.path == settings.cache_path  # the button's process shares this file
     button = MMAH(settings, token=sandbox.token)
-    button.forget()  # the Refresh button's stamp
+    button.expire_all()  # the Refresh button's stamp
     button.close()
     recalc()  # Excel's recalculation, within SCAN_INTERVAL of the first scan
     assert sandbox.request_count == 2  # one batched request again, not one per code

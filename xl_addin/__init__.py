@@ -2,8 +2,10 @@
 
 The library under the formulas, the one-click refresh and the CLI::
 
-    from xl_addin import MMAH, normalize_code
-    result = MMAH().fetch([normalize_code(c) for c in ("700", "0005.HK")])
+    from xl_addin import DataService, normalize_code
+    answer = DataService().fetch([normalize_code(c) for c in ("700", "0005.HK")])
+
+(``MMAH`` and ``Result`` are the older names of ``DataService`` and ``Answer``.)
 
 Heavy modules (requests, sqlite) load on first use, so that Excel's first
 formula does not wait for them.
@@ -11,7 +13,7 @@ formula does not wait for them.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .version import __version__
 
 from .codes import normalize_code
 from .exceptions import (
@@ -39,8 +41,10 @@ from .exceptions import (
 from .fields import FIELDS, Field, lookup as lookup_field
 
 _LAZY = {
-    "MMAH": ("service", "MMAH"),
-    "Result": ("service", "Result"),
+    "DataService": ("service", "DataService"),
+    "Answer": ("service", "Answer"),
+    "MMAH": ("service", "DataService"),
+    "Result": ("service", "Answer"),
     "MMAHClient": ("client", "MMAHClient"),
     "Cache": ("cache", "Cache"),
     "Settings": ("config", "Settings"),
@@ -93,20 +97,11 @@ def main() -> None:
 
             xw.apps.active.alert(f"Lixinger refresh failed: {message}", title="Lixinger refresh", mode="critical")
         except Exception:
-            _last_resort(message)
+            from .last_resort import refresh_failed
+
+            refresh_failed(message)
         return
     refresh_main()
-
-
-def _last_resort(message: str) -> None:
-    """No message box can be reached: one line on stderr. Under RunPython (a fresh process,
-    ``--from_xl=1`` on its command line) xlwings shows that log only when Python exits
-    non-zero (``If ExitCode <> 0 Then Call ShowError(LOG_FILE)``), so exit 1: one line, not silence."""
-    import sys
-
-    print(f"Lixinger refresh failed: {' '.join(str(message).split())}", file=sys.stderr)
-    if "--from_xl=1" in sys.argv[1:]:
-        raise SystemExit(1)
 
 
 def __getattr__(name: str):

@@ -140,7 +140,7 @@ def build_addin(target: Path, os_name: str, interpreter: str, source: Path | Non
     staged = target.with_name(f".~{target.stem}.xlam")
     book = XlsxBook(source)
     try:
-        if CONF_SHEET_DISABLED not in book._sheet_parts:
+        if CONF_SHEET_DISABLED not in book.sheet_names():
             raise InstallError(f"{source.name} has no {CONF_SHEET_DISABLED} sheet: unexpected xlwings add-in")
         keys = [row[0] for row in book.read(CONF_SHEET_DISABLED, 1, 1, 40, 1)]
         keys = keys[:keys.index(None)] if None in keys else keys  # the VBA stops at the first blank

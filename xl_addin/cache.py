@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS stamp (
 );
 """
 
-NO_DATA = "no data"  # marker for a code the service answered without a record
+ABSENT = "no data"  # marker for a code the service answered without a record (not a cell text)
 BUSY_TIMEOUT_MS = 15000
 _ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode  # plain JSON records
 #: seconds without a look at the stamp after which its connection is closed: on Windows an open
@@ -213,7 +213,7 @@ class Cache:
 
     # -- reads --------------------------------------------------------------------------
     def latest(self, codes: list[str]) -> dict[str, tuple[object, float]]:
-        """For each code, the newest thing we know: ``(record or NO_DATA, fetched_at)``."""
+        """For each code, the newest thing we know: ``(record or ABSENT, fetched_at)``."""
         if not codes:
             return {}
         out: dict[str, tuple[object, float]] = {}
@@ -238,7 +238,7 @@ class Cache:
                 ).fetchall()
                 for code, fetched_at in rows:
                     if code not in out or out[code][1] < fetched_at:
-                        out[code] = (NO_DATA, fetched_at)
+                        out[code] = (ABSENT, fetched_at)
         return out
 
     def history(self, code: str) -> list[dict]:

@@ -1,20 +1,26 @@
-"""`lx-addin`: a thin command line over the library. Every command's help has an example."""
+"""`lx-addin`: a thin command line over the library. Every command's help has an example.
+
+One place per command: its handler, registered with :func:`command`, which names the
+command, its one-line help and its arguments; the examples in the handler's docstring
+become its ``--help`` epilog. Options several commands share (``--sandbox``,
+``--format``, ``--home``) are declared once below and reused; ``--profile`` belongs to
+``lx-addin`` itself. What is printed is made in :mod:`xl_addin.output`; what is done is
+done by the library: a handler reads its arguments, calls it, and prints.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import json
 import logging
-import os
 import sys
 import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
-from . import __version__
-from .codes import normalize_code
-from .exceptions import InvalidCodeError, LixingerError, NoDataError, UnknownFieldError
-from .fields import FIELDS, resolve
+from .exceptions import LixingerError, NoDataError, UnknownFieldError
+from .version import __version__
 
 # --- exit codes (documented in `fetch --help`, `refresh --help` and the README) --------------
 EXIT_FAILED = 1  # nothing done (refresh: the file is as it was)
@@ -28,89 +34,84 @@ EXIT_CODES_HELP = """exit codes:
   4  refresh --strict: done, with problem rows"""
 
 
-EPILOGS = {
-    "fetch": """examples:
-  lx-addin fetch 700 0005.HK 9988
-  lx-addin fetch 700 5 --fields mm_sh_nba_d5,mm_sh_nba_d20 --format csv > flows.csv
-  lx-addin fetch 700 --format json --no-cache
-  lx-addin fetch 700 --sandbox            (offline, synthetic data, no token)
-  lx-addin fetch 700 5 --transpose        (swap rows and columns: codes down, fields across)
-Codes the service could not confirm (it failed, cached values were shown) are marked:
-`*` in the table, "stale": true and "fetched_at" in JSON, the stale and fetched_at
-columns in CSV.
+# --- commands are registered here ------------------------------------------------------------
+class Arg:
+    """One argparse argument: ``Arg("--fields", metavar="F,...", help=...)`` (a callable help is
+    called when the parser is built, so that what it names loads only then)."""
 
-""" + EXIT_CODES_HELP,
-    "refresh": """examples:
-  lx-addin refresh watchlist.xlsx
-  lx-addin refresh templates/mm_ah.xlsx -o today.xlsx
-  lx-addin refresh templates/southbound_dashboard.xlsx -o out/dash.xlsx --sandbox
-  lx-addin refresh watchlist.xlsx --strict      (cron: exit 4 when a row has a problem)
-  lx-addin refresh watchlist.xlsx --allow-stale (service down: write cached values, marked stale)
-A failed refresh (service down, bad token, no codes, read-only file) exits 1 and
-leaves the file as it was; cached values are written only with --allow-stale.
+    def __init__(self, *flags, **options):
+        self.flags, self.options = flags, options
 
-""" + EXIT_CODES_HELP,
-    "install": """examples:
-  lx-addin install                      (then restart Excel: the Lixinger tab is on the ribbon)
-  lx-addin install --no-token
-  lx-addin install --trust-vba          (Windows: allow the =LX_MMAH import without asking)
-  lx-addin install --home /tmp/stage --no-token   (build everything under /tmp/stage)""",
-    "uninstall": """examples:
-  lx-addin uninstall
-  lx-addin uninstall --keep-token""",
-    "demo": """examples:
-  lx-addin demo
-  lx-addin demo --out /tmp/lx-demo""",
-    "fields": """examples:
-  lx-addin fields
-  lx-addin fields --format json""",
-    "sandbox": """examples:
-  lx-addin sandbox --port 8765
-  lx-addin sandbox --latency 100 --fault 500:2   (the next 2 requests fail with HTTP 500)
-  lx-addin sandbox --rate-limit 600/min          (HTTP 429 past 600 requests in any minute)
-then, in another shell, use the URL and token it prints:
-  LIXINGER_BASE_URL=http://127.0.0.1:8765/api LIXINGER_TOKEN=<token> lx-addin fetch 700""",
-    "cache": """examples:
-  lx-addin cache info
-  lx-addin cache clear        (deletes every snapshot, then compacts the file)""",
-    "config": """examples:
-  lx-addin config show                   (each setting, its value and where it comes from)
-  lx-addin config set timeout 20
-  lx-addin config set base_url https://open.lixinger.com/api
-  lx-addin config unset timeout
-  lx-addin config path
-The environment (LIXINGER_TIMEOUT, ...) overrides the file; Excel reads the file too.""",
-    "freeze": """examples:
-  lx-addin freeze watchlist.xlsx                 (writes watchlist-frozen.xlsx)
-  lx-addin freeze watchlist.xlsx -o to-pm.xlsx --refresh
-  lx-addin freeze watchlist.xlsx --in-place
-Every =LX_MMAH... formula becomes the value stored in the file; other formulas stay live.""",
-    "token": """examples:
-  lx-addin token set                      (prompts, without echo)
-  lx-addin token set --allow-plaintext    (no system keyring: keep it in a plain file)
-  echo "$MY_TOKEN" | lx-addin token set   (from a script)
-  lx-addin token status
-  lx-addin token test
-  lx-addin --profile team token set       (a second token, e.g. a team account)
-  lx-addin token delete""",
-    "store": """examples:
-  lx-addin config set store postgresql://analyst@db.desk.local/lixinger   (once per analyst)
-  lx-addin store login                   (prompts for the database password, keeps it in the keyring)
-  lx-addin store status
-  lx-addin store init --url postgresql://owner@db.desk.local/lixinger     (once, by the database's owner)
-  lx-addin store logout
-No password in a URL: it lives in the system keyring. Hosts other than this machine need TLS.""",
-}
+    def with_help(self, text: str) -> "Arg":
+        """The same option, described for one command."""
+        return Arg(*self.flags, **{**self.options, "help": text})
 
 
-def _table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
-    from .output import render_table
+@dataclass
+class Command:
+    name: str
+    help: str
+    handler: Callable
+    args: tuple
 
-    return "\n".join(render_table(headers, rows, left))
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str, *args: Arg):
+    """Register the decorated handler as ``lx-addin NAME``; its docstring is the epilog."""
+    def register(handler):
+        COMMANDS[name] = Command(name, help, handler, args)
+        return handler
+
+    return register
+
+
+def _epilog(handler) -> str | None:
+    """The handler's docstring as written (its body's four-space indent taken off), exit codes filled in."""
+    if not handler.__doc__:
+        return None
+    first, *rest = handler.__doc__.splitlines()
+    text = "\n".join([first.strip()] + [line[4:] if line.startswith("    ") else line for line in rest])
+    return text.rstrip().replace("{exit_codes}", EXIT_CODES_HELP)
+
+
+# --- options several commands share, declared once ----------------------------------------
+SANDBOX = Arg("--sandbox", action="store_true", help="use an in-process sandbox: offline, synthetic data")
+HOME = Arg("--home", metavar="DIR", help="use DIR instead of your home folder (for tests and staging)")
+
+
+def FORMAT(*choices: str) -> Arg:
+    """``--format`` with the formats a command offers, the first being the default."""
+    return Arg("--format", choices=choices, default=choices[0], help=f"default: {choices[0]}")
+
+
+# --- what handlers share -------------------------------------------------------------------
+@contextlib.contextmanager
+def _service(args, **kwargs):
+    """The data service, against the real API or an in-process sandbox (--sandbox)."""
+    from .config import Settings
+    from .service import DataService
+
+    if getattr(args, "sandbox", False):
+        from .sandbox import Sandbox
+
+        with Sandbox() as sb, tempfile.TemporaryDirectory(prefix="lx-sandbox-cache-") as tmp:
+            settings = Settings.load(base_url=sb.url, cache_dir=Path(tmp), profile=args.profile)
+            svc = DataService(settings, token=sb.token, **kwargs)
+            yield svc
+            svc.close()
+        return
+    svc = DataService(Settings.load(profile=args.profile), **kwargs)
+    try:
+        yield svc
+    finally:
+        svc.close()
 
 
 def _terminal_width() -> int | None:
     """The width to cut tables to: the terminal's, or COLUMNS; None (no cut) for a pipe."""
+    import os
     import shutil
 
     if os.environ.get("COLUMNS", "").strip().isdigit() or sys.stdout.isatty():
@@ -118,47 +119,52 @@ def _terminal_width() -> int | None:
     return None
 
 
-@contextlib.contextmanager
-def _service(args, **kwargs):
-    """The data service, against the real API or an in-process sandbox (--sandbox)."""
-    from .config import Settings
-    from .service import MMAH
-
-    if getattr(args, "sandbox", False):
-        from .sandbox import Sandbox
-
-        with Sandbox() as sb, tempfile.TemporaryDirectory(prefix="lx-sandbox-cache-") as tmp:
-            from pathlib import Path
-
-            settings = Settings.load(base_url=sb.url, cache_dir=Path(tmp), profile=args.profile)
-            svc = MMAH(settings, token=sb.token, **kwargs)
-            yield svc
-            svc.close()
-        return
-    settings = Settings.load(profile=args.profile)
-    svc = MMAH(settings, **kwargs)
-    try:
-        yield svc
-    finally:
-        svc.close()
+def _say(line: str) -> None:
+    """A note, warning or problem line: on stderr, after ``lx-addin:``."""
+    print(f"lx-addin: {line}", file=sys.stderr)
 
 
-def _parse_inputs(raw_codes: list[str]):
-    """[(input, code or None, error or None)] with one entry per distinct code, input order."""
-    seen = set()
-    out = []
-    for raw in raw_codes:
-        try:
-            code = normalize_code(raw)
-        except InvalidCodeError as exc:
-            if raw not in seen:
-                seen.add(raw)
-                out.append((raw, None, exc))
-            continue
-        if code not in seen:
-            seen.add(code)
-            out.append((raw, code, None))
-    return out
+# --- the commands ----------------------------------------------------------------------------
+@command("fetch", "Fetch the mm_ah record for each code.",
+         Arg("codes", nargs="+", metavar="CODE", help="HK codes as you would type them: 700, 00700, 0700.HK"),
+         Arg("--fields", metavar="F,...", help="comma-separated field keys or 中文 labels (default: all 42)"),
+         FORMAT("table", "csv", "json"),
+         Arg("--no-cache", action="store_true", help="ask the service even if the cache is fresh"),
+         SANDBOX,
+         Arg("--transpose", action="store_true", help="table: swap rows and columns (codes down or across)"))
+def cmd_fetch(args) -> int:
+    """examples:
+      lx-addin fetch 700 0005.HK 9988
+      lx-addin fetch 700 5 --fields mm_sh_nba_d5,mm_sh_nba_d20 --format csv > flows.csv
+      lx-addin fetch 700 --format json --no-cache
+      lx-addin fetch 700 --sandbox            (offline, synthetic data, no token)
+      lx-addin fetch 700 5 --transpose        (swap rows and columns: codes down, fields across)
+    Codes the service could not confirm (it failed, cached values were shown) are marked:
+    `*` in the table, "stale": true and "fetched_at" in JSON, the stale and fetched_at
+    columns in CSV.
+
+    {exit_codes}"""
+    from .codes import parse_inputs
+    from .fields import columns
+    from .output import entries_for, fetch_notes, fetch_text
+    from .problems import one_error_for_all
+
+    fields = columns(args.fields)  # an unknown field is refused before the service is asked
+    inputs = parse_inputs(args.codes)
+    codes = [code for _, code, _ in inputs if code]
+    with _service(args) as svc:
+        answer = svc.fetch(codes, use_cache=not args.no_cache) if codes else None
+    common = one_error_for_all(codes, answer.errors if answer else {})
+    if common is not None:
+        raise common  # one failure for all: one line, not a table of it
+    entries = entries_for(inputs, answer)
+    text, notes = fetch_text(entries, fields, args.format, _terminal_width(), args.transpose)
+    sys.stdout.write(text)
+    for line in fetch_notes(entries, notes, args.format, answer.stale_because if answer else {}):
+        _say(line)
+    if any(e.error is not None and not isinstance(e.error, NoDataError) for e in entries):
+        return EXIT_FAILED
+    return EXIT_STALE if any(e.stale for e in entries) else 0
 
 
 def _max_age(text: str) -> float:
@@ -172,72 +178,159 @@ def _max_age(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--max-age: ")) from None
 
 
-# --- commands ---------------------------------------------------------------------------
-def cmd_fetch(args) -> int:
-    from .output import Entry, table, to_csv, to_json
-    from .problems import by_cause, cause_of, grouped
+@command("refresh", "Refresh a template workbook (.xlsx) in place or into a new file.",
+         Arg("book", metavar="BOOK.xlsx", help="a workbook with the LX_CODES and LX_FIELDS defined names"),
+         Arg("-o", "--output", metavar="OUT.xlsx", help="write here instead of in place"),
+         SANDBOX,
+         Arg("--max-age", type=_max_age, default=0.0, metavar="SECONDS",
+             help="use cached records younger than this (default 0: ask the service for the latest)"),
+         Arg("--allow-stale", action="store_true",
+             help="if the service fails, write cached values anyway, marked stale (exit code 3)"),
+         Arg("--strict", action="store_true",
+             help="exit 4 when a row has a problem (invalid code, no data); the file is still written"))
+def cmd_refresh(args) -> int:
+    """examples:
+      lx-addin refresh watchlist.xlsx
+      lx-addin refresh templates/mm_ah.xlsx -o today.xlsx
+      lx-addin refresh templates/southbound_dashboard.xlsx -o out/dash.xlsx --sandbox
+      lx-addin refresh watchlist.xlsx --strict      (cron: exit 4 when a row has a problem)
+      lx-addin refresh watchlist.xlsx --allow-stale (service down: write cached values, marked stale)
+    A failed refresh (service down, bad token, no codes, read-only file) exits 1 and
+    leaves the file as it was; cached values are written only with --allow-stale.
 
-    fields = resolve([f for f in (args.fields or "").split(",") if f.strip()])
-    if fields and fields[0].key != "stockCode":
-        fields = [FIELDS[0]] + [f for f in fields if f.key != "stockCode"]
-    inputs = _parse_inputs(args.codes)
-    codes = [code for _, code, _ in inputs if code]
+    {exit_codes}"""
+    from .refresh import refresh_file
+
     with _service(args) as svc:
-        result = svc.fetch(codes, use_cache=not args.no_cache) if codes else None
-    errors = {code: result.errors[code] for code in codes if code in result.errors} if result else {}
-    hard = {c: e for c, e in errors.items() if not isinstance(e, NoDataError)}
-    if codes and len(hard) == len(codes) and len({str(e) for e in hard.values()}) == 1:
-        raise next(iter(hard.values()))  # one failure for all: one line, not a table of it
-    entries = []
-    for raw, code, error in inputs:
-        if code is None:
-            entries.append(Entry(raw, None, error))
-        else:
-            entries.append(Entry(code, result.records.get(code), errors.get(code),
-                                 code in result.stale, result.fetched_at.get(code)))
-    problems = [(e.label, cause_of(e.error, hint=True)) for e in entries if e.error is not None]
-    bad = [e for e in entries if e.error is not None and not isinstance(e.error, NoDataError)]
-    stale = [e for e in entries if e.stale]
-    keys = [f.key for f in fields]
-    if args.format == "json":
-        sys.stdout.write(to_json(entries, keys))
-    elif args.format == "csv":
-        sys.stdout.write(to_csv(entries, keys))
-    elif any(e.record is not None for e in entries):  # no table of nothing but error cells
-        text, notes = table(entries, fields, _terminal_width(), transpose=args.transpose)
-        print(text)
-        for note in notes:
-            print(f"lx-addin: note: {note}", file=sys.stderr)
-    for line in grouped(problems):
-        print(f"lx-addin: {line}", file=sys.stderr)
-    # what the service did (a redirect, a bad answer, an outage), once per cause
-    why_stale = by_cause((e.label, str(result.stale_because.get(e.label) or "no reason known")) for e in stale)
-    for why, count in ((why, len(labels)) for why, labels in why_stale.items()):
-        if args.format != "table":
-            print(f"lx-addin: warning: the service failed ({why}); {count} code(s) are cached values, marked stale",
-                  file=sys.stderr)
-        else:
-            print(f"lx-addin: note: the service failed: {why}", file=sys.stderr)
-    if bad:
-        return EXIT_FAILED
-    return EXIT_STALE if stale else 0
+        summary = refresh_file(args.book, args.output, service=svc, max_age=args.max_age,
+                               allow_stale=args.allow_stale)
+    print(f"Refreshed {args.output or args.book}: {summary.line()}")
+    lines = summary.stale_lines + summary.problems  # one line per cause, with a count
+    for line in lines[:20]:
+        _say(line)
+    if len(lines) > 20:
+        _say(f"… and {len(lines) - 20} more causes (the workbook's status block lists them all)")
+    if summary.stale:
+        return EXIT_STALE
+    return EXIT_PROBLEMS if args.strict and summary.problem_rows else 0
 
 
-def cmd_fields(args) -> int:
-    if args.format == "json":
-        json.dump(
-            [{"key": f.key, "zh": f.zh, "en": f.en, "kind": f.kind, "window": f.window} for f in FIELDS],
-            sys.stdout, ensure_ascii=False, indent=2,
-        )
-        sys.stdout.write("\n")
-    else:
-        print(_table(["key", "中文", "English", "kind", "window"],
-                     [[f.key, f.zh, f.en, f.kind, str(f.window or "")] for f in FIELDS], left=4))
+@command("install", "Set up Excel for this Python (Windows, macOS): the Lixinger ribbon add-in, your token.",
+         HOME,
+         Arg("--no-token", action="store_true", help="do not prompt for the token"),
+         Arg("--no-udfs", action="store_true",
+             help="Windows: do not import the LX_MMAH functions (the Refresh button still works)"),
+         Arg("--trust-vba", action="store_true",
+             help="Windows: turn on 'Trust access to the VBA project object model' without asking"))
+def cmd_install(args) -> int:
+    """examples:
+      lx-addin install                      (then restart Excel: the Lixinger tab is on the ribbon)
+      lx-addin install --no-token
+      lx-addin install --trust-vba          (Windows: allow the =LX_MMAH import without asking)
+      lx-addin install --home /tmp/stage --no-token   (build everything under /tmp/stage)"""
+    from .install import LINUX_LINE, install, target_os
+    from .output import install_text
+
+    home = Path(args.home) if args.home else None
+    if target_os() == "linux" and home is None:
+        print(LINUX_LINE)
+    else:  # staging under --home never touches this PC's registry or starts Excel
+        report = install(home, target_os(), udfs=home is None and not args.no_udfs, trust_vba=args.trust_vba,
+                         ask=_ask if sys.stdin.isatty() else None)
+        print(install_text(report))
+    if args.no_token:
+        return 0
+    if not sys.stdin.isatty():
+        print("Not a terminal: skipping the token prompt. Run `lx-addin token set` to store your token.")
+        return 0
+    args.action, args.allow_plaintext, args.sandbox = "set", False, False
+    rc = cmd_token(args)
+    if rc == 0:
+        args.action = "test"
+        rc = cmd_token(args)
+    return rc
+
+
+def _ask(question: str) -> bool:
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+@command("uninstall", "Remove what `install` set up (your workbooks are not touched).",
+         HOME,
+         Arg("--keep-token", action="store_true", help="leave the token in the keyring"),
+         Arg("--keep-cache", action="store_true", help="leave the local cache"))
+def cmd_uninstall(args) -> int:
+    """examples:
+      lx-addin uninstall
+      lx-addin uninstall --keep-token"""
+    from .credentials import delete_token
+    from .install import remove_cache, uninstall
+
+    for line in uninstall(Path(args.home) if args.home else None):
+        print(line)
+    removed = None if args.keep_cache or args.home else remove_cache()
+    if removed:
+        print(f"removed {removed}")
+    if not args.keep_token:  # last: everything before it can fail and leave a working install
+        try:
+            if delete_token(args.profile):
+                print(f"removed the token for profile {args.profile!r} from the system keyring")
+        except LixingerError as exc:
+            _say(f"could not remove the token: {exc}")
+            return EXIT_FAILED
+    print("xl_addin is uninstalled; your workbooks were not touched.")
     return 0
 
 
+@command("demo", "Run the main job offline against the embedded sandbox (no token needed).",
+         Arg("--out", default="out", help="where to leave the results (default: %(default)s)"))
+def cmd_demo(args) -> int:
+    """examples:
+      lx-addin demo
+      lx-addin demo --out /tmp/lx-demo"""
+    from .demo import run_demo
+
+    return run_demo(out_dir=args.out)
+
+
+@command("fields", "List the 42 fields: key, 中文, English, kind.", FORMAT("table", "json"))
+def cmd_fields(args) -> int:
+    """examples:
+      lx-addin fields
+      lx-addin fields --format json"""
+    from .fields import FIELDS
+    from .output import fields_text
+
+    sys.stdout.write(fields_text(FIELDS, args.format))
+    return 0
+
+
+def _fault_help() -> str:
+    from .sandbox.server import FAULT_KINDS
+
+    return ("misbehave on the next N requests (all, without N): " + " ".join(sorted(FAULT_KINDS))
+            + "; redirect[:STATUS]:URL answers with a redirect to URL")
+
+
+@command("sandbox", "Run the local sandbox server (same protocol, synthetic data).",
+         Arg("--port", type=int, default=8765),
+         Arg("--token", help="the token to accept (default: a new random one, printed)"),
+         Arg("--latency", type=float, default=0.0, metavar="MS", help="delay every answer"),
+         Arg("--fault", action="append", metavar="KIND[:N]", help=_fault_help),
+         Arg("--rate-limit", metavar="N/min", help="answer 429 past N requests a minute, as Lixinger does "
+             "(sliding window; also N/s, N/10s), e.g. --rate-limit 600/min"),
+         Arg("--verbose", action="store_true", help="log each request"))
 def cmd_sandbox(args) -> int:
+    """examples:
+      lx-addin sandbox --port 8765
+      lx-addin sandbox --latency 100 --fault 500:2   (the next 2 requests fail with HTTP 500)
+      lx-addin sandbox --rate-limit 600/min          (HTTP 429 past 600 requests in any minute)
+    then, in another shell, use the URL and token it prints:
+      LIXINGER_BASE_URL=http://127.0.0.1:8765/api LIXINGER_TOKEN=<token> lx-addin fetch 700"""
+    import threading
+
     from .sandbox import Sandbox
+    from .sandbox.server import why_port_unusable
 
     if not 0 < args.port < 65536:
         raise LixingerError(f"--port {args.port} is not a port number; use 1 to 65535, e.g. --port 8765")
@@ -251,256 +344,180 @@ def cmd_sandbox(args) -> int:
             sb.inject_spec(spec)
         except ValueError as exc:
             raise LixingerError(f"--fault {spec}: {exc}") from None
-    import socket
-    import threading
-
-    probe = socket.socket()
-    try:
-        probe.bind(("127.0.0.1", args.port))
-    except OSError as exc:
-        raise LixingerError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}") from None
-    finally:
-        probe.close()
+    why = why_port_unusable(args.port)
+    if why:
+        raise LixingerError(why)
     print(f"Lixinger sandbox ({len(sb.dataset.codes)} codes, data date {sb.dataset.as_of})")
-    server = sb
-    server.start()
-    print(f"  LIXINGER_BASE_URL={server.url}")
-    print(f"  LIXINGER_TOKEN={server.token}")
-    print("Press Ctrl+C to stop.", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    with sb:
+        print(f"  LIXINGER_BASE_URL={sb.url}\n  LIXINGER_TOKEN={sb.token}\nPress Ctrl+C to stop.", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
     return 0
 
 
-def cmd_cache(args) -> int:
-    from .cache import Cache
-    from .config import Settings
-
-    settings = Settings.load(profile=args.profile)
-    cache = Cache(settings.cache_path, settings.base_url)
-    if args.action == "clear":
-        before = cache.size_bytes()
-        n = cache.clear()
-        cache.compact()
-        print(f"Cleared {n} snapshot(s) from {cache.path}; the file went from "
-              f"{_kib(before)} to {_kib(cache.size_bytes())}")
-        return 0
-    info = cache.info()
-    info["services"] = cache.by_source()
-    if args.format == "json":
-        json.dump(info, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return 0
-    print(f"cache file:  {info['path']}{'' if info['exists'] else ' (not created yet)'}")
-    print(f"size:        {_kib(info['size_bytes'])}")
-    print(f"in use:      {info['source']}")
-    rows = [[r["source"] + (" (in use)" if r["source"] == info["source"] else ""), f"{r['codes']:,}",
-             f"{r['snapshots']:,}", r["newest_data_date"] or "-",
-             f"{dt.datetime.fromtimestamp(r['last_fetch']):%Y-%m-%d %H:%M}" if r["last_fetch"] else "-"]
-            for r in info["services"]]
-    if rows:
-        print()
-        print(_table(["service", "codes", "snapshots", "newest data", "last fetch"], rows))
-    else:
-        print("no data cached yet")
-    return 0
-
-
-def _kib(n: int) -> str:
-    return f"{n / 1024:,.0f} KiB"
-
-
-def cmd_token(args) -> int:
-    from . import credentials as cr
-
-    if args.action == "set":
-        if sys.stdin.isatty():
-            import getpass
-
-            value = getpass.getpass("Lixinger token (input hidden): ")
-        else:
-            value = sys.stdin.readline()
-        value = value.strip()
-        if not value:
-            raise LixingerError("no token given: nothing was stored")
-        backend = cr.store_token(value, _profile(args), allow_plaintext=args.allow_plaintext)
-        print(f"Stored the token for profile {_profile(args)!r} in the system keyring ({backend}).")
-        if cr.is_plaintext(cr._backend(args.allow_plaintext)):
-            print(
-                "lx-addin: warning: this keyring backend keeps the token in a plain file on disk. "
-                f"To avoid that, remove keyrings.alt and set the {cr.ENV_VAR} environment variable instead.",
-                file=sys.stderr,
-            )
-        return 0
-    if args.action == "delete":
-        if cr.delete_token(_profile(args)):
-            print(f"Deleted the token for profile {_profile(args)!r} from the system keyring.")
-        else:
-            print(f"No token stored for profile {_profile(args)!r}; nothing to delete.")
-        return 0
-    if args.action == "status":
-        try:
-            token = cr.resolve_token(_profile(args))
-        except LixingerError as exc:
-            print(str(exc), file=sys.stderr)  # one sentence: what is missing and how to set it
-            return 1
-        print(f"token:   {token.masked()}")
-        print(f"source:  {token.source}")
-        if os.environ.get(cr.ENV_VAR, "").strip():
-            print(f"note:    {cr.ENV_VAR} overrides the keyring entry while it is set")
-        return 0
-    if args.action == "test":
-        with _service(args, use_cache=False) as svc:
-            token = svc.token()
-            result = svc.fetch(["00700"], use_cache=False)
-        error = result.errors.get("00700")
-        if error is not None and not isinstance(error, NoDataError):
-            print(f"FAILED: {error}", file=sys.stderr)
-            return 1
-        date = result.newest_data_date
-        print(f"OK: {svc.settings.base_url} accepted the token ({token.masked()}, from {token.source})"
-              + (f"; data date {date}" if date else ""))
-        return 0
-    raise AssertionError(args.action)
-
-
-def cmd_refresh(args) -> int:
-    from .refresh import refresh_file
-
-    with _service(args) as svc:
-        summary = refresh_file(args.book, args.output, service=svc, max_age=args.max_age,
-                               allow_stale=args.allow_stale)
-    target = args.output or args.book
-    print(f"Refreshed {target}: {summary.line()}")
-    lines = summary.stale_lines + summary.problems  # one line per cause, with a count
-    for line in lines[:20]:
-        print(f"lx-addin: {line}", file=sys.stderr)
-    if len(lines) > 20:
-        print(f"lx-addin: … and {len(lines) - 20} more causes (the workbook's status block lists them all)",
-              file=sys.stderr)
-    if summary.stale:
-        return EXIT_STALE
-    if args.strict and summary.problem_rows:
-        return EXIT_PROBLEMS
-    return 0
-
-
-def _profile(args) -> str:
-    return args.profile
-
-
-def _default_profile() -> str:
-    """The profile setting (environment, then settings file); a bad settings file is
-    reported by the command that needs the settings, not here."""
-    from .config import ConfigError, Settings
-
-    try:
-        return Settings.load().profile
-    except ConfigError:
-        return os.environ.get("XL_ADDIN_PROFILE", "").strip() or "default"
-
-
+@command("config", "Show or change the settings (a file Excel reads too; the environment overrides it).",
+         Arg("action", choices=("show", "set", "unset", "path")),
+         Arg("key", nargs="?", help="a setting: base_url timeout budget max_age cache_dir profile"),
+         Arg("value", nargs="?"),
+         FORMAT("table", "json"))
 def cmd_config(args) -> int:
+    """examples:
+      lx-addin config show                   (each setting, its value and where it comes from)
+      lx-addin config set timeout 20
+      lx-addin config set base_url https://open.lixinger.com/api
+      lx-addin config unset timeout
+      lx-addin config path
+    The environment (LIXINGER_TIMEOUT, ...) overrides the file; Excel reads the file too."""
     from . import config
+    from .output import settings_text
 
     if args.action == "path":
         path = config.config_path()
         print(f"{path}{'' if path.exists() else '  (not created yet: lx-addin config set KEY VALUE creates it)'}")
         return 0
-    if args.action in ("set", "unset"):
-        if not args.key or (args.action == "set" and args.value is None):
-            raise LixingerError(f"usage: lx-addin config {args.action} KEY{' VALUE' if args.action == 'set' else ''}"
-                                f"; the settings are: {', '.join(config.SPEC)}")
-        path, value = config.write_setting(args.key, args.value if args.action == "set" else None)
-        spec = config.spec_for(args.key)
-        print(f"{spec.key} = {value}" if args.action == "set" else f"{spec.key} removed (default restored)",
-              f"in {path}")
-        if os.environ.get(spec.env, "").strip():
-            print(f"lx-addin: note: {spec.env} is set in this environment and overrides the file", file=sys.stderr)
+    if args.action == "show":
+        sys.stdout.write(settings_text(config.resolve(), config.config_path(), args.format))
         return 0
-    rows = config.resolve()
-    if args.format == "json":
-        json.dump([{"key": k, "value": None if v is None else v if isinstance(v, (int, float)) else str(v),
-                    "source": src} for k, v, src in rows], sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
-        return 0
-    print(_table(["setting", "value", "source"],
-                 [[k, "(platform default)" if v is None else str(v), src] for k, v, src in rows], left=3))
-    print(f"settings file: {config.config_path()}")
+    if not args.key or (args.action == "set" and args.value is None):
+        raise LixingerError(f"usage: lx-addin config {args.action} KEY{' VALUE' if args.action == 'set' else ''}"
+                            f"; the settings are: {', '.join(config.SPEC)}")
+    path, value = config.write_setting(args.key, args.value if args.action == "set" else None)
+    key = config.spec_for(args.key).key
+    print(f"{key} = {value}" if args.action == "set" else f"{key} removed (default restored)", f"in {path}")
+    overridden = config.env_override(key)
+    if overridden:
+        _say(f"note: {overridden} is set in this environment and overrides the file")
     return 0
 
 
+@command("freeze", "Replace every LX_MMAH formula with its value, for someone without the add-in.",
+         Arg("book", metavar="BOOK.xlsx"),
+         Arg("-o", "--output", metavar="OUT.xlsx", help="where to write (default: BOOK-frozen.xlsx)"),
+         Arg("--in-place", action="store_true", help="overwrite BOOK itself"),
+         Arg("--refresh", action="store_true", help="refresh BOOK's table first (asks the service)"),
+         SANDBOX.with_help("with --refresh: offline, synthetic data"))
+def cmd_freeze(args) -> int:
+    """examples:
+      lx-addin freeze watchlist.xlsx                 (writes watchlist-frozen.xlsx)
+      lx-addin freeze watchlist.xlsx -o to-pm.xlsx --refresh
+      lx-addin freeze watchlist.xlsx --in-place
+    Every =LX_MMAH... formula becomes the value stored in the file; other formulas stay live."""
+    from .freeze import freeze_file
+
+    with _service(args) if args.refresh else contextlib.nullcontext() as svc:
+        result = freeze_file(args.book, args.output, in_place=args.in_place, service=svc)
+    print(result.line())
+    return 0
+
+
+@command("cache", "Show or clear the local cache.",
+         Arg("action", choices=("info", "clear")),
+         FORMAT("table", "json"))
+def cmd_cache(args) -> int:
+    """examples:
+      lx-addin cache info
+      lx-addin cache clear        (deletes every snapshot, then compacts the file)"""
+    from .cache import Cache
+    from .config import Settings
+    from .output import cache_text, kib
+
+    settings = Settings.load(profile=args.profile)
+    cache = Cache(settings.cache_path, settings.base_url)
+    if args.action == "clear":
+        before, cleared = cache.size_bytes(), cache.clear()
+        cache.compact()
+        print(f"Cleared {cleared} snapshot(s) from {cache.path}; the file went from "
+              f"{kib(before)} to {kib(cache.size_bytes())}")
+        return 0
+    sys.stdout.write(cache_text({**cache.info(), "services": cache.by_source()}, args.format))
+    return 0
+
+
+@command("token", "Keep the Lixinger token in the system keyring.",
+         Arg("action", choices=("set", "status", "test", "delete")),
+         Arg("--allow-plaintext", action="store_true",
+             help="set: allow a keyring backend that keeps the token in a plain file"))
+def cmd_token(args) -> int:
+    """examples:
+      lx-addin token set                      (prompts, without echo)
+      lx-addin token set --allow-plaintext    (no system keyring: keep it in a plain file)
+      echo "$MY_TOKEN" | lx-addin token set   (from a script)
+      lx-addin token status
+      lx-addin token test
+      lx-addin --profile team token set       (a second token, e.g. a team account)
+      lx-addin token delete"""
+    from . import credentials as cr
+    from .config import TOKEN_ENV, env_token
+
+    profile = args.profile
+    if args.action == "set":
+        backend = cr.store_token(cr.prompt_token(), profile, allow_plaintext=args.allow_plaintext)
+        print(f"Stored the token for profile {profile!r} in the system keyring ({backend}).")
+        if cr.stores_in_plain_file(args.allow_plaintext):
+            _say("warning: this keyring backend keeps the token in a plain file on disk. "
+                 f"To avoid that, remove keyrings.alt and set the {TOKEN_ENV} environment variable instead.")
+    elif args.action == "delete":
+        print(f"Deleted the token for profile {profile!r} from the system keyring." if cr.delete_token(profile)
+              else f"No token stored for profile {profile!r}; nothing to delete.")
+    elif args.action == "status":
+        try:
+            token = cr.resolve_token(profile)
+        except LixingerError as exc:
+            print(str(exc), file=sys.stderr)  # one sentence: what is missing and how to set it
+            return EXIT_FAILED
+        print(f"token:   {token.masked()}\nsource:  {token.source}")
+        if env_token():
+            print(f"note:    {TOKEN_ENV} overrides the keyring entry while it is set")
+    else:  # test
+        with _service(args, use_cache=False) as svc:
+            check = svc.check_token()
+        if not check.ok:
+            print(f"FAILED: {check.error}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"OK: {check.base_url} accepted the token ({check.token.masked()}, from {check.token.source})"
+              + (f"; data date {check.data_date}" if check.data_date else ""))
+    return 0
+
+
+@command("store", "The history store: set up a desk's PostgreSQL database, log in to it, see its state.",
+         Arg("action", choices=("init", "status", "login", "logout")),
+         Arg("--url", metavar="postgresql://USER@HOST/DB", help="the desk database (default: the store setting)"),
+         Arg("--reader-role", default="xl_addin_reader", help="init: the read-only role (default: %(default)s)"),
+         Arg("--writer-role", default="xl_addin_writer", help="init: the role that may write (default: %(default)s)"),
+         Arg("--no-check", action="store_true", help="login: keep the password without trying it on the server"))
 def cmd_store(args) -> int:
-    """`lx-addin store init|status|login|logout`: the history store, local or a desk's database."""
+    """examples:
+      lx-addin config set store postgresql://analyst@db.desk.local/lixinger   (once per analyst)
+      lx-addin store login                   (prompts for the database password, keeps it in the keyring)
+      lx-addin store status
+      lx-addin store init --url postgresql://owner@db.desk.local/lixinger     (once, by the database's owner)
+      lx-addin store logout
+    No password in a URL: it lives in the system keyring. Hosts other than this machine need TLS."""
+    from .output import labelled_text
     from .store import desk
 
     if args.action == "status":
         from .config import Settings
 
         location = desk.desk_url(args.url).display if args.url else Settings.load().store_location
-        for label, value in desk.status_rows(location):
-            print(f"{label + ':':<14}{value}")
+        sys.stdout.write(labelled_text(desk.status_rows(location)))
         return 0
     url = desk.desk_url(args.url)
     if args.action == "init":
         print(desk.init_store(url, reader=args.reader_role, writer=args.writer_role).line())
     elif args.action == "login":
-        import getpass
+        from .credentials import read_secret
 
-        value = getpass.getpass(f"Password for {url.key} (input hidden): ") if sys.stdin.isatty() else sys.stdin.readline()
-        print(desk.login(url, value.rstrip("\r\n"), check=not args.no_check))
+        print(desk.login(url, read_secret(f"Password for {url.key} (input hidden): "), check=not args.no_check))
     else:
         from .store.password import delete_password
 
-        gone = delete_password(url)
-        print(f"Deleted the password for {url.key} from the system keyring." if gone
+        print(f"Deleted the password for {url.key} from the system keyring." if delete_password(url)
               else f"No password stored for {url.key}; nothing to delete.")
     return 0
 
 
-def _add_store_parser(add) -> None:
-    p = add("store", "The history store: set up a desk's PostgreSQL database, log in to it, see its state.")
-    p.add_argument("action", choices=("init", "status", "login", "logout"))
-    p.add_argument("--url", metavar="postgresql://USER@HOST/DB", help="the desk database (default: the store setting)")
-    p.add_argument("--reader-role", default="xl_addin_reader", help="init: the read-only role (default: %(default)s)")
-    p.add_argument("--writer-role", default="xl_addin_writer", help="init: the role that may write (default: %(default)s)")
-    p.add_argument("--no-check", action="store_true", help="login: keep the password without trying it on the server")
-    p.set_defaults(func=cmd_store)
-
-
-def cmd_freeze(args) -> int:
-    from .freeze import freeze_file
-
-    service = _service(args) if args.refresh else contextlib.nullcontext()
-    with service as svc:
-        result = freeze_file(args.book, args.output, in_place=args.in_place, service=svc)
-    print(result.line())
-    return 0
-
-
-def cmd_install(args) -> int:
-    from .install import main_install
-
-    return main_install(args)
-
-
-def cmd_uninstall(args) -> int:
-    from .install import main_uninstall
-
-    return main_uninstall(args)
-
-
-def cmd_demo(args) -> int:
-    from .demo import run_demo
-
-    return run_demo(out_dir=args.out)
-
-
-# --- parser -------------------------------------------------------------------------------
+# --- the parser, built from the commands ------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lx-addin",
@@ -513,111 +530,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", default=None,
                         help="which stored token to use (default: the profile setting, else 'default')")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def add(name, help_):
-        return sub.add_parser(name, help=help_, description=help_, epilog=EPILOGS.get(name),
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-
-    p = add("fetch", "Fetch the mm_ah record for each code.")
-    p.add_argument("codes", nargs="+", metavar="CODE", help="HK codes as you would type them: 700, 00700, 0700.HK")
-    p.add_argument("--fields", metavar="F,...", help="comma-separated field keys or 中文 labels (default: all 42)")
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    p.add_argument("--no-cache", action="store_true", help="ask the service even if the cache is fresh")
-    p.add_argument("--sandbox", action="store_true", help="use an in-process sandbox: offline, synthetic data")
-    p.add_argument("--transpose", action="store_true",
-                   help="table: swap rows and columns (codes down or across)")
-    p.set_defaults(func=cmd_fetch)
-
-    p = add("refresh", "Refresh a template workbook (.xlsx) in place or into a new file.")
-    p.add_argument("book", metavar="BOOK.xlsx", help="a workbook with the LX_CODES and LX_FIELDS defined names")
-    p.add_argument("-o", "--output", metavar="OUT.xlsx", help="write here instead of in place")
-    p.add_argument("--sandbox", action="store_true", help="use an in-process sandbox: offline, synthetic data")
-    p.add_argument("--max-age", type=_max_age, default=0.0, metavar="SECONDS",
-                   help="use cached records younger than this (default 0: ask the service for the latest)")
-    p.add_argument("--allow-stale", action="store_true",
-                   help="if the service fails, write cached values anyway, marked stale (exit code 3)")
-    p.add_argument("--strict", action="store_true",
-                   help="exit 4 when a row has a problem (invalid code, no data); the file is still written")
-    p.set_defaults(func=cmd_refresh)
-
-    p = add("install", "Set up Excel for this Python (Windows, macOS): the Lixinger ribbon add-in, your token.")
-    p.add_argument("--home", metavar="DIR", help="use DIR instead of your home folder (for tests and staging)")
-    p.add_argument("--no-token", action="store_true", help="do not prompt for the token")
-    p.add_argument("--no-udfs", action="store_true",
-                   help="Windows: do not import the LX_MMAH functions (the Refresh button still works)")
-    p.add_argument("--trust-vba", action="store_true",
-                   help="Windows: turn on 'Trust access to the VBA project object model' without asking")
-    p.set_defaults(func=cmd_install)
-
-    p = add("uninstall", "Remove what `install` set up (your workbooks are not touched).")
-    p.add_argument("--home", metavar="DIR", help="use DIR instead of your home folder")
-    p.add_argument("--keep-token", action="store_true", help="leave the token in the keyring")
-    p.add_argument("--keep-cache", action="store_true", help="leave the local cache")
-    p.set_defaults(func=cmd_uninstall)
-
-    p = add("demo", "Run the main job offline against the embedded sandbox (no token needed).")
-    p.add_argument("--out", default="out", help="where to leave the results (default: %(default)s)")
-    p.set_defaults(func=cmd_demo)
-
-    p = add("fields", "List the 42 fields: key, 中文, English, kind.")
-    p.add_argument("--format", choices=("table", "json"), default="table")
-    p.set_defaults(func=cmd_fields)
-
-    p = add("sandbox", "Run the local sandbox server (same protocol, synthetic data).")
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--token", help="the token to accept (default: a new random one, printed)")
-    p.add_argument("--latency", type=float, default=0.0, metavar="MS", help="delay every answer")
-    from .sandbox.server import FAULT_KINDS
-
-    p.add_argument("--fault", action="append", metavar="KIND[:N]",
-                   help="misbehave on the next N requests (all, without N): " + " ".join(sorted(FAULT_KINDS))
-                   + "; redirect[:STATUS]:URL answers with a redirect to URL")
-    p.add_argument("--rate-limit", metavar="N/min", help="answer 429 past N requests a minute, as Lixinger does "
-                   "(sliding window; also N/s, N/10s), e.g. --rate-limit 600/min")
-    p.add_argument("--verbose", action="store_true", help="log each request")
-    p.set_defaults(func=cmd_sandbox)
-
-    p = add("config", "Show or change the settings (a file Excel reads too; the environment overrides it).")
-    p.add_argument("action", choices=("show", "set", "unset", "path"))
-    p.add_argument("key", nargs="?", help="a setting: base_url timeout budget max_age cache_dir profile")
-    p.add_argument("value", nargs="?")
-    p.add_argument("--format", choices=("table", "json"), default="table")
-    p.set_defaults(func=cmd_config)
-
-    p = add("freeze", "Replace every LX_MMAH formula with its value, for someone without the add-in.")
-    p.add_argument("book", metavar="BOOK.xlsx")
-    p.add_argument("-o", "--output", metavar="OUT.xlsx", help="where to write (default: BOOK-frozen.xlsx)")
-    p.add_argument("--in-place", action="store_true", help="overwrite BOOK itself")
-    p.add_argument("--refresh", action="store_true", help="refresh BOOK's table first (asks the service)")
-    p.add_argument("--sandbox", action="store_true", help="with --refresh: offline, synthetic data")
-    p.set_defaults(func=cmd_freeze)
-
-    p = add("cache", "Show or clear the local cache.")
-    p.add_argument("action", choices=("info", "clear"))
-    p.add_argument("--format", choices=("table", "json"), default="table")
-    p.set_defaults(func=cmd_cache)
-
-    p = add("token", "Keep the Lixinger token in the system keyring.")
-    p.add_argument("action", choices=("set", "status", "test", "delete"))
-    p.add_argument("--allow-plaintext", action="store_true",
-                   help="set: allow a keyring backend that keeps the token in a plain file")
-    p.set_defaults(func=cmd_token, sandbox=False)
-
-    _add_store_parser(add)
+    for cmd in COMMANDS.values():
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, epilog=_epilog(cmd.handler),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        for arg in cmd.args:
+            options = {k: v() if k == "help" and callable(v) else v for k, v in arg.options.items()}
+            p.add_argument(*arg.flags, **options)
+        p.set_defaults(func=cmd.handler)
     return parser
 
 
 def _redact(text: str) -> str:
-    from .credentials import ENV_VAR, redact
+    from .config import env_token
+    from .secret import redact
 
-    return redact(text, os.environ.get(ENV_VAR, "").strip() or None)
+    return redact(text, env_token())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.profile is None:
-        args.profile = _default_profile()
+        from .config import profile_setting
+
+        args.profile = profile_setting()
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -625,8 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     except (LixingerError, UnknownFieldError) as exc:
         if args.debug:
             raise
-        print(f"lx-addin: {_redact(str(exc))}", file=sys.stderr)
-        return 1
+        _say(_redact(str(exc)))
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -634,9 +569,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # never a traceback for an analyst, unless asked
         if args.debug:
             raise
-        print(f"lx-addin: unexpected error: {type(exc).__name__}: {_redact(str(exc))} (run with --debug for details)",
-              file=sys.stderr)
-        return 1
+        _say(f"unexpected error: {type(exc).__name__}: {_redact(str(exc))} (run with --debug for details)")
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from urllib.parse import urljoin
 import requests
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
-from . import __version__
+from .version import __version__
 from .config import Settings
 from .credentials import RUN, Token, redact, redact_deep
 from .deadline import DeadlineAdapter, deadline as within

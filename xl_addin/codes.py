@@ -47,9 +47,37 @@ def normalize_code(value: object) -> str:
 
 
 def is_blank(value: object) -> bool:
+    """An empty cell: None, or text of nothing but spaces."""
     return value is None or (isinstance(value, str) and not value.strip())
+
+
+def parse_code(value: object) -> tuple[str | None, InvalidCodeError | None]:
+    """A typed cell or argument read as a code: ``(code, None)`` when good, ``(None, error)``
+    when not a code, ``(None, None)`` when blank. The one reading every front end uses."""
+    if is_blank(value):
+        return None, None
+    try:
+        return normalize_code(value), None
+    except InvalidCodeError as exc:
+        return None, exc
 
 
 def unique(codes) -> list[str]:
     """Codes without repeats, first occurrence first."""
     return list(dict.fromkeys(codes))
+
+
+def parse_inputs(values) -> list[tuple[object, str | None, InvalidCodeError | None]]:
+    """``[(as typed, code or None, error or None)]`` for codes typed as arguments: one entry per
+    distinct code (and per distinct bad value), in the order given. A blank is not a code."""
+    seen = set()
+    out = []
+    for raw in values:
+        code, error = parse_code(raw)
+        if code is None and error is None:
+            error = InvalidCodeError(raw)
+        key = code or raw
+        if key not in seen:
+            seen.add(key)
+            out.append((raw, code, error))
+    return out

@@ -41,6 +41,8 @@ def default_cache_dir() -> Path:
 
 # --- the settings, their sources and their rules ---------------------------------------
 CONFIG_ENV = "XL_ADDIN_CONFIG"
+#: the token, when set, overrides the keyring (it is a secret, not a setting: never in the file)
+TOKEN_ENV = "LIXINGER_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -286,3 +288,49 @@ class Settings:
         """The history store: the ``store`` setting (a file, or a desk's postgresql:// URL),
         else the local SQLite file; ``xl_addin.store.open_store`` opens either."""
         return self.store if self.store is not None else self.cache_path
+
+# --- what else comes from the environment (read here and nowhere else) ------------------
+def env_token(environ=None) -> str | None:
+    """``LIXINGER_TOKEN`` as set (stripped), or None."""
+    env = os.environ if environ is None else environ
+    return env.get(TOKEN_ENV, "").strip() or None
+
+
+def env_override(key: str, environ=None) -> str | None:
+    """The environment variable that overrides setting *key*, when it is set; else None."""
+    env = os.environ if environ is None else environ
+    spec = spec_for(key)
+    return spec.env if env.get(spec.env, "").strip() else None
+
+
+def profile_setting(environ=None) -> str:
+    """The profile in use: the environment, then the settings file, then "default". A bad
+    settings file is reported by whatever needs the settings, not here."""
+    env = os.environ if environ is None else environ
+    try:
+        return Settings.load(env).profile
+    except ConfigError:
+        return env.get(SPEC["profile"].env, "").strip() or "default"
+
+
+MAX_PART_ENV = "XL_ADDIN_MAX_PART_BYTES"
+#: The largest part of an .xlsx we read, uncompressed. The template's sheet (1,000 rows x 43
+#: columns) is 1.3 MB and a 20,000-code one 40 MB (bench/refresh.py prints it); 256 MiB is over
+#: six times that, and keeps the parsed tree within a desktop's memory.
+DEFAULT_MAX_PART_BYTES = 256 * 2**20
+
+
+def max_part_bytes(environ=None) -> int:
+    """The .xlsx part-size limit: ``XL_ADDIN_MAX_PART_BYTES`` (bytes), or the default."""
+    env = os.environ if environ is None else environ
+    raw = env.get(MAX_PART_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_PART_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{MAX_PART_ENV}={raw!r} must be a whole number of bytes above 0 "
+                          f"(default {DEFAULT_MAX_PART_BYTES})")
+    return value

@@ -1,126 +1,31 @@
-"""Credentials: the token as a value that never shows itself, and where it comes from."""
+"""Credentials: where the token comes from (the environment, else the OS keyring), and how it is kept.
+
+Every keyring call goes through :func:`keyring_call`, so that a keyring's errors (locked,
+dismissed, a D-Bus failure that surfaces as anything) become one :class:`KeyringError` that
+says what could not be done, worded the same for reading, storing and deleting.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 
+from .config import TOKEN_ENV, env_token, profile_setting
 from .exceptions import KeyringError, NoTokenError
-
-
-class Token:
-    """A Lixinger token. ``str()``/``repr()`` never reveal it; :meth:`reveal` does,
-    and is called in exactly one place: building the request body."""
-
-    __slots__ = ("_value", "source")
-
-    def __init__(self, value: str, source: str = "given"):
-        value = (value or "").strip()
-        if not value:
-            raise ValueError("empty token")
-        self._value = value
-        self.source = source
-
-    def reveal(self) -> str:
-        return self._value
-
-    def masked(self) -> str:
-        """First 4 and last 4 characters at most; shorter tokens show less."""
-        v = self._value
-        if len(v) >= 16:
-            return f"{v[:4]}…{v[-4:]}"
-        if len(v) >= 8:
-            return f"{v[:2]}…{v[-2:]}"
-        return "…"
-
-    def __repr__(self) -> str:
-        return f"Token(<redacted>, source={self.source!r})"
-
-    __str__ = __repr__
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Token) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __reduce__(self):  # never pickled into a cache or a file
-        raise TypeError("a Token cannot be pickled")
-
-
-REDACTED = "<redacted>"
-RUN = 8  # any run of this many characters of the token is the token
-
-
-def redact(text: str, *tokens: "Token | str | None") -> str:
-    """*text* with every token, and every run of 8 or more of its characters (a token
-    cut in two, or half of one), replaced by ``<redacted>``.
-
-    Redact before cutting a text short: a cut made first can leave a part of the token
-    that no longer matches the whole.
-    """
-    for tok in tokens:
-        raw = tok.reveal() if isinstance(tok, Token) else tok
-        if raw and len(raw) >= 4:
-            text = text.replace(raw, REDACTED)
-            if len(raw) > RUN and len(text) >= RUN:
-                text = _redact_runs(text, raw)
-    return text
-
-
-def _redact_runs(text: str, secret: str) -> str:
-    grams = {secret[i : i + RUN] for i in range(len(secret) - RUN + 1)}
-    out: list[str] = []
-    start = i = 0
-    end = len(text) - RUN
-    while i <= end:
-        if text[i : i + RUN] in grams:
-            j = i + RUN
-            while j < len(text) and text[i : j + 1] in secret:
-                j += 1
-            out.append(text[start:i])
-            out.append(REDACTED)
-            start = i = j
-        else:
-            i += 1
-    if not out:
-        return text
-    out.append(text[start:])
-    return "".join(out)
-
-
-def redact_deep(value, *tokens: "Token | str | None"):
-    """A JSON value (dicts, lists, text, numbers) with :func:`redact` applied to every
-    text in it, keys included: for what we keep, such as an answer's records."""
-    seen: dict[str, str] = {}  # records repeat their keys: each distinct text is looked at once
-
-    def text(s: str) -> str:
-        out = seen.get(s)
-        if out is None:
-            out = seen[s] = redact(s, *tokens)
-        return out
-
-    def walk(v):
-        if isinstance(v, str):
-            return text(v)
-        if isinstance(v, list):
-            return [walk(x) for x in v]
-        if isinstance(v, dict):
-            return {text(k) if isinstance(k, str) else k: walk(x) for k, x in v.items()}
-        return v
-
-    return walk(value)
+from .secret import REDACTED, RUN, Token, redact, redact_deep  # noqa: F401  (they lived here)
 
 
 # --- where the token comes from: an ordered chain --------------------------------------
 
 SERVICE = "lixinger"
-ENV_VAR = "LIXINGER_TOKEN"
+ENV_VAR = TOKEN_ENV  # the older name, kept for callers
 
 
 PLAINTEXT_HOW = "run `lx-addin token set --allow-plaintext` to keep it in a plain file anyway"
 
 
-def _backend(allow_plaintext: bool = True):
+def keyring_backend(allow_plaintext: bool = True):
     """keyring's backend; with *allow_plaintext* False, never one that writes the token
     to a plain file unless the user chose that backend (PYTHON_KEYRING_BACKEND or
     keyringrc.cfg). A test-only package such as keyrings.alt must not change where a
@@ -154,12 +59,12 @@ def _user_chose_backend() -> bool:
 
 
 def backend_name(backend=None) -> str:
-    backend = backend or _backend()
+    backend = backend or keyring_backend()
     cls = type(backend)
     return f"{cls.__module__}.{cls.__name__}"
 
 
-def _keyring_unusable(backend) -> str | None:
+def keyring_unusable(backend) -> str | None:
     """Why this backend cannot hold a token, or None when it can."""
     name = backend_name(backend)
     if name.startswith("keyring.backends.fail") or name.startswith("keyring.backends.null"):
@@ -175,7 +80,7 @@ def is_plaintext(backend) -> bool:
     return name.startswith("keyrings.alt.file") or "Plaintext" in name
 
 
-def _translate(exc: Exception, action: str) -> KeyringError:
+def _translate(exc: Exception, action: str, what: str = "the token") -> KeyringError:
     import keyring.errors as ke
 
     if isinstance(exc, ke.NoKeyringError):
@@ -189,36 +94,29 @@ def _translate(exc: Exception, action: str) -> KeyringError:
         if "1783" in str(exc) or "too" in str(exc).lower():
             why += " (too long for Windows Credential Manager)"
     elif isinstance(exc, ke.PasswordDeleteError):
-        why = "there is no token in the keyring to delete"
+        why = f"there is no {what.removeprefix('the ')} in the keyring to delete"
     else:
         why = "the keyring was dismissed or failed"
-    return KeyringError(f"could not {action} the token in the system keyring: {why}")
+    return KeyringError(f"could not {action} {what} in the system keyring: {why}")
 
 
 def keyring_token(profile: str = "default") -> Token | None:
     """The token stored for *profile*, None if there is none."""
-    import keyring.errors as ke
-
-    try:
-        backend = _backend()
-        if _keyring_unusable(backend):
+    with keyring_call("read"):
+        chosen = keyring_backend()
+        if keyring_unusable(chosen):
             return None
-        value = backend.get_password(SERVICE, profile)
-    except ke.KeyringError as exc:
-        raise _translate(exc, "read") from None
-    except Exception as exc:  # D-Bus and platform errors surface as anything
-        raise KeyringError(f"could not read the token from the system keyring ({type(exc).__name__})") from None
+        value = chosen.get_password(SERVICE, profile)
     if value and value.strip():
-        return Token(value, source=f"keyring ({backend_name(backend)}, profile {profile})")
+        return Token(value, source=f"keyring ({backend_name(chosen)}, profile {profile})")
     return None
 
 
 def resolve_token(profile: str | None = None, environ=None) -> Token:
     """``LIXINGER_TOKEN``, else the keyring entry for *profile*, else a NoTokenError
     that says how to set one."""
-    env = os.environ if environ is None else environ
-    profile = profile or env.get("XL_ADDIN_PROFILE", "").strip() or "default"
-    value = env.get(ENV_VAR, "").strip()
+    profile = profile or profile_setting(environ)
+    value = env_token(environ)
     if value:
         return Token(value, source=f"environment ({ENV_VAR})")
     try:
@@ -234,40 +132,81 @@ def resolve_token(profile: str | None = None, environ=None) -> Token:
 def store_token(value: str, profile: str = "default", allow_plaintext: bool = False) -> str:
     """Keep *value* in the keyring; returns the backend's name. A plaintext file store
     is used only when allowed here or chosen by the user in keyring's own settings."""
-    import keyring.errors as ke
-
     token = Token(value)
-    backend = _backend(allow_plaintext)
-    why = _keyring_unusable(backend)
-    if why and _writes_plaintext(_backend()):
+    chosen = keyring_backend(allow_plaintext)
+    why = keyring_unusable(chosen)
+    if why and _writes_plaintext(keyring_backend()):
         raise KeyringError(
             f"refusing to store the token in a plain file: {why}; "
             f"set the {ENV_VAR} environment variable instead, or {PLAINTEXT_HOW}"
         )
     if why:
         raise KeyringError(f"cannot store the token: {why}; set the {ENV_VAR} environment variable instead")
-    try:
-        backend.set_password(SERVICE, profile, token.reveal())
-    except ke.KeyringError as exc:
-        raise _translate(exc, "store") from None
-    except Exception as exc:
-        raise KeyringError(f"could not store the token in the system keyring ({type(exc).__name__})") from None
-    return backend_name(backend)
+    with keyring_call("store"):
+        chosen.set_password(SERVICE, profile, token.reveal())
+    return backend_name(chosen)
 
 
 def delete_token(profile: str = "default") -> bool:
     """Remove the keyring entry; False when there was none."""
     import keyring.errors as ke
 
-    backend = _backend()
-    if _keyring_unusable(backend):
+    chosen = keyring_backend()
+    if keyring_unusable(chosen):
         return False
-    try:
-        if backend.get_password(SERVICE, profile) is None:
+    with keyring_call("delete"):
+        if chosen.get_password(SERVICE, profile) is None:
             return False
-        backend.delete_password(SERVICE, profile)
-    except ke.PasswordDeleteError:
-        return False
-    except ke.KeyringError as exc:
-        raise _translate(exc, "delete") from None
+        try:
+            chosen.delete_password(SERVICE, profile)
+        except ke.PasswordDeleteError:
+            return False
     return True
+
+
+def stores_in_plain_file(allow_plaintext: bool = False) -> bool:
+    """Whether the backend :func:`store_token` uses (with *allow_plaintext*) keeps the token in a plain file."""
+    return is_plaintext(keyring_backend(allow_plaintext))
+
+
+@contextlib.contextmanager
+def keyring_call(action: str, what: str = "the token"):
+    """Run keyring calls: their errors become one KeyringError saying that *what* could not be
+    *action*-ed ("read", "store", "delete"), and why, never with the secret in it. The desk
+    store's password (:mod:`xl_addin.store.password`) goes through here too."""
+    import keyring.errors as ke
+
+    try:
+        yield
+    except ke.KeyringError as exc:
+        raise _translate(exc, action, what) from None
+    except KeyringError:
+        raise
+    except Exception as exc:  # D-Bus and platform errors surface as anything
+        preposition = {"read": "from", "store": "in", "delete": "from"}[action]
+        raise KeyringError(f"could not {action} {what} {preposition} the system keyring "
+                           f"({type(exc).__name__})") from None
+
+
+
+
+
+def read_secret(prompt: str, stdin=None) -> str:
+    """A secret typed at a terminal (without echo, after *prompt*) or the first line piped in,
+    without its line ending."""
+    stdin = sys.stdin if stdin is None else stdin
+    if stdin.isatty():
+        import getpass
+
+        return getpass.getpass(prompt)
+    return stdin.readline().rstrip("\r\n")
+
+
+def prompt_token(stdin=None) -> str:
+    """A token typed at a terminal (without echo) or the first line piped in; a LixingerError when empty."""
+    from .exceptions import LixingerError
+
+    value = read_secret("Lixinger token (input hidden): ", stdin).strip()
+    if not value:
+        raise LixingerError("no token given: nothing was stored")
+    return value

@@ -112,3 +112,11 @@ def resolve(names) -> list[Field]:
     if not names:
         return list(FIELDS)
     return [lookup(n) for n in names]
+
+
+def columns(spec: str | None) -> list[Field]:
+    """The fields a comma-separated *spec* names (all 42 when empty), the code first."""
+    fields = resolve([f for f in (spec or "").split(",") if f.strip()])
+    if fields and fields[0].key != "stockCode":
+        fields = [FIELDS[0]] + [f for f in fields if f.key != "stockCode"]
+    return fields

@@ -6,10 +6,10 @@ so ``LEFT(x,4)="#N/A"`` finds them all; nothing ever raises into Excel.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Callable
 
-from .codes import normalize_code
+from .codes import is_blank, parse_code
+from .dates import as_excel_datetime
 from .exceptions import (
     ConfigError,
     InvalidCodeError,
@@ -21,10 +21,12 @@ from .exceptions import (
     UnknownFieldError,
 )
 from .fields import Field, lookup
+from .problems import one_error_for_all
 
 BLANK = ""
-NO_DATA = "#N/A No Data"
-INVALID_CODE = "#N/A Invalid Code"
+NO_DATA_CELL = "#N/A No Data"
+INVALID_CODE_CELL = "#N/A Invalid Code"
+INVALID_FIELD_CELL = "#N/A Invalid Field"
 #: what Excel hands over for error cells when err_to_str is on
 EXCEL_ERRORS = frozenset({"#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!",
                           "#GETTING_DATA", "#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!", "#CONNECT!", "#BUSY!"})
@@ -51,9 +53,9 @@ def _cut(value):
 def error_cell(exc: Exception) -> str:
     """The short #N/A text for an error, as it shows in one cell."""
     if isinstance(exc, NoDataError):
-        return NO_DATA
+        return NO_DATA_CELL
     if isinstance(exc, InvalidCodeError):
-        return INVALID_CODE
+        return INVALID_CODE_CELL
     if isinstance(exc, TokenRejectedError):
         return "#N/A Token Rejected"
     if isinstance(exc, TokenError):
@@ -86,7 +88,7 @@ def resolve_fields(fields) -> list[tuple[str, Field | None]]:
     names, _ = _flatten(fields)
     out = []
     for name in names:
-        if name is None or (isinstance(name, str) and not name.strip()):
+        if is_blank(name):
             continue
         try:
             f = lookup(name)
@@ -100,23 +102,19 @@ def resolve_fields(fields) -> list[tuple[str, Field | None]]:
 
 def parse_code_cell(value) -> tuple[str | None, str | None]:
     """(code, None) for a good cell; (None, cell text) for a blank, invalid or error cell."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None, BLANK
     if isinstance(value, str) and value.strip().upper() in EXCEL_ERRORS:
         return None, f"#N/A Input Error {value.strip().upper()}"
-    try:
-        return normalize_code(value), None
-    except InvalidCodeError:
-        return None, INVALID_CODE
+    code, error = parse_code(value)
+    if code is not None:
+        return code, None
+    return None, INVALID_CODE_CELL if error is not None else BLANK
 
 
 def cell_value(field: Field, record: dict):
     value = record.get(field.key)
     if value is None:
         return BLANK
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return dt.datetime(value.year, value.month, value.day)  # naive: the Beijing date as Excel shows it
-    return value
+    return as_excel_datetime(value)  # naive: the Beijing date as Excel shows it
 
 
 def mmah_matrix(codes, fields, headers: bool, fetch: Callable) -> list[list]:
@@ -127,11 +125,10 @@ def mmah_matrix(codes, fields, headers: bool, fetch: Callable) -> list[list]:
     """
     resolved = resolve_fields(fields)
     if not resolved:
-        return [["#N/A Invalid Field: no field given"]]
+        return [[f"{INVALID_FIELD_CELL}: no field given"]]
     cells, shape = _flatten(codes)
     if shape[1] == 1 and len(cells) > 1:  # a column: trailing blank cells are not spilled (A:A works)
-        last = max((i for i, c in enumerate(cells) if not (c is None or (isinstance(c, str) and not c.strip()))),
-                   default=0)
+        last = max((i for i, c in enumerate(cells) if not is_blank(c)), default=0)
         cells = cells[: last + 1]
         shape = (len(cells), 1)
     parsed = [parse_code_cell(c) for c in cells]
@@ -140,9 +137,9 @@ def mmah_matrix(codes, fields, headers: bool, fetch: Callable) -> list[list]:
     errors = result.errors if result else {}
     records = result.records if result else {}
 
-    hard = [errors[c] for c in wanted if c in errors and not isinstance(errors[c], NoDataError)]
-    if wanted and len(hard) == len(wanted) and len({str(e) for e in hard}) == 1:
-        return [[explain(hard[0])]]  # one problem for all: say it once, with the fix
+    common = one_error_for_all(wanted, errors)
+    if common is not None:
+        return [[explain(common)]]  # one problem for all: say it once, with the fix
 
     rows = []
     for code, text in parsed:
@@ -150,10 +147,10 @@ def mmah_matrix(codes, fields, headers: bool, fetch: Callable) -> list[list]:
             row = [text] * len(resolved)
         elif code in records:
             record = records[code]
-            row = [cell_value(f, record) if f else f"#N/A Invalid Field: {label}" for label, f in resolved]
+            row = [cell_value(f, record) if f else f"{INVALID_FIELD_CELL}: {label}" for label, f in resolved]
         else:
             problem = error_cell(errors.get(code, LixingerError()))
-            row = [problem if f else f"#N/A Invalid Field: {label}" for label, f in resolved]
+            row = [problem if f else f"{INVALID_FIELD_CELL}: {label}" for label, f in resolved]
         rows.append(row)
 
     labels = [label for label, _ in resolved]

@@ -18,7 +18,7 @@ The PowerShell and sh installers only find Python, make the environment (where
 
 Uninstall checks Excel first, takes our files away all or nothing (a file that cannot be
 removed stops it with everything as it was), restores what :mod:`xl_addin.install_record` says
-was there, and only then (``main_uninstall``) the cache and, last, the token.
+was there; only then does ``lx-addin uninstall`` remove the cache and, last, the token.
 On Linux there is no Excel: ``install`` says so and sets up the token; ``--home DIR`` stages a
 build under DIR (tests).
 """
@@ -34,7 +34,7 @@ from pathlib import Path
 from . import install_record, legacy_conf, vbom
 from .addin_build import CONF_SHEET, UDF_MODULES, build_addin, set_ribbon, xlwings_ribbon_addin  # noqa: F401
 from .excel_process import ensure_excel_closed
-from .exceptions import InstallError, LixingerError
+from .exceptions import InstallError
 from .install_paths import (ADDIN_NAME, MAC_STARTUP, addin_dir, addin_path, app_dir,  # noqa: F401
                             legacy_env_dirs, mac_scripts_dir, record_path, target_os)
 
@@ -302,61 +302,12 @@ def uninstall(home: Path | None = None, os_name: str | None = None, *, environ=N
     return done
 
 
-# --- the commands -----------------------------------------------------------------------------
-def _tty_ask(question: str) -> bool:
-    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+def remove_cache(settings=None) -> Path | None:
+    """Delete the local cache's folder; returns it, or None when there was none."""
+    from .config import Settings
 
-
-def main_install(args) -> int:
-    args.profile = getattr(args, "profile", "default")
-    home = Path(args.home) if args.home else None
-    os_name = target_os()
-    if os_name == "linux" and home is None:
-        print(LINUX_LINE)
-    else:
-        # staging under --home never touches this PC's registry or starts Excel
-        report = install(home, os_name, udfs=home is None and not getattr(args, "no_udfs", False),
-                         trust_vba=getattr(args, "trust_vba", False),
-                         ask=_tty_ask if sys.stdin.isatty() else None)
-        print(f"Python for Excel:  {report.interpreter}")
-        print(f"ribbon add-in:     {report.addin}")
-        if report.formulas:
-            print("imported the LX_MMAH functions into the add-in: they work in every workbook")
-        if report.freeze_button:
-            print("added the Freeze values button to the Lixinger tab")
-        for note in report.notes:
-            print(f"note: {note}")
-    if args.no_token:
-        return 0
-    if not sys.stdin.isatty():
-        print("Not a terminal: skipping the token prompt. Run `lx-addin token set` to store your token.")
-        return 0
-    from .cli import main as cli_main
-
-    rc = cli_main(["--profile", args.profile, "token", "set"])
-    if rc == 0:
-        rc = cli_main(["--profile", args.profile, "token", "test"])
-    return rc
-
-
-def main_uninstall(args) -> int:
-    for line in uninstall(Path(args.home) if args.home else None):
-        print(line)
-    if not args.keep_cache and not args.home:
-        from .config import Settings
-
-        cache_dir = Settings.from_env().cache_path.parent
-        if cache_dir.exists():
-            shutil.rmtree(cache_dir, ignore_errors=True)
-            print(f"removed {cache_dir}")
-    if not args.keep_token:  # last: everything before it can fail and leave a working install
-        from .credentials import delete_token
-
-        try:
-            if delete_token(args.profile):
-                print(f"removed the token for profile {args.profile!r} from the system keyring")
-        except LixingerError as exc:
-            print(f"lx-addin: could not remove the token: {exc}", file=sys.stderr)
-            return 1
-    print("xl_addin is uninstalled; your workbooks were not touched.")
-    return 0
+    cache_dir = (settings or Settings.load()).cache_path.parent
+    if not cache_dir.exists():
+        return None
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    return cache_dir

@@ -21,10 +21,12 @@ import re
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
-from .codes import normalize_code
-from .exceptions import InvalidCodeError, NoDataError, UnknownFieldError, WorkbookError
+from .codes import is_blank, parse_code
+from .dates import as_excel_datetime
+from .exceptions import NoDataError, UnknownFieldError, WorkbookError
 from .fields import Field, lookup
-from .problems import INVALID, cause_of, grouped
+from .formula import INVALID_CODE_CELL, NO_DATA_CELL
+from .problems import CAUSE_INVALID, cause_of, grouped
 
 CODES, FIELDS_NAME, STATUS = "LX_CODES", "LX_FIELDS", "LX_STATUS"
 STATUS_LABELS = ("Refreshed at 刷新时间", "Data date 数据日期", "Codes 代码", "Problems 问题")
@@ -141,7 +143,7 @@ def read_fields(layout: Layout, header_row: list) -> list[tuple[int, Field]]:
     """(column, field) for each named column of LX_FIELDS; an unknown name is an error that names it."""
     out = []
     for offset, name in enumerate(header_row):
-        if name is None or (isinstance(name, str) and not name.strip()):
+        if is_blank(name):
             continue
         col = layout.fields.left + offset
         try:
@@ -157,13 +159,8 @@ def read_codes(code_cells: list) -> list[tuple[str | None, str | None]]:
     """(code, None) per LX_CODES row; (None, the cell as typed) for an invalid code; (None, None) if blank."""
     out = []
     for raw in code_cells:
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            out.append((None, None))
-            continue
-        try:
-            out.append((normalize_code(raw), None))
-        except InvalidCodeError:
-            out.append((None, str(raw)[:50]))
+        code, error = parse_code(raw)
+        out.append((code, str(raw)[:50] if error is not None else None))
     return out
 
 
@@ -178,10 +175,7 @@ def _contiguous(columns: list[int]) -> list[list[int]]:
 
 
 def _cell(field: Field, record: dict):
-    value = record.get(field.key)
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return dt.datetime(value.year, value.month, value.day)
-    return value
+    return as_excel_datetime(record.get(field.key))
 
 
 def plan_refresh(layout: Layout, code_cells: list, header_row: list, result, now: dt.datetime) -> Plan:
@@ -200,13 +194,13 @@ def plan_refresh(layout: Layout, code_cells: list, header_row: list, result, now
             elif code is None and problem is None:
                 value = None  # blank row: cleared
             elif col == fields[0][0]:  # the first column says why the row is empty
-                value = (f"#N/A Invalid Code {problem}"[:60] if problem
-                         else "#N/A No Data" if isinstance(error, NoDataError) else f"#N/A {error}")
+                value = (f"{INVALID_CODE_CELL} {problem}"[:60] if problem
+                         else NO_DATA_CELL if isinstance(error, NoDataError) else f"#N/A {error}")
             else:
                 value = None
             rows[col].append(value)
         if problem:
-            problem_rows.append((problem, INVALID))
+            problem_rows.append((problem, CAUSE_INVALID))
         elif code and record is None:
             problem_rows.append((code, cause_of(error)))
     blocks = []
@@ -223,7 +217,7 @@ def plan_refresh(layout: Layout, code_cells: list, header_row: list, result, now
         said = grouped(stale_rows + problem_rows, shown=None)  # every stale and failed code is named
         status = [
             [now.replace(microsecond=0)],
-            [dt.datetime(newest.year, newest.month, newest.day) if newest else None],
+            [as_excel_datetime(newest) if newest else None],
             [f"{ok} of {len(codes)} with data" + (f", {len(stale)} of them STALE (see Problems)" if stale else "")],
             ["; ".join(said)[:STATUS_TEXT_MAX] if said else "none"],
         ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from .credentials import redact
+from .secret import redact
 
 LIMIT = 200  # characters of a service's message in one of our lines
 _READ_AT_MOST = 65536  # of a huge text, only this much is looked at

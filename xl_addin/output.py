@@ -173,3 +173,107 @@ def to_csv(entries: list[Entry], keys: list[str]) -> str:
         else:
             writer.writerow([e.label] + [""] * (len(keys) - 1) + meta + [str(e.error)])
     return buf.getvalue()
+
+
+# --- the other commands' output: tables or JSON ----------------------------------------------
+def _json(value, ensure_ascii: bool = False) -> str:
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=2) + "\n"
+
+
+def entries_for(inputs, answer) -> list[Entry]:
+    """One :class:`Entry` per input (``codes.parse_inputs``), from the service's *answer* (None: nothing asked)."""
+    out = []
+    for raw, code, error in inputs:
+        if code is None or answer is None:
+            out.append(Entry(raw, None, error))
+        else:
+            out.append(Entry(code, answer.records.get(code), answer.errors.get(code),
+                             code in answer.stale, answer.fetched_at.get(code)))
+    return out
+
+
+def fetch_text(entries: list[Entry], fields, fmt: str, width: int | None,
+               transpose: bool = False) -> tuple[str, list[str]]:
+    """What `lx-addin fetch` prints (stdout) and its notes (stderr): a table, CSV or JSON."""
+    keys = [f.key for f in fields]
+    if fmt == "json":
+        return to_json(entries, keys), []
+    if fmt == "csv":
+        return to_csv(entries, keys), []
+    if not any(e.record is not None for e in entries):  # no table of nothing but error cells
+        return "", []
+    text, notes = table(entries, fields, width, transpose=transpose)
+    return text + "\n", notes
+
+
+def fetch_notes(entries: list[Entry], notes: list[str], fmt: str, stale_because=None) -> list[str]:
+    """The lines `lx-addin fetch` says on stderr: the table's notes, one line per problem's cause,
+    and why the service failed for the stale values, once per cause (outside the table, which
+    marks them itself, with how many values are stale)."""
+    from .problems import by_cause, cause_of, grouped
+
+    lines = [f"note: {n}" for n in notes]
+    lines += grouped((e.label, cause_of(e.error, hint=True)) for e in entries if e.error is not None)
+    stale_because = stale_because or {}
+    why_stale = by_cause((e.label, str(stale_because.get(e.label) or "no reason known")) for e in entries if e.stale)
+    for why, labels in why_stale.items():
+        if fmt != "table":
+            lines.append(f"warning: the service failed ({why}); {len(labels)} code(s) are cached values, marked stale")
+        else:
+            lines.append(f"note: the service failed: {why}")
+    return lines
+
+
+def fields_text(fields, fmt: str) -> str:
+    """The field catalog, as a table or JSON."""
+    if fmt == "json":
+        return _json([{"key": f.key, "zh": f.zh, "en": f.en, "kind": f.kind, "window": f.window} for f in fields])
+    rows = [[f.key, f.zh, f.en, f.kind, str(f.window or "")] for f in fields]
+    return "\n".join(render_table(["key", "中文", "English", "kind", "window"], rows, left=4)) + "\n"
+
+
+def settings_text(rows: list[tuple[str, object, str]], path, fmt: str) -> str:
+    """Each setting's (key, value, source), as a table (with the settings file) or JSON."""
+    if fmt == "json":
+        return _json([{"key": k, "value": None if v is None else v if isinstance(v, (int, float)) else str(v),
+                       "source": src} for k, v, src in rows])
+    table_rows = [[k, "(platform default)" if v is None else str(v), src] for k, v, src in rows]
+    return "\n".join(render_table(["setting", "value", "source"], table_rows, left=3)) + f"\nsettings file: {path}\n"
+
+
+def kib(n: int) -> str:
+    return f"{n / 1024:,.0f} KiB"
+
+
+def cache_text(info: dict, fmt: str) -> str:
+    """`lx-addin cache info`: the file, its size, and one row per service it holds data of."""
+    if fmt == "json":
+        return _json(info, ensure_ascii=True)
+    lines = [f"cache file:  {info['path']}{'' if info['exists'] else ' (not created yet)'}",
+             f"size:        {kib(info['size_bytes'])}",
+             f"in use:      {info['source']}"]
+    rows = [[r["source"] + (" (in use)" if r["source"] == info["source"] else ""), f"{r['codes']:,}",
+             f"{r['snapshots']:,}", r["newest_data_date"] or "-",
+             f"{dt.datetime.fromtimestamp(r['last_fetch']):%Y-%m-%d %H:%M}" if r["last_fetch"] else "-"]
+            for r in info["services"]]
+    if rows:
+        lines += [""] + render_table(["service", "codes", "snapshots", "newest data", "last fetch"], rows)
+    else:
+        lines.append("no data cached yet")
+    return "\n".join(lines) + "\n"
+
+
+def install_text(report) -> str:
+    """What `lx-addin install` did (an :class:`xl_addin.install.InstallReport`), one line each."""
+    lines = [f"Python for Excel:  {report.interpreter}", f"ribbon add-in:     {report.addin}"]
+    if report.formulas:
+        lines.append("imported the LX_MMAH functions into the add-in: they work in every workbook")
+    if report.freeze_button:
+        lines.append("added the Freeze values button to the Lixinger tab")
+    lines += [f"note: {note}" for note in report.notes]
+    return "\n".join(lines)
+
+
+def labelled_text(rows) -> str:
+    """``label:  value`` lines, the values lined up (`lx-addin store status`)."""
+    return "".join(f"{label + ':':<14}{value}\n" for label, value in rows)

@@ -9,22 +9,35 @@ cannot reach …``.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from .exceptions import InvalidCodeError, NoDataError
 
-INVALID = "invalid code"
-NO_DATA = "no data"
+CAUSE_INVALID = "invalid code"
+CAUSE_NO_DATA = "no data"
 INVALID_HINT = "expected 1 to 5 digits, like 700, 00700 or 0700.HK"
 
 
 def cause_of(error, hint: bool = False) -> str:
     """What went wrong for one code, worded the same everywhere."""
     if isinstance(error, InvalidCodeError):
-        return f"{INVALID} ({INVALID_HINT})" if hint else INVALID
+        return f"{CAUSE_INVALID} ({INVALID_HINT})" if hint else CAUSE_INVALID
     if isinstance(error, NoDataError):
-        return NO_DATA
+        return CAUSE_NO_DATA
     return str(error)
+
+
+def hard_errors(errors: Mapping[str, Exception]) -> dict[str, Exception]:
+    """The errors that are failures (a code without data is an answer, not a failure)."""
+    return {code: e for code, e in errors.items() if not isinstance(e, NoDataError)}
+
+
+def one_error_for_all(codes: list[str], errors: Mapping[str, Exception]) -> Exception | None:
+    """The error, when every one of *codes* failed with the same one (say it once, not per code); else None."""
+    hard = hard_errors({c: errors[c] for c in codes if c in errors})
+    if codes and len(hard) == len(codes) and len({str(e) for e in hard.values()}) == 1:
+        return next(iter(hard.values()))
+    return None
 
 
 _GAVE_UP = re.compile(r" \(gave up after (\d+) attempts?\)$")

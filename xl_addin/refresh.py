@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .exceptions import LixingerError, NoDataError, WorkbookError
+from .exceptions import LixingerError, WorkbookError
 from .layout import Layout, Plan, plan_refresh, stale_cause
-from .problems import grouped
+from .problems import grouped, hard_errors
 
 
 class Book(Protocol):
@@ -75,7 +75,7 @@ def prepare(book: Book, service, max_age: float = 0.0, allow_stale: bool = False
     book.progress(f"Lixinger: fetching {len(plan.codes)} codes…")
     with _readying(book, plan):  # the book indexes what it will write while the request is in flight
         result = service.fetch(plan.codes, max_age=max_age)  # a refresh asks for the latest by default
-    hard = {code: e for code, e in result.errors.items() if not isinstance(e, NoDataError)}
+    hard = hard_errors(result.errors)
     if hard:  # a refresh is all or nothing: never a half-new table
         raise next(iter(hard.values()))
     if result.stale and not allow_stale:
@@ -168,9 +168,9 @@ def refresh_file(path, out=None, service=None, max_age: float = 0.0, allow_stale
     from .xlsx import XlsxBook, writable_target
 
     if service is None:
-        from .service import MMAH
+        from .service import DataService
 
-        service = MMAH()
+        service = DataService()
     book = XlsxBook(path)
     try:
         if out is not None and Path(out).suffix.lower() != book.path.suffix.lower():
@@ -193,7 +193,7 @@ def main(book=None) -> None:
     """RunPython entry point (the ribbon's Refresh): refresh the workbook that called, or the
     active one. A template's table is refilled; this workbook's LX_MMAH formulas are
     recalculated with the latest data, in whichever process runs them (see
-    :meth:`xl_addin.service.MMAH.forget`).
+    :meth:`xl_addin.service.DataService.expire_all`).
 
     Nothing escapes to Excel as a traceback: every failure (no workbook, a bad setting, no
     token, the service) ends in the status bar and a message box, and the status bar is
@@ -211,10 +211,10 @@ def main(book=None) -> None:
                 book = xw.books.active
         excel = ExcelBook(book)
         excel.progress("Lixinger: refreshing…")
-        from .udfs import service
+        from .service import for_formulas, shared
 
-        svc = service()
-        svc.forget()  # the button means "the latest": formulas ask the service again too
+        svc = shared(for_formulas)  # the UDF server's own, when RunPython runs there
+        svc.expire_all()  # the button means "the latest": formulas ask the service again too
         if excel.is_template():
             refresh_book(excel, svc, stale_advice=EXCEL_STALE_ADVICE)  # no CLI flag in Excel's words
         excel.recalculate()
@@ -245,6 +245,6 @@ def _fail(excel, message: str) -> None:
 
         xw.apps.active.alert(f"Lixinger refresh failed: {message}", title="Lixinger refresh", mode="critical")
     except Exception:
-        from . import _last_resort
+        from .last_resort import refresh_failed
 
-        _last_resort(message)  # RunPython shows it only on a non-zero exit
+        refresh_failed(message)  # RunPython shows it only on a non-zero exit

@@ -1,9 +1,14 @@
-"""The data service every front end uses (CLI, formulas, refresh).
+"""The data service every front end uses (CLI, formulas, refresh), and the one each process shares.
 
 Like xbbg's cached bdp: ask the cache what is missing and query only that.
 Two cache layers: an in-process memory (so a warm formula costs microseconds) in
 front of the SQLite file (shared between processes, keeps history). When the
 service fails, the newest cached value is served and marked stale.
+
+One process, one service: Excel's formulas and a Refresh run in the same UDF server
+share one memory cache and one outage pause. :func:`shared` hands it out (created on
+first use) and :func:`set_shared` replaces it, as keyring's ``get_keyring`` /
+``set_keyring`` do; tests give it a service of their own.
 """
 
 from __future__ import annotations
@@ -13,15 +18,22 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .cache import NO_DATA, Cache
+from .cache import ABSENT, Cache
 from .codes import unique
 from .config import Settings
 from .credentials import Token
 from .exceptions import CacheError, LixingerError, NoDataError, ServiceUnavailableError, TokenError
 
+#: formulas: seconds one formula may wait for the service, retries included (Excel waits for it)
+FORMULA_BUDGET = 15.0
+#: formulas: after an outage, answer from the cache this long without asking the service again
+OUTAGE_PAUSE = 30.0
+
 
 @dataclass
-class Result:
+class Answer:
+    """What the data service answers for a list of codes: a record or an error per code, and where each came from."""
+
     codes: list[str]
     records: dict[str, dict] = field(default_factory=dict)
     errors: dict[str, LixingerError] = field(default_factory=dict)
@@ -42,10 +54,10 @@ class Result:
         return max(dates) if dates else None
 
 
-class MMAH:
+class DataService:
     """Records for HK codes, from memory, the cache file or the service, in that order.
 
-    ``cooldown`` (seconds): after the service failed outright, answer from the cache
+    ``outage_pause`` (seconds): after the service failed outright, answer from the cache
     without asking it again for that long, so that a sheet full of formulas does
     not wait out the retries once per cell.
     """
@@ -57,9 +69,9 @@ class MMAH:
         token_provider: Callable[[], Token] | None = None,
         use_cache: bool = True,
         session=None,
-        cooldown: float = 0.0,
+        outage_pause: float = 0.0,
     ):
-        self.settings = settings or Settings.from_env()
+        self.settings = settings or Settings.load()
         if token is not None and not isinstance(token, Token):
             token = Token(token)
         self._token = token
@@ -67,19 +79,20 @@ class MMAH:
         self.use_cache = use_cache
         self._session = session
         self._client = None
+        self._client_token: Token | None = None  # the token self._client was made with
         self._memory: dict[str, tuple[object, float]] = {}
         self._lock = threading.RLock()
         self.cache = Cache(self.settings.cache_path, self.settings.base_url) if use_cache else None
         self.requests_sent = 0
-        self.cooldown = cooldown
-        self._down_until = 0.0
-        self._not_before = 0.0
-        self._down_error: LixingerError | None = None
+        self.outage_pause = outage_pause
+        self._outage_pause_ends = 0.0  # time.monotonic() until which the service is not asked (an outage)
+        self._outage_error: LixingerError | None = None  # the outage's error, for codes with nothing cached
+        self._fresh_floor = 0.0  # nothing fetched before this (epoch seconds) counts as fresh
         self.last_error: LixingerError | None = None
         self.last_stale = False
 
     def __repr__(self) -> str:
-        return f"MMAH(base_url={self.settings.base_url!r}, cache={self.cache!r})"
+        return f"DataService(base_url={self.settings.base_url!r}, cache={self.cache!r})"
 
     # -- token and client ---------------------------------------------------------------
     def token(self) -> Token:
@@ -97,8 +110,11 @@ class MMAH:
     def _client_for(self, token: Token):
         from .client import MMAHClient
 
-        if self._client is None or self._client._token != token:
+        if self._client is None or self._client_token != token:
+            if self._client is not None:
+                self._client.close()
             self._client = MMAHClient(token, self.settings, session=self._session)
+            self._client_token = token
         return self._client
 
     # -- cache layers ------------------------------------------------------------------
@@ -120,7 +136,7 @@ class MMAH:
         for code, record in fetched.records.items():
             self._memory[code] = (record, now)
         for code in fetched.absent:
-            self._memory[code] = (NO_DATA, now)
+            self._memory[code] = (ABSENT, now)
         if self.cache is not None:
             try:
                 self.cache.store(fetched.raw, fetched.records, fetched.absent, now)
@@ -128,97 +144,117 @@ class MMAH:
                 self.last_error = exc
 
     # -- public ---------------------------------------------------------------------------
-    def peek(self, codes: list[str], max_age: float | None = None) -> Result:
+    def peek(self, codes: list[str], max_age: float | None = None) -> Answer:
         """What the caches hold that is fresh, with no request at all."""
         max_age = self.settings.max_age if max_age is None else max_age
-        result = Result(unique(codes))
+        answer = Answer(unique(codes))
         now = time.time()
         with self._lock:
-            self._sync_not_before()
-            known = self._cached(result.codes) if self.use_cache else {}
+            self._sync_fresh_floor()
+            known = self._cached(answer.codes) if self.use_cache else {}
         for code, (value, fetched_at) in known.items():
             if self._fresh(fetched_at, now, max_age):
-                self._serve(result, code, value, fetched_at)
-                result.from_cache.add(code)
-        return result
+                self._serve_cached(answer, code, value, fetched_at)
+        return answer
 
-    def fetch(self, codes: list[str], max_age: float | None = None, use_cache: bool | None = None) -> Result:
-        """Records for five-digit *codes*; per-code errors in ``Result.errors``."""
+    def fetch(self, codes: list[str], max_age: float | None = None, use_cache: bool | None = None) -> Answer:
+        """Records for five-digit *codes*; per-code errors in ``Answer.errors``."""
         use_cache = self.use_cache if use_cache is None else use_cache
         max_age = self.settings.max_age if max_age is None else max_age
-        result = Result(unique(codes))
+        answer = Answer(unique(codes))
         with self._lock:
-            self._sync_not_before()
-            now = time.time()
-            known = self._cached(result.codes) if self.use_cache else {}
-            missing = []
-            for code in result.codes:
-                entry = known.get(code)
-                if use_cache and entry is not None and self._fresh(entry[1], now, max_age):
-                    self._serve(result, code, entry[0], entry[1])
-                    result.from_cache.add(code)
-                else:
-                    missing.append(code)
+            self._sync_fresh_floor()
+            known = self._cached(answer.codes) if self.use_cache else {}
+            missing = self._serve_fresh(answer, known, max_age) if use_cache else list(answer.codes)
             if not missing:
-                return result
-            if time.monotonic() < self._down_until:
-                # the service just failed: answer at once from the cache (or with that error)
-                for code in missing:
-                    self._fail(result, code, self._down_error, known.get(code))
-                self.last_stale = bool(result.stale)
-                return result
-            try:
-                client = self._client_for(self.token())
-                fetched = client.fetch(missing)
-            except TokenError as exc:
-                # no stale fallback here: a token problem must be seen and fixed, not papered over
-                self.last_error = exc
-                for code in missing:
-                    result.errors[code] = exc
-                return result
-            result.requests = fetched.requests
-            self.requests_sent += fetched.requests
-            now = time.time()
-            self._remember(fetched, now)
-            for code, record in fetched.records.items():
-                result.records[code] = record
-                result.fetched_at[code] = now
-            for code in fetched.absent:
-                result.errors[code] = NoDataError(code)
-                result.fetched_at[code] = now
-            for code, exc in fetched.errors.items():
-                self.last_error = exc
-                self._fail(result, code, exc, known.get(code))
-            if self.cooldown and not fetched.records and not fetched.absent and any(
-                isinstance(e, ServiceUnavailableError) for e in fetched.errors.values()
-            ):
-                self._down_until = time.monotonic() + self.cooldown
-                self._down_error = next(e for e in fetched.errors.values() if isinstance(e, ServiceUnavailableError))
-            self.last_stale = bool(result.stale)
-        return result
+                return answer
+            if self._in_outage_pause():
+                self._serve_during_outage_pause(answer, missing, known)
+            else:
+                self._ask_service(answer, missing, known)
+            self.last_stale = bool(answer.stale)
+        return answer
+
+    # -- the steps of a fetch -----------------------------------------------------------
+    def _serve_fresh(self, answer: Answer, known: dict, max_age: float) -> list[str]:
+        """Serve each code the caches hold fresh; returns the codes still missing."""
+        now = time.time()
+        missing = []
+        for code in answer.codes:
+            entry = known.get(code)
+            if entry is not None and self._fresh(entry[1], now, max_age):
+                self._serve_cached(answer, code, entry[0], entry[1])
+            else:
+                missing.append(code)
+        return missing
+
+    def _in_outage_pause(self) -> bool:
+        return time.monotonic() < self._outage_pause_ends
+
+    def _serve_during_outage_pause(self, answer: Answer, missing: list[str], known: dict) -> None:
+        """The service just failed: answer at once from the cache (or with that error)."""
+        for code in missing:
+            self._serve_stale_or_error(answer, code, self._outage_error, known.get(code))
+
+    def _ask_service(self, answer: Answer, missing: list[str], known: dict) -> None:
+        try:
+            fetched = self._client_for(self.token()).fetch(missing)
+        except TokenError as exc:
+            # no stale fallback here: a token problem must be seen and fixed, not papered over
+            self.last_error = exc
+            for code in missing:
+                answer.errors[code] = exc
+            return
+        answer.requests = fetched.requests
+        self.requests_sent += fetched.requests
+        now = time.time()
+        self._remember(fetched, now)
+        for code, record in fetched.records.items():
+            answer.records[code] = record
+            answer.fetched_at[code] = now
+        for code in fetched.absent:
+            answer.errors[code] = NoDataError(code)
+            answer.fetched_at[code] = now
+        for code, exc in fetched.errors.items():
+            self.last_error = exc
+            self._serve_stale_or_error(answer, code, exc, known.get(code))
+        self._start_outage_pause(fetched)
+
+    def _start_outage_pause(self, fetched) -> None:
+        """Start the outage pause when the service failed outright (nothing came back at all)."""
+        if not self.outage_pause or fetched.records or fetched.absent:
+            return
+        outage = [e for e in fetched.errors.values() if isinstance(e, ServiceUnavailableError)]
+        if outage:
+            self._outage_pause_ends = time.monotonic() + self.outage_pause
+            self._outage_error = outage[0]
 
     @staticmethod
-    def _serve(result: Result, code: str, value, fetched_at: float) -> None:
-        result.fetched_at[code] = fetched_at
-        if value is NO_DATA or value == NO_DATA:
-            result.errors[code] = NoDataError(code)
+    def _serve_cached(answer: Answer, code: str, value, fetched_at: float) -> None:
+        answer.fetched_at[code] = fetched_at
+        answer.from_cache.add(code)
+        if value is ABSENT or value == ABSENT:
+            answer.errors[code] = NoDataError(code)
         else:
-            result.records[code] = value
+            answer.records[code] = value
 
-    def _fail(self, result: Result, code: str, exc: LixingerError, entry) -> None:
-        if entry is not None and entry[0] != NO_DATA:
-            result.records[code] = entry[0]
-            result.stale.add(code)
-            result.fetched_at[code] = entry[1]
-            result.stale_because[code] = exc
+    def _serve_stale_or_error(self, answer: Answer, code: str, exc: LixingerError, entry) -> None:
+        """The cached record, marked stale because of *exc*; else *exc* itself."""
+        if entry is not None and entry[0] != ABSENT:
+            answer.records[code] = entry[0]
+            answer.stale.add(code)
+            answer.fetched_at[code] = entry[1]
+            answer.stale_because[code] = exc
         else:
-            result.errors[code] = exc
+            answer.errors[code] = exc
 
-    def forget(self) -> None:
-        """Nothing fetched before now counts as fresh any more, in this process and in every
-        other one that shares the cache file (the Refresh button runs in its own process, the
-        formulas in Excel's UDF server): the next fetch of each code asks the service (older
-        values stay available as the fallback when it is down)."""
+    # -- freshness ------------------------------------------------------------------------
+    def expire_all(self) -> None:
+        """Raise the freshness floor to now: nothing fetched before now counts as fresh any
+        more, in this process and in every other one that shares the cache file (the Refresh
+        button runs in its own process, the formulas in Excel's UDF server). The next fetch
+        of each code asks the service (older values stay available as the fallback when it
+        is down), and an outage pause ends."""
         with self._lock:
             now = time.time()
             if self.cache is not None:
@@ -226,31 +262,143 @@ class MMAH:
                     self.cache.set_not_before(now)
                 except CacheError as exc:
                     self.last_error = exc
-            self._advance_not_before(now)
+            self._raise_fresh_floor(now)
+
+    forget = expire_all  # the older name, kept for callers
 
     @property
-    def not_before(self) -> float:
-        """The newest Refresh stamp honoured here (``time.time()``; 0.0: none), as of the last fetch or peek."""
-        return self._not_before
+    def fresh_floor(self) -> float:
+        """The newest Refresh stamp honoured here (``time.time()``; 0.0: none), as of the last fetch
+        or peek: nothing fetched before it counts as fresh."""
+        return self._fresh_floor
 
-    def _sync_not_before(self) -> None:
+    not_before = fresh_floor  # the cache file's word for it
+
+    def _sync_fresh_floor(self) -> None:
         """Honour a Refresh made by another process (a cheap look at the cache file)."""
         if self.cache is not None:
             stamp = self.cache.not_before()
-            if stamp > self._not_before:
-                self._advance_not_before(stamp)
+            if stamp > self._fresh_floor:
+                self._raise_fresh_floor(stamp)
 
-    def _advance_not_before(self, stamp: float) -> None:
-        self._not_before = max(self._not_before, stamp)
-        self._down_until = 0.0  # a Refresh means "try now", even during an outage pause
+    def _raise_fresh_floor(self, stamp: float) -> None:
+        self._fresh_floor = max(self._fresh_floor, stamp)
+        self._outage_pause_ends = 0.0  # a Refresh means "try now", even during an outage pause
         if self.cache is not None:  # the file keeps the fallback, and may hold newer entries
-            self._memory = {c: e for c, e in self._memory.items() if e[1] >= self._not_before}
+            self._memory = {c: e for c, e in self._memory.items() if e[1] >= self._fresh_floor}
 
     def _fresh(self, fetched_at: float, now: float, max_age: float) -> bool:
-        return now - fetched_at <= max_age and fetched_at >= self._not_before
+        return now - fetched_at <= max_age and fetched_at >= self._fresh_floor
+
+    # -- what it knows about itself ------------------------------------------------------
+    def status(self) -> "Status":
+        """Where the token comes from, the cache, the newest data date, requests and staleness
+        (``=LX_MMAH_INFO()``); never the token itself, and never an exception."""
+        try:
+            source = self.token().source
+            token_error = None
+        except Exception as exc:  # a status never fails: it says what went wrong
+            source, token_error = None, exc
+        with self._lock:
+            newest = [v[0]["last_data_date"] for v in self._memory.values()
+                      if isinstance(v[0], dict) and v[0].get("last_data_date")]
+        if newest:
+            newest_text = max(newest).isoformat()
+        elif self.cache is not None:
+            try:
+                newest_text = self.cache.info().get("newest_data_date") or ""
+            except Exception:
+                newest_text = ""
+        else:
+            newest_text = ""
+        return Status(
+            base_url=self.settings.base_url,
+            token_source=source,
+            token_error=token_error,
+            cache_file=str(self.cache.path) if self.cache is not None else None,
+            newest_data_date=newest_text,
+            requests_sent=self.requests_sent,
+            last_stale=self.last_stale,
+            last_error=self.last_error,
+        )
+
+    def check_token(self, probe: str = "00700") -> "TokenCheck":
+        """Ask the service for one code, without the cache: does it accept the token?
+        A missing token raises (NoTokenError), as it does for a fetch."""
+        token = self.token()
+        answer = self.fetch([probe], use_cache=False)
+        error = answer.errors.get(probe)
+        if isinstance(error, NoDataError):
+            error = None
+        return TokenCheck(token=token, base_url=self.settings.base_url, error=error,
+                          data_date=answer.newest_data_date)
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
         if self.cache is not None:
             self.cache.close()
+
+
+@dataclass
+class Status:
+    base_url: str
+    token_source: str | None  # None: no usable token (token_error says why)
+    token_error: Exception | None
+    cache_file: str | None  # None: the cache is off
+    newest_data_date: str
+    requests_sent: int
+    last_stale: bool
+    last_error: LixingerError | None
+
+
+@dataclass
+class TokenCheck:
+    token: Token
+    base_url: str
+    error: LixingerError | None  # None: the service accepted the token
+    data_date: object = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+#: the older names, kept for callers (the README's examples use MMAH)
+MMAH = DataService
+Result = Answer
+
+
+# --- the process-wide service -------------------------------------------------------------
+_shared: DataService | None = None
+_shared_lock = threading.Lock()
+
+
+def shared(create: Callable[[], DataService] | None = None) -> DataService:
+    """This process's data service, made by *create* (default: :class:`DataService` from the
+    settings) the first time it is asked for. Formulas and a Refresh running in the same
+    process get the same one."""
+    global _shared
+    if _shared is None:
+        with _shared_lock:
+            if _shared is None:
+                _shared = (create or DataService)()
+    return _shared
+
+
+def set_shared(service: DataService | None) -> None:
+    """Make *service* this process's data service (None: the next :func:`shared` makes a new one,
+    reading the settings again); the one it replaces is closed."""
+    global _shared
+    with _shared_lock:
+        old, _shared = _shared, service
+    if old is not None and old is not service:
+        old.close()
+
+
+def for_formulas() -> DataService:
+    """The service Excel's formulas and Refresh button share: a shorter budget (Excel waits for a
+    formula) and a pause after an outage."""
+    settings = Settings.load()
+    settings = Settings(**{**settings.__dict__, "budget": min(settings.budget, FORMULA_BUDGET)})
+    return DataService(settings, outage_pause=OUTAGE_PAUSE)

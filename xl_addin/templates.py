@@ -24,7 +24,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from .fields import FIELDS
 from .layout import col_letter
-from .sandbox.data import NAMES
+from .watchlist import WELL_KNOWN as NAMES
 
 FIXED = dt.datetime(2026, 1, 1)
 FIRST_ROW, LAST_ROW = 7, 1006  # code rows

@@ -17,12 +17,11 @@ functions do nothing while Excel's Function Wizard is open (``call_in_wizard=Fal
 from __future__ import annotations
 
 import sys
-import threading
 import time
 
 import xlwings as xw
 
-from . import __version__
+from .version import __version__
 from .fields import FIELDS
 from .formula import explain, fit_for_excel, mmah_matrix
 
@@ -35,38 +34,24 @@ else:  # macOS/Linux: Excel has no xlwings UDFs there; plain functions
     func, arg, ret = xw.func, xw.arg, xw.ret
     UsedValues = None
 
-_lock = threading.Lock()
-_service = None
 _scanned: dict[tuple, tuple[float, float]] = {}  # sheet -> (when scanned, the Refresh stamp then)
 SCAN_INTERVAL = 10.0  # seconds between neighbour scans of one sheet
-FORMULA_BUDGET = 15.0  # seconds one formula may wait for the service, retries included
-OUTAGE_PAUSE = 30.0  # after an outage, formulas answer from the cache this long without asking
 
 
 def service():
-    """The process-wide data service (one memory cache for every formula)."""
-    global _service
-    if _service is None:
-        with _lock:
-            if _service is None:
-                from .config import Settings
-                from .service import MMAH
+    """The process-wide data service (one memory cache for every formula, and for a Refresh in
+    the same process): :func:`xl_addin.service.shared`, made for formulas on first use."""
+    from .service import for_formulas, shared
 
-                settings = Settings.from_env()
-                # Excel waits for a formula: a shorter budget, and a pause after an outage
-                settings = Settings(**{**settings.__dict__, "budget": min(settings.budget, FORMULA_BUDGET)})
-                _service = MMAH(settings, cooldown=OUTAGE_PAUSE)
-    return _service
+    return shared(for_formulas)
 
 
 def reset() -> None:
-    """Forget the service (settings are read again on the next formula)."""
-    global _service
-    with _lock:
-        if _service is not None:
-            _service.close()
-        _service = None
-        _scanned.clear()
+    """Forget the service (settings are read again on the next formula) and the neighbour scans."""
+    from .service import set_shared
+
+    set_shared(None)
+    _scanned.clear()
 
 
 def _neighbour_codes(caller, stamp: float = 0.0) -> list[str]:
@@ -95,7 +80,7 @@ def _fetcher(caller):
         if len(have.records) + len(have.errors) == len(codes):
             return have  # warm: memory only, no lock on I/O
         if caller is not None:
-            extra = [c for c in _neighbour_codes(caller, svc.not_before) if c not in have.records]
+            extra = [c for c in _neighbour_codes(caller, svc.fresh_floor) if c not in have.records]
             if extra:
                 svc.fetch(list(dict.fromkeys(codes + extra)))  # one batched call for the sheet
         return svc.fetch(codes)
@@ -139,29 +124,15 @@ def LX_MMAH_INFO():
         from .config import info_rows
 
         rows += info_rows()  # each setting with its source (default, file, environment)
-        svc = service()
-        try:
-            source = svc.token().source
-        except Exception as exc:
-            source = explain(exc)
-        newest = [v[0]["last_data_date"] for v in svc._memory.values()
-                  if isinstance(v[0], dict) and v[0].get("last_data_date")]
-        if not newest and svc.cache is not None:
-            try:
-                info = svc.cache.info()
-                newest_text = info.get("newest_data_date") or ""
-            except Exception:
-                newest_text = ""
-        else:
-            newest_text = max(newest).isoformat() if newest else ""
+        status = service().status()
         rows += [
-            ["service", svc.settings.base_url],
-            ["token source", source],
-            ["cache file", str(svc.cache.path) if svc.cache is not None else "(off)"],
-            ["newest data date", newest_text],
-            ["requests this session", svc.requests_sent],
-            ["stale values shown", "yes: the service failed, cached values shown" if svc.last_stale else "no"],
-            ["last error", str(svc.last_error) if svc.last_error else ""],
+            ["service", status.base_url],
+            ["token source", status.token_source or explain(status.token_error)],
+            ["cache file", status.cache_file or "(off)"],
+            ["newest data date", status.newest_data_date],
+            ["requests this session", status.requests_sent],
+            ["stale values shown", "yes: the service failed, cached values shown" if status.last_stale else "no"],
+            ["last error", str(status.last_error) if status.last_error else ""],
         ]
     except Exception as exc:
         rows.append(["error", explain(exc)])

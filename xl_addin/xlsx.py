@@ -37,7 +37,9 @@ from pathlib import Path
 
 from lxml import etree
 
-from .exceptions import ConfigError, WorkbookError
+from .dates import as_excel_datetime
+from .config import DEFAULT_MAX_PART_BYTES, MAX_PART_ENV, max_part_bytes  # noqa: F401
+from .exceptions import WorkbookError
 from .layout import col_letter, col_number
 
 NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -48,31 +50,10 @@ _V = f"{Q}v"
 _ADDR = re.compile(r"^([A-Z]{1,3})(\d+)$")
 _PARSER = etree.XMLParser(remove_blank_text=False, resolve_entities=False, huge_tree=True)
 
-MAX_PART_ENV = "XL_ADDIN_MAX_PART_BYTES"
-#: The largest part we read, uncompressed. The template's sheet (1,000 rows x 43 columns)
-#: is 1.3 MB and a 20,000-code one 40 MB (bench/refresh.py prints it); 256 MiB is over six
-#: times that, and keeps the parsed tree within a desktop's memory.
-DEFAULT_MAX_PART_BYTES = 256 * 2**20
 #: A temporary file of ours (``.~{stem}.{mkstemp's 8 characters}{suffix}``) older than this,
 #: and not locked by a running save, was left by a killed refresh.
 STALE_TEMP_SECONDS = 60.0
 _TEMP_CHARS = "[a-z0-9_]{8}"
-
-
-def max_part_bytes(environ=None) -> int:
-    """The part-size limit: ``XL_ADDIN_MAX_PART_BYTES`` (bytes), or the default."""
-    env = os.environ if environ is None else environ
-    raw = env.get(MAX_PART_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_PART_BYTES
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise ConfigError(f"{MAX_PART_ENV}={raw!r} must be a whole number of bytes above 0 "
-                          f"(default {DEFAULT_MAX_PART_BYTES})")
-    return value
 
 
 def _mib(n: int) -> str:
@@ -196,6 +177,10 @@ class XlsxBook:
             return []
         root = etree.fromstring(self._part("xl/sharedStrings.xml"), _PARSER)
         return ["".join(t.text or "" for t in si.iter(f"{Q}t")) for si in root.iter(f"{Q}si")]
+
+    def sheet_names(self) -> list[str]:
+        """The workbook's sheets, in its order (hidden ones included)."""
+        return list(self._sheet_parts)
 
     def defined_names(self) -> dict[str, str]:
         names = {}
@@ -393,8 +378,7 @@ class XlsxBook:
             cell.set("t", "b")
             etree.SubElement(cell, f"{Q}v").text = "1" if value else "0"
         elif isinstance(value, (dt.date, dt.datetime)):
-            if not isinstance(value, dt.datetime):
-                value = dt.datetime(value.year, value.month, value.day)
+            value = as_excel_datetime(value)
             serial = (value - self._epoch).total_seconds() / 86400
             etree.SubElement(cell, f"{Q}v").text = repr(round(serial, 8)) if serial % 1 else str(int(serial))
         elif isinstance(value, (int, float)):

@@ -495,3 +495,19 @@ class Sandbox:
         with self._lock:
             self.seen.clear()
             self._faults.clear()
+
+
+def why_port_unusable(port: int, host: str = "127.0.0.1") -> str | None:
+    """Why the sandbox could not listen on *port* (not a port number, taken, not allowed), or None."""
+    import socket
+
+    if not 0 < port < 65536:
+        return f"{port} is not a port number; use 1 to 65535, e.g. 8765"
+    probe = socket.socket()
+    try:
+        probe.bind((host, port))
+    except OSError as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror}"
+    finally:
+        probe.close()
+    return None

@@ -43,7 +43,7 @@ class InitResult:
 def init_store(location: str | DeskURL, *, password: Password | str | None = None,
                reader: str = READER_ROLE, writer: str = WRITER_ROLE) -> InitResult:
     """Create or migrate the schema, create the two roles, grant them; idempotent."""
-    from .postgres import _LOCK_KEY, SCHEMA, T_ABSENT, T_HISTORY, T_VERSION, PostgresStore, _psycopg, migrate
+    from .postgres import LOCK_KEY, SCHEMA, T_ABSENT, T_HISTORY, T_VERSION, PostgresStore, load_psycopg, migrate
 
     for role in (reader, writer):
         if not _ROLE_NAME.match(role):
@@ -52,13 +52,13 @@ def init_store(location: str | DeskURL, *, password: Password | str | None = Non
         raise InputError("the reader and the writer role must differ")
     url = location if isinstance(location, DeskURL) else parse_desk_url(location)
     store = PostgresStore(url, password=password)
-    psycopg = _psycopg()
+    psycopg = load_psycopg()
     conn = store.connect(check_version=False)
     try:
         before, after = migrate(conn, url)
         created = []
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))  # one init at a time: roles, grants
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))  # one init at a time: roles, grants
             for role in (reader, writer):
                 if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
                     conn.execute(f"CREATE ROLE {role} NOLOGIN")
@@ -87,7 +87,7 @@ def _init_error(store, exc) -> StoreError:
         primary = (getattr(getattr(exc, "diag", None), "message_primary", None) or "permission denied").strip()
         return StoreError(f"the desk store {store.url.display}: {primary}; `lx-addin store init` is run by the "
                           "database's owner (a role that may create schemas and roles)")
-    return store._translate(exc)
+    return store.translate_error(exc)
 
 
 # -- what `lx-addin store ...` does, apart from reading and printing ---------------------------

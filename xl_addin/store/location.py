@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ..config import is_loopback_host
+from ..urls import is_loopback_host
 from ..exceptions import ConfigError
 
 SCHEMES = ("postgresql", "postgres")

@@ -9,7 +9,7 @@ called in one place, when psycopg connects.
 
 from __future__ import annotations
 
-from ..credentials import _backend, _keyring_unusable, backend_name
+from ..credentials import backend_name, keyring_backend, keyring_call, keyring_unusable
 from ..exceptions import KeyringError
 from .location import DeskURL
 
@@ -36,46 +36,38 @@ class Password:
         raise TypeError("a Password cannot be pickled")
 
 
-def _fail(action: str, exc: Exception | str) -> KeyringError:
-    why = exc if isinstance(exc, str) else type(exc).__name__
-    return KeyringError(f"could not {action} the desk store password in the system keyring ({why})")
+WHAT = "the desk store password"
 
 
 def stored_password(url: DeskURL) -> Password | None:
     """The password kept for this login, or None (then libpq's own ways apply, e.g. trust)."""
-    try:
-        backend = _backend()
-        if _keyring_unusable(backend):
+    with keyring_call("read", WHAT):
+        backend = keyring_backend()
+        if keyring_unusable(backend):
             return None
         value = backend.get_password(SERVICE, url.key)
-    except Exception as exc:  # D-Bus and platform errors surface as anything
-        raise _fail("read", exc) from None
     return Password(value) if value else None
 
 
 def store_password(url: DeskURL, value: str) -> str:
     """Keep the password for this login; returns the keyring backend's name. Never a plain file."""
     password = Password(value)
-    backend = _backend(allow_plaintext=False)
-    why = _keyring_unusable(backend)
+    backend = keyring_backend(allow_plaintext=False)
+    why = keyring_unusable(backend)
     if why:
-        raise _fail("store", why)
-    try:
+        raise KeyringError(f"could not store {WHAT} in the system keyring ({why})")
+    with keyring_call("store", WHAT):
         backend.set_password(SERVICE, url.key, password.reveal())
-    except Exception as exc:
-        raise _fail("store", exc) from None
     return backend_name(backend)
 
 
 def delete_password(url: DeskURL) -> bool:
     """Forget the password for this login; False when there was none."""
-    backend = _backend()
-    if _keyring_unusable(backend):
+    backend = keyring_backend()
+    if keyring_unusable(backend):
         return False
-    try:
+    with keyring_call("delete", WHAT):
         if backend.get_password(SERVICE, url.key) is None:
             return False
         backend.delete_password(SERVICE, url.key)
-    except Exception as exc:
-        raise _fail("delete", exc) from None
     return True

@@ -74,7 +74,7 @@ _LOCK_KEY_PUT = 0x786C5F70  # pg_advisory_xact_lock(this, hashtext(source)): one
 _RETRY_STATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure: run the batch again
 
 
-def _psycopg():
+def load_psycopg():
     try:
         import psycopg
     except ImportError:
@@ -106,7 +106,7 @@ class PostgresStore(HistoryStore):
     # -- connection, errors, the schema's version ----------------------------------------------
     def connect(self, *, check_version: bool = True):
         """A new psycopg connection (autocommit; writes open their own transactions)."""
-        psycopg = _psycopg()
+        psycopg = load_psycopg()
         password = self._password or stored_password(self.url)
         self._password = password
         extra = {"password": password.reveal()} if password else {}
@@ -116,27 +116,27 @@ class PostgresStore(HistoryStore):
             # prepare_threshold=None: a prepared generic plan of these array queries is 10x slower
             conn = psycopg.connect(autocommit=True, prepare_threshold=None, **params)
         except psycopg.Error as exc:
-            raise self._translate(exc, connecting=True) from None
+            raise self.translate_error(exc, connecting=True) from None
         try:  # a writer that stalls (a laptop shut mid-write) must not hold everyone else for ever
             ms = max(1, int(self._lock_timeout * 1000))
             conn.execute(f"SET lock_timeout = {ms}")
             conn.execute(f"SET idle_in_transaction_session_timeout = {max(ms * 2, 60000)}")
         except psycopg.Error as exc:
             conn.close()
-            raise self._translate(exc, connecting=True) from None
+            raise self.translate_error(exc, connecting=True) from None
         if check_version:
             try:
                 self.version = check_schema(conn, self.url)
             except BaseException as exc:
                 conn.close()
                 if isinstance(exc, psycopg.Error):
-                    raise self._translate(exc) from None
+                    raise self.translate_error(exc) from None
                 raise
         return conn
 
     @contextmanager
     def _session(self, write: bool = False):
-        psycopg = _psycopg()
+        psycopg = load_psycopg()
         with self._lock:
             if self._conn is not None and (self._conn.closed or self._conn.broken):
                 self._conn = None
@@ -153,9 +153,9 @@ class PostgresStore(HistoryStore):
                 if conn.closed or conn.broken:
                     self._conn = None
                     conn.close()
-                raise self._translate(exc) from None
+                raise self.translate_error(exc) from None
 
-    def _translate(self, exc, connecting: bool = False) -> StoreError:
+    def translate_error(self, exc, connecting: bool = False) -> StoreError:
         """One safe line for a psycopg error: no connection string, never the password."""
         where = f"the desk store {self.url.display}"
         state = getattr(exc, "sqlstate", None)
@@ -399,7 +399,7 @@ def _to_v2(conn) -> None:
 
 MIGRATIONS = {2: _to_v2}
 assert max(MIGRATIONS) == schema.CURRENT_VERSION
-_LOCK_KEY = 0x786C5F6164  # pg_advisory_xact_lock: one `store init` migrates at a time
+LOCK_KEY = 0x786C5F6164  # pg_advisory_xact_lock: one `store init` migrates at a time
 
 
 def _newer(version: int, url: DeskURL) -> StoreError:
@@ -435,7 +435,7 @@ def migrate(conn, url: DeskURL) -> tuple[int, int]:
     before = None
     while True:
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
             conn.execute(schema.VERSION_DDL.replace("schema_version", T_VERSION, 1))
             version = schema_version(conn)
