@@ -95,6 +95,17 @@ def spec_for(name: str) -> Spec:
     raise ConfigError(f"unknown setting {name!r}; the settings are: {', '.join(SPEC)}")
 
 
+
+def _whole_number(raw, bad) -> int:
+    """An int from a TOML integer or text like "16_777_216"; *bad* makes the error."""
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise bad("is not a whole number")
+    try:
+        return int(raw.strip().replace("_", "")) if isinstance(raw, str) else raw
+    except ValueError:
+        raise bad("is not a whole number") from None
+
+
 def validate(spec: Spec, raw, origin: str):
     """*raw* (a string from the environment or the command line, or a TOML value) as the
     setting's type; a ConfigError naming *origin* and what is allowed otherwise."""
@@ -119,22 +130,12 @@ def validate(spec: Spec, raw, origin: str):
             raise bad("is too small")
         return raw_num
     if spec.key == "max_answer_bytes":
-        if isinstance(raw, bool) or not isinstance(raw, (str, int)):
-            raise bad("is not a whole number")
-        try:
-            number = int(raw.strip().replace("_", "")) if isinstance(raw, str) else raw
-        except ValueError:
-            raise bad("is not a whole number") from None
+        number = _whole_number(raw, bad)
         if number < MIN_ANSWER_BYTES:
             raise bad("is too small")
         return number
     if spec.key == "rate":
-        if isinstance(raw, bool) or not isinstance(raw, (str, int)):
-            raise bad("is not a whole number")
-        try:
-            number = int(raw.strip().replace("_", "")) if isinstance(raw, str) else raw
-        except ValueError:
-            raise bad("is not a whole number") from None
+        number = _whole_number(raw, bad)
         if not 0 <= number <= MAX_RATE:
             raise bad("is out of range")
         return number

@@ -16,17 +16,21 @@ from __future__ import annotations
 import datetime as dt
 
 from .layout import Layout
+from .neighbours import as_grid
 
 XL_CELL_TYPE_FORMULAS = -4123
 MAX_FORMULA_CELLS = 200_000  # formula texts read per sheet to find the LX_MMAH ones
 
 
-def _grid(value) -> list[list]:
-    if not isinstance(value, (list, tuple)):
-        return [[value]]
-    if value and not isinstance(value[0], (list, tuple)):
-        return [list(value)]
-    return [list(r) for r in value]
+def calling_book():
+    """The workbook a RunPython button acts on: the caller when a workbook's own button ran
+    it, else the active workbook (the add-in's ribbon has no caller)."""
+    import xlwings as xw
+
+    try:
+        return xw.Book.caller()
+    except Exception:  # called from the add-in's ribbon: the active workbook
+        return xw.books.active
 
 
 def _is_lx(text) -> bool:
@@ -102,7 +106,7 @@ class ExcelBook:
         areas = found.Areas
         for k in range(1, areas.Count + 1):
             area = areas.Item(k)
-            grid = _grid(area.Formula)
+            grid = as_grid(area.Formula)
             if all(_is_lx(t) for row in grid for t in row):
                 out.append(area)
                 continue

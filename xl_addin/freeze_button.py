@@ -122,12 +122,9 @@ def main(book=None) -> None:
     """RunPython entry point of the Freeze values button. Never raises."""
     try:
         if book is None:
-            import xlwings as xw
+            from .excel_book import calling_book
 
-            try:
-                book = xw.Book.caller()
-            except Exception:  # called from the add-in's ribbon: the active workbook
-                book = xw.books.active
+            book = calling_book()
         _status(book, "Lixinger: freezing a copy…")
         result = freeze_open_book(book)
     except LixingerError as exc:

@@ -47,7 +47,8 @@ def _cell(ref: str) -> tuple[int, int]:
     return int(m.group(2)), col_number(m.group(1))
 
 
-def _grid(value) -> list[list]:
+def as_grid(value) -> list[list]:
+    """A COM ``.Value``/``.Formula`` (a scalar, a row tuple or rows) as a list of rows."""
     if not isinstance(value, (list, tuple)):
         return [[value]]
     if value and not isinstance(value[0], (list, tuple)):
@@ -83,7 +84,7 @@ def codes_on_sheet(formulas, values, top: int = 1, left: int = 1) -> list[str]:
     *top*/*left* are the 1-based row and column of the block's first cell. References
     outside the block, to other sheets, or to whole columns are left alone.
     """
-    formulas, values = _grid(formulas), _grid(values)
+    formulas, values = as_grid(formulas), as_grid(values)
     literals, blocks = lx_references(t for row in formulas for t in row)
     found = list(literals)
     for r1, c1, r2, c2 in blocks:
@@ -145,7 +146,7 @@ def scan(sheet, caller_row: int = 1) -> list[str]:
     u_top, u_left, u_bottom, u_right = _box(used)
     texts = []
     for block in _formula_blocks(sheet, used, caller_row):
-        texts.extend(t for row in _grid(block.Formula) for t in row if isinstance(t, str) and t.startswith("="))
+        texts.extend(t for row in as_grid(block.Formula) for t in row if isinstance(t, str) and t.startswith("="))
     literals, blocks = lx_references(texts)
     # only what lies inside the used range can hold a code
     clipped = []
@@ -165,7 +166,7 @@ def scan(sheet, caller_row: int = 1) -> list[str]:
             if n > budget:
                 continue
             budget -= n
-            values = _grid(sheet.Range(sheet.Cells(r1, c1), sheet.Cells(r2, c2)).Value)
+            values = as_grid(sheet.Range(sheet.Cells(r1, c1), sheet.Cells(r2, c2)).Value)
             wanted = [b for b in clipped if r1 <= b[0] and b[2] <= r2 and c1 <= b[1] and b[3] <= c2]
             for b in wanted:
                 for r in range(b[0], b[2] + 1):

@@ -200,15 +200,10 @@ def main(book=None) -> None:
     handed back to Excel at the end."""
     excel = None
     try:
-        import xlwings as xw
-
-        from .excel_book import ExcelBook
+        from .excel_book import ExcelBook, calling_book
 
         if book is None:
-            try:
-                book = xw.Book.caller()
-            except Exception:  # called from the add-in's ribbon: the active workbook
-                book = xw.books.active
+            book = calling_book()
         excel = ExcelBook(book)
         excel.progress("Lixinger: refreshing…")
         from .service import for_formulas, shared
