@@ -22,7 +22,7 @@ from .cache import ABSENT, Cache
 from .codes import unique
 from .config import Settings
 from .credentials import Token
-from .exceptions import CacheError, LixingerError, NoDataError, ServiceUnavailableError, TokenError
+from .exceptions import CacheError, LixingerError, NoDataError, ServiceUnavailableError, StoreError, TokenError
 
 #: formulas: seconds one formula may wait for the service, retries included (Excel waits for it)
 FORMULA_BUDGET = 15.0
@@ -159,6 +159,8 @@ class DataService:
                                for r in fetched.records.values() if r.get("last_data_date")])
         except LixingerError as exc:
             self.last_error = exc
+        except OSError as exc:  # e.g. a file where the cache's folder should be: the cache says so already
+            self.last_error = StoreError(f"history store {self.settings.cache_path}: {exc}")
 
     # -- public ---------------------------------------------------------------------------
     def peek(self, codes: list[str], max_age: float | None = None) -> Answer:
