@@ -146,7 +146,8 @@ class DataService:
 
     def _keep_history(self, fetched, now: float) -> None:
         """Keep what the service just answered in the history store (one transaction). Only
-        fetches that reached the service write here, so warm formulas never open the store;
+        fetches that reached the service write here, so warm formulas never open the store, and
+        the connection is closed again after the write, as the cache's is when idle;
         a store that cannot be written leaves the answer as it is and says so in ``last_error``."""
         if not self.use_cache or not fetched.records:
             return
@@ -161,6 +162,9 @@ class DataService:
             self.last_error = exc
         except OSError as exc:  # e.g. a file where the cache's folder should be: the cache says so already
             self.last_error = StoreError(f"history store {self.settings.cache_path}: {exc}")
+        finally:
+            if self._history is not None:
+                self._history.close()  # an idle Excel holds no handle on the file (it reopens on the next write)
 
     # -- public ---------------------------------------------------------------------------
     def peek(self, codes: list[str], max_age: float | None = None) -> Answer:
