@@ -53,6 +53,23 @@ class Answer:
         dates = [r["last_data_date"] for r in self.records.values() if r.get("last_data_date")]
         return max(dates) if dates else None
 
+    def to_frame(self):
+        """The records as a pandas DataFrame: index ``code`` (request order, codes with a record),
+        one column per field — ``last_data_date`` as datetime64, share counts as ``Int64``, amounts
+        and ratios as ``float64`` (a missing value is ``<NA>``/``NaN``). Loads pandas."""
+        import pandas as pd
+
+        from .fields import FIELDS
+        from .store.frames import _column
+
+        codes = [c for c in self.codes if c in self.records]
+        rows = [self.records[c] for c in codes]
+        data = {"last_data_date": pd.to_datetime([r.get("last_data_date") for r in rows]).astype("datetime64[ns]")}
+        for f in FIELDS:
+            if f.kind not in ("code", "date"):
+                data[f.key] = _column([r.get(f.key) for r in rows], f)
+        return pd.DataFrame(data, index=pd.Index(codes, name="code", dtype=object))
+
 
 class DataService:
     """Records for HK codes, from memory, the cache file or the service, in that order.
@@ -90,6 +107,7 @@ class DataService:
         self._fresh_floor = 0.0  # nothing fetched before this (epoch seconds) counts as fresh
         self.last_error: LixingerError | None = None
         self.last_stale = False
+        self._history = None  # the history store, opened on the first history query
 
     def __repr__(self) -> str:
         return f"DataService(base_url={self.settings.base_url!r}, cache={self.cache!r})"
@@ -290,6 +308,47 @@ class DataService:
     def _fresh(self, fetched_at: float, now: float, max_age: float) -> bool:
         return now - fetched_at <= max_age and fetched_at >= self._fresh_floor
 
+    # -- history: every snapshot kept, read back without asking the service --------------
+    def history_store(self):
+        """The history store (``settings.store_location``), opened on first use."""
+        with self._lock:
+            if self._history is None:
+                from .store import open_store
+
+                self._history = open_store(self.settings.store_location)
+            return self._history
+
+    def history_rows(self, codes, fields, start=None, end=None) -> list[tuple]:
+        """``HistoryStore.series`` rows ``(code, date, value, ...)`` of this service's source; never a request."""
+        from .codes import parse_code
+
+        parsed = []
+        for value in ([codes] if isinstance(codes, (str, int)) else list(codes)):
+            code, error = parse_code(value)
+            if error is not None:
+                raise error
+            parsed.append(code)
+        wanted = [c for c in dict.fromkeys(parsed) if c]
+        return self.history_store().series(wanted, fields, start, end, source=self.settings.base_url)
+
+    def history(self, codes, fields, start=None, end=None, wide: bool = False):
+        """The kept snapshots as a pandas DataFrame; never sends a request.
+
+        *codes*/*fields* are one or a list (codes typed any way, fields by key or 中文 label);
+        *start*/*end* are dates (or ISO text), either left open. Long form (default): one row
+        per (code, data date) with columns ``code``, ``date`` (datetime64), then one per field
+        (``Int64`` share counts, ``float64`` otherwise). ``wide=True``: dates down (a
+        ``DatetimeIndex``), codes across, one field's values (several fields: ``(field, code)``
+        columns); a day with no snapshot for a code is missing, never 0.
+        """
+        import datetime as dt
+
+        from .store import frames
+
+        start, end = (dt.date.fromisoformat(d) if isinstance(d, str) else d for d in (start, end))
+        rows = self.history_rows(codes, fields, start, end)
+        return (frames.wide_frame if wide else frames.long_frame)(rows, fields)
+
     # -- what it knows about itself ------------------------------------------------------
     def status(self) -> "Status":
         """Where the token comes from, the cache, the newest data date, requests and staleness
@@ -338,6 +397,8 @@ class DataService:
             self._client.close()
         if self.cache is not None:
             self.cache.close()
+        if self._history is not None:
+            self._history.close()
 
 
 @dataclass
