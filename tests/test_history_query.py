@@ -170,3 +170,83 @@ def test_lx_mmah_hist_on_an_empty_store_and_with_bad_dates_says_so(udfs, formula
     assert xh.call(udfs.LX_MMAH_HIST, "00700", "mm_sh")[0][0].startswith("#N/A No Data: the history store is empty")
     assert xh.call(udfs.LX_MMAH_HIST, "00700", "mm_sh", "soon")[0][0].startswith("#N/A Input Error: start")
     assert sandbox.request_count == 0
+
+
+# -- lx-addin history ---------------------------------------------------------------------------------
+from conftest import run_cli  # noqa: E402
+
+
+@pytest.fixture
+def cli_env(sandbox):
+    return {"LIXINGER_BASE_URL": sandbox.url}
+
+
+def test_cli_history_shows_each_days_values_as_csv_and_json_without_a_request(service, sandbox, kept, cli_env):
+    before = sandbox.request_count
+    out = run_cli("history", "700", "0005.HK", "--field", "mm_sh", "--fields", "mm_sh_nbv_d1",
+                  "--from", "2026-03-10", "--to", "2026-03-17", "--format", "csv", env=cli_env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "code,date,mm_sh,mm_sh_nbv_d1"
+    assert lines[1:] == [f"{c},{d.isoformat()},{kept[(c, d)]['mm_sh']},{kept[(c, d)]['mm_sh_nbv_d1']}"
+                         for c in CODES for d in DAYS[1:]]
+    js = run_cli("history", "700", "--field", "港股通持仓", "--format", "json", env=cli_env)
+    import json
+
+    assert [(r["date"], r["mm_sh"]) for r in json.loads(js.stdout)] == [
+        (d.isoformat(), kept[("00700", d)]["mm_sh"]) for d in DAYS]
+    table = run_cli("history", "700", "--field", "mm_sh", env=cli_env)
+    assert table.returncode == 0 and f"{kept[('00700', DAYS[0])]['mm_sh']:,d}" in table.stdout
+    assert sandbox.request_count == before
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("700", "--field", "mm_shx"), "mm_shx"),
+    (("700",), "name a field"),
+    (("ABC", "--field", "mm_sh"), "ABC"),
+    (("00939", "--field", "mm_sh"), "no snapshot of 00939 kept"),
+    (("700", "--field", "mm_sh", "--from", "2026-03-12", "--to", "2026-03-10"), "--to 2026-03-10 is before --from"),
+    (("700", "--field", "mm_sh", "--from", "soon"), "--from is 'soon', not a date"),
+    (("700", "--field", "mm_sh", "--to", "2999-01-01"), "--to 2999-01-01 is in the future"),
+])
+def test_cli_history_bad_input_is_one_line_and_a_failure(service, sandbox, kept, cli_env, args, needle):
+    out = run_cli("history", *args, env=cli_env)
+    assert out.returncode == 1 and out.stdout == ""
+    assert len(out.stderr.strip().splitlines()) == 1 and needle in out.stderr, out.stderr
+
+
+def test_cli_history_export_then_import_into_an_empty_store_round_trips_and_twice_changes_nothing(
+        service, sandbox, kept, cli_env, tmp_path):
+    path = tmp_path / "h.csv"
+    out = run_cli("history", "export", str(path), env=cli_env)
+    assert out.returncode == 0 and f"Exported {len(kept)} snapshot(s)" in out.stdout
+    other = {**cli_env, "XL_ADDIN_CACHE_DIR": str(tmp_path / "other")}
+    first = run_cli("history", "import", str(path), env=other)
+    again = run_cli("history", "import", str(path), env=other)
+    assert first.returncode == 0 and f"{len(kept)} new" in first.stdout
+    assert again.returncode == 0 and "0 new, 0 newer" in again.stdout and f"{len(kept)} already kept" in again.stdout
+    back = run_cli("history", "700", "5", "--field", "mm_sh", "--format", "csv", env=other)
+    mine = run_cli("history", "700", "5", "--field", "mm_sh", "--format", "csv", env=cli_env)
+    assert back.stdout == mine.stdout and back.stdout.count("\n") == len(kept) + 1
+
+
+def test_cli_history_import_of_a_file_with_bad_rows_names_their_lines_and_imports_nothing(
+        service, sandbox, kept, cli_env, tmp_path):
+    path = tmp_path / "h.csv"
+    assert run_cli("history", "export", str(path), env=cli_env).returncode == 0
+    lines = path.read_text("utf-8").splitlines()
+    parts = lines[2].split(",")
+    lines[2] = ",".join(parts[:1] + ["7OO"] + parts[2:])
+    lines[4] = lines[4].replace("2026-03-", "2026-13-", 1)
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    other = {**cli_env, "XL_ADDIN_CACHE_DIR": str(tmp_path / "other")}
+    out = run_cli("history", "import", str(path), env=other)
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1
+    assert "2 bad row(s), nothing imported" in out.stderr and "line 3:" in out.stderr and "line 5:" in out.stderr
+    empty = run_cli("history", "700", "--field", "mm_sh", env=other)
+    assert empty.returncode == 1 and "no snapshot" in empty.stderr  # nothing half-imported
+
+
+def test_cli_history_help_has_examples():
+    out = run_cli("history", "--help")
+    assert out.returncode == 0 and "lx-addin history 700 --field mm_sh --from -90" in out.stdout

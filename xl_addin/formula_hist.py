@@ -69,16 +69,17 @@ def _bad(name, value):
     raise DateArgError(f"{name} is {value!r}, not a date: give a date, ISO text like 2026-01-31, or -60 for 60 days back")
 
 
-def date_range(start, end, today: dt.date) -> tuple[dt.date | None, dt.date]:
-    """(start or None for all history, end or today), checked: none in the future, end not before start."""
-    first = parse_date(start, today, "start")
-    last = parse_date(end, today, "end")
-    for name, day in (("start", first), ("end", last)):
+def date_range(start, end, today: dt.date, names=("start", "end")) -> tuple[dt.date | None, dt.date]:
+    """(start or None for all history, end or today), checked: none in the future, end not before start.
+    *names* are what the messages call the two (the CLI's --from and --to)."""
+    first = parse_date(start, today, names[0])
+    last = parse_date(end, today, names[1])
+    for name, day in zip(names, (first, last)):
         if day is not None and day > today:
             raise DateArgError(f"{name} {day.isoformat()} is in the future (today is {today.isoformat()})")
     last = last or today
     if first is not None and last < first:
-        raise DateArgError(f"end {last.isoformat()} is before start {first.isoformat()}")
+        raise DateArgError(f"{names[1]} {last.isoformat()} is before {names[0]} {first.isoformat()}")
     return first, last
 
 
