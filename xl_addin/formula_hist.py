@@ -20,7 +20,7 @@ from .codes import is_blank
 from .dates import as_excel_datetime
 from .exceptions import InputError, LixingerError, UnknownFieldError
 from .fields import Field, lookup
-from .formula import BLANK, INVALID_CODE_CELL, INVALID_FIELD_CELL, NO_DATA_CELL, _flatten, explain, parse_code_cell
+from .formula import ARRAY_TEXT_LIMIT, BLANK, INVALID_CODE_CELL, INVALID_FIELD_CELL, NO_DATA_CELL, _flatten, explain, parse_code_cell
 
 INPUT_ERROR_CELL = "#N/A Input Error"
 EXCEL_EPOCH = dt.date(1899, 12, 30)  # serial 0 (Excel's 1900 system, past its 1900 leap-year bug)
@@ -100,7 +100,8 @@ def _one_field(field) -> tuple[str, Field | None]:
 
 def hist_matrix(codes, field, start, end, headers: bool, series: Callable, today: dt.date,
                 is_empty: Callable[[], bool] = lambda: False) -> list[list]:
-    """The 2-D array LX_MMAH_HIST returns.
+    """The 2-D array LX_MMAH_HIST returns (no text in an array over Excel's 255 characters, so
+    it needs no ``fit_for_excel`` pass; a one-cell problem may say more).
 
     *series(codes, field, start, end)* gives the store's rows ``(code, date, value)``;
     *is_empty()* says whether the store holds nothing at all (asked only when no row came back).
@@ -120,17 +121,20 @@ def hist_matrix(codes, field, start, end, headers: bool, series: Callable, today
     wanted = [code for code, _ in parsed if code]
     rows = series(list(dict.fromkeys(wanted)), f, first, last) if wanted else []
 
-    by_code: dict[str, dict[dt.date, object]] = {}
-    for code, day, value in rows:
-        by_code.setdefault(code, {})[day] = value
-    if not by_code:
+    if not rows:
         span = f"{first.isoformat() if first else 'the first'} to {last.isoformat()}"
         if not wanted:
             return [[columns[0]]]  # no good code: its problem, e.g. #N/A Invalid Code
         if is_empty():
             return [[f"{NO_DATA_CELL}: the history store is empty; snapshots are kept as data is fetched"]]
         return [[f"{NO_DATA_CELL}: no snapshot of {', '.join(wanted)} kept from {span}"[:255]]]
+    if len(columns) == 1:  # one code: the common case, kept lean (the store gives its rows by date)
+        out = [[dt.datetime(d.year, d.month, d.day), BLANK if v is None else v] for _, d, v in rows]
+        return ([["date", label]] + out) if headers else out
 
+    by_code: dict[str, dict[dt.date, object]] = {}
+    for code, day, value in rows:
+        by_code.setdefault(code, {})[day] = value
     days = sorted({d for per in by_code.values() for d in per})
     out = []
     for day in days:
@@ -147,7 +151,7 @@ def hist_matrix(codes, field, start, end, headers: bool, series: Callable, today
     if headers:
         shown = [label] if len(columns) == 1 else [x if isinstance(x, str) else str(cells[x])
                                                    for x in _first_cells(parsed, columns)]
-        out.insert(0, ["date"] + shown)
+        out.insert(0, ["date"] + [text[:ARRAY_TEXT_LIMIT] for text in shown])
     return out
 
 

@@ -126,10 +126,10 @@ def LX_MMAH_HIST(codes, field, start=None, end=None, headers=False):
 
         svc = service()
         store = svc.history_store()
-        return fit_for_excel(hist_matrix(
-            codes, field, start, end, _truthy(headers),
-            lambda cs, f, a, b: store.series(cs, f, a, b, source=svc.settings.base_url),
-            dt.date.today(), lambda: store.info(svc.settings.base_url).snapshots == 0))
+        source = svc.settings.base_url
+        return hist_matrix(codes, field, start, end, _truthy(headers),  # texts already fit an array
+                           lambda cs, f, a, b: store.series(cs, f, a, b, source=source),
+                           dt.date.today(), lambda: store.info(source).snapshots == 0)
     except Exception as exc:  # never a traceback in a cell
         return [[explain(exc)]]
 
