@@ -152,6 +152,17 @@ def test_lx_mmah_hist_is_registered_like_the_other_formulas(udfs):
     assert info["category"] == "Lixinger" and info["call_in_wizard"] is False and not info["volatile"]
     assert udfs.LX_MMAH_HIST.__doc__
     assert all(a.get("doc") for a in info["args"] if a["name"] != "caller")
+    import io
+    import types
+
+    from xlwings.udfs import generate_vba_wrapper
+
+    f = io.StringIO()
+    generate_vba_wrapper("xl_addin.udfs", udfs, f, types.SimpleNamespace(Name="xl_addin.xlam"))
+    body = f.getvalue().split("Function LX_MMAH_HIST(")[1].split("End Function")[0]
+    assert "Application.Volatile" not in body
+    guard = 'If (Not Application.CommandBars("Standard").Controls(1).Enabled) Then Exit Function'
+    assert [line.strip() for line in body.splitlines()[1:] if line.strip()][0] == guard  # the Function Wizard
 
 
 def test_lx_mmah_hist_gives_back_each_days_snapshot_without_a_request(udfs, formula_service, sandbox):
@@ -244,7 +255,7 @@ def test_cli_history_import_of_a_file_with_bad_rows_names_their_lines_and_import
     assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1
     assert "2 bad row(s), nothing imported" in out.stderr and "line 3:" in out.stderr and "line 5:" in out.stderr
     empty = run_cli("history", "700", "--field", "mm_sh", env=other)
-    assert empty.returncode == 1 and "no snapshot" in empty.stderr  # nothing half-imported
+    assert empty.returncode == 1 and "holds nothing from" in empty.stderr  # nothing half-imported
 
 
 def test_cli_history_help_has_examples():

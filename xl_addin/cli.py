@@ -567,6 +567,9 @@ def cmd_history(args) -> int:
         rows = svc.history_rows(args.what, fields, start, end)
         if not rows:
             span = f"{start.isoformat() if start else 'the first'} to {end.isoformat()}"
+            if svc.history_store().info(svc.settings.base_url).snapshots == 0:
+                raise InputError(f"the history store ({svc.settings.store_location}) holds nothing from "
+                                 f"{svc.settings.base_url} yet; snapshots are kept as data is fetched")
             raise InputError(f"no snapshot of {', '.join(args.what)} kept from {span} "
                              "(snapshots are kept as data is fetched)")
         sys.stdout.write(history_text(rows, fields, args.format))
