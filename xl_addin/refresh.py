@@ -13,7 +13,9 @@ each is named as stale in the status block and in the summary.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +73,8 @@ def prepare(book: Book, service, max_age: float = 0.0, allow_stale: bool = False
     if not plan.codes:
         raise WorkbookError(f"no codes to refresh: type HK codes into {layout.codes.a1()}")
     book.progress(f"Lixinger: fetching {len(plan.codes)} codes…")
-    result = service.fetch(plan.codes, max_age=max_age)  # a refresh asks for the latest by default
+    with _readying(book, plan):  # the book indexes what it will write while the request is in flight
+        result = service.fetch(plan.codes, max_age=max_age)  # a refresh asks for the latest by default
     hard = hard_errors(result.errors)
     if hard:  # a refresh is all or nothing: never a half-new table
         raise next(iter(hard.values()))
@@ -79,6 +82,30 @@ def prepare(book: Book, service, max_age: float = 0.0, allow_stale: bool = False
         raise _stale_refused(result, stale_advice)
     plan = plan_refresh(layout, code_cells, header, result, dt.datetime.now())
     return layout, plan, result
+
+
+@contextlib.contextmanager
+def _readying(book: Book, plan: Plan):
+    """Run the book's optional ``ready(sheet, top, left, bottom, right)`` for each block of *plan*
+    in a thread while the body (the fetch) runs; its failure is only a lost head start."""
+    ready = getattr(book, "ready", None)
+    if ready is None or not plan.blocks:
+        yield
+        return
+
+    def work():
+        try:
+            for top, left, matrix in plan.blocks:
+                ready(plan.sheet, top, left, top + len(matrix) - 1, left + len(matrix[0]) - 1)
+        except Exception:
+            pass  # write() indexes again, and says what is wrong
+
+    thread = threading.Thread(target=work, name="xl-addin-ready", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
 
 
 def apply(book: Book, layout: Layout, plan: Plan) -> None:
