@@ -20,7 +20,7 @@ from .codes import is_blank
 from .dates import as_excel_datetime
 from .exceptions import InputError, LixingerError, UnknownFieldError
 from .fields import Field, lookup
-from .formula import ARRAY_TEXT_LIMIT, BLANK, INVALID_CODE_CELL, INVALID_FIELD_CELL, NO_DATA_CELL, _flatten, explain, parse_code_cell
+from .formula import ARRAY_TEXT_LIMIT, BLANK, INVALID_CODE_CELL, INVALID_FIELD_CELL, NO_DATA_CELL, explain, parse_code_cell
 
 INPUT_ERROR_CELL = "#N/A Input Error"
 EXCEL_EPOCH = dt.date(1899, 12, 30)  # serial 0 (Excel's 1900 system, past its 1900 leap-year bug)
@@ -83,8 +83,15 @@ def date_range(start, end, today: dt.date, names=("start", "end")) -> tuple[dt.d
     return first, last
 
 
+def cells_of(value) -> list:
+    """A cell, a row or a block (read row by row) as a flat list of cells."""
+    if not isinstance(value, (list, tuple)):
+        return [value]
+    return [c for r in value for c in (r if isinstance(r, (list, tuple)) else [r])]
+
+
 def _one_field(field) -> tuple[str, Field | None]:
-    names = [n for n in _flatten(field)[0] if not is_blank(n)]
+    names = [n for n in cells_of(field) if not is_blank(n)]
     if len(names) != 1:
         return ("", None) if not names else ("several fields (give one)", None)
     name = names[0]
@@ -113,7 +120,7 @@ def hist_matrix(codes, field, start, end, headers: bool, series: Callable, today
         first, last = date_range(start, end, today)
     except DateArgError as exc:
         return [[f"{INPUT_ERROR_CELL}: {exc}"]]
-    cells = [c for c in _flatten(codes)[0] if not is_blank(c)]
+    cells = [c for c in cells_of(codes) if not is_blank(c)]
     if not cells:
         return [[f"{INVALID_CODE_CELL}: no code given"]]
     parsed = [parse_code_cell(c) for c in cells]

@@ -60,14 +60,15 @@ class Answer:
         import pandas as pd
 
         from .fields import FIELDS
-        from .store.frames import _column
+        from .store.base import INTEGER_KINDS
 
         codes = [c for c in self.codes if c in self.records]
         rows = [self.records[c] for c in codes]
         data = {"last_data_date": pd.to_datetime([r.get("last_data_date") for r in rows]).astype("datetime64[ns]")}
         for f in FIELDS:
             if f.kind not in ("code", "date"):
-                data[f.key] = _column([r.get(f.key) for r in rows], f)
+                values = [r.get(f.key) for r in rows]
+                data[f.key] = pd.array(values, dtype="Int64" if f.kind in INTEGER_KINDS else "float64")
         return pd.DataFrame(data, index=pd.Index(codes, name="code", dtype=object))
 
 
