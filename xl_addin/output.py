@@ -277,3 +277,19 @@ def install_text(report) -> str:
 def labelled_text(rows) -> str:
     """``label:  value`` lines, the values lined up (`lx-addin store status`)."""
     return "".join(f"{label + ':':<14}{value}\n" for label, value in rows)
+
+
+def history_text(rows, fields, fmt: str) -> str:
+    """`lx-addin history`: rows ``(code, date, value, ...)`` from the store, one line per
+    (code, data date), as a table (values as `fetch` shows them), CSV or JSON (raw numbers)."""
+    keys = [f.key for f in fields]
+    if fmt == "json":
+        return _json([{"code": r[0], "date": r[1].isoformat(), **dict(zip(keys, r[2:]))} for r in rows]) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["code", "date", *keys])
+        writer.writerows([r[0], r[1].isoformat(), *("" if v is None else repr(v) for v in r[2:])] for r in rows)
+        return out.getvalue()
+    table_rows = [[r[0], r[1].isoformat(), *(cell_text(f, v) for f, v in zip(fields, r[2:]))] for r in rows]
+    return "\n".join(render_table(["code", "date", *keys], table_rows, left=2)) + "\n"

@@ -53,6 +53,24 @@ class Answer:
         dates = [r["last_data_date"] for r in self.records.values() if r.get("last_data_date")]
         return max(dates) if dates else None
 
+    def to_frame(self):
+        """The records as a pandas DataFrame: index ``code`` (request order, codes with a record),
+        one column per field — ``last_data_date`` as datetime64, share counts as ``Int64``, amounts
+        and ratios as ``float64`` (a missing value is ``<NA>``/``NaN``). Loads pandas."""
+        import pandas as pd
+
+        from .fields import FIELDS
+        from .store.base import INTEGER_KINDS
+
+        codes = [c for c in self.codes if c in self.records]
+        rows = [self.records[c] for c in codes]
+        data = {"last_data_date": pd.to_datetime([r.get("last_data_date") for r in rows]).astype("datetime64[ns]")}
+        for f in FIELDS:
+            if f.kind not in ("code", "date"):
+                values = [r.get(f.key) for r in rows]
+                data[f.key] = pd.array(values, dtype="Int64" if f.kind in INTEGER_KINDS else "float64")
+        return pd.DataFrame(data, index=pd.Index(codes, name="code", dtype=object))
+
 
 class DataService:
     """Records for HK codes, from memory, the cache file or the service, in that order.
@@ -90,7 +108,8 @@ class DataService:
         self._fresh_floor = 0.0  # nothing fetched before this (epoch seconds) counts as fresh
         self.last_error: LixingerError | None = None
         self.last_stale = False
-        self._history = None  # the history store, opened on the first fetch that reaches the service
+        self._history = None  # the history store, opened on the first history query
+        self._history_writer = None  # the same file, opened by the first fetch that reaches the service
 
     def __repr__(self) -> str:
         return f"DataService(base_url={self.settings.base_url!r}, cache={self.cache!r})"
@@ -154,17 +173,17 @@ class DataService:
         from .store import Snapshot, open_store
 
         try:
-            if self._history is None:
-                self._history = open_store(self.settings.cache_path)  # the cache's own file (a desk store: later)
-            self._history.put([Snapshot.from_record(self.settings.base_url, r, now)
+            if self._history_writer is None:
+                self._history_writer = open_store(self.settings.cache_path)  # the cache's own file (a desk store: later)
+            self._history_writer.put([Snapshot.from_record(self.settings.base_url, r, now)
                                for r in fetched.records.values() if r.get("last_data_date")])
         except LixingerError as exc:
             self.last_error = exc
         except OSError as exc:  # e.g. a file where the cache's folder should be: the cache says so already
             self.last_error = StoreError(f"history store {self.settings.cache_path}: {exc}")
         finally:
-            if self._history is not None:
-                self._history.close()  # an idle Excel holds no handle on the file (it reopens on the next write)
+            if self._history_writer is not None:
+                self._history_writer.close()  # an idle Excel holds no handle on the file (it reopens on the next write)
 
     # -- public ---------------------------------------------------------------------------
     def peek(self, codes: list[str], max_age: float | None = None) -> Answer:
@@ -314,6 +333,47 @@ class DataService:
     def _fresh(self, fetched_at: float, now: float, max_age: float) -> bool:
         return now - fetched_at <= max_age and fetched_at >= self._fresh_floor
 
+    # -- history: every snapshot kept, read back without asking the service --------------
+    def history_store(self):
+        """The history store (``settings.store_location``), opened on first use."""
+        with self._lock:
+            if self._history is None:
+                from .store import open_store
+
+                self._history = open_store(self.settings.store_location)
+            return self._history
+
+    def history_rows(self, codes, fields, start=None, end=None) -> list[tuple]:
+        """``HistoryStore.series`` rows ``(code, date, value, ...)`` of this service's source; never a request."""
+        from .codes import parse_code
+
+        parsed = []
+        for value in ([codes] if isinstance(codes, (str, int)) else list(codes)):
+            code, error = parse_code(value)
+            if error is not None:
+                raise error
+            parsed.append(code)
+        wanted = [c for c in dict.fromkeys(parsed) if c]
+        return self.history_store().series(wanted, fields, start, end, source=self.settings.base_url)
+
+    def history(self, codes, fields, start=None, end=None, wide: bool = False):
+        """The kept snapshots as a pandas DataFrame; never sends a request.
+
+        *codes*/*fields* are one or a list (codes typed any way, fields by key or 中文 label);
+        *start*/*end* are dates (or ISO text), either left open. Long form (default): one row
+        per (code, data date) with columns ``code``, ``date`` (datetime64), then one per field
+        (``Int64`` share counts, ``float64`` otherwise). ``wide=True``: dates down (a
+        ``DatetimeIndex``), codes across, one field's values (several fields: ``(field, code)``
+        columns); a day with no snapshot for a code is missing, never 0.
+        """
+        import datetime as dt
+
+        from .store import frames
+
+        start, end = (dt.date.fromisoformat(d) if isinstance(d, str) else d for d in (start, end))
+        rows = self.history_rows(codes, fields, start, end)
+        return (frames.wide_frame if wide else frames.long_frame)(rows, fields)
+
     # -- what it knows about itself ------------------------------------------------------
     def status(self) -> "Status":
         """Where the token comes from, the cache, the newest data date, requests and staleness
@@ -360,10 +420,12 @@ class DataService:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
-        if self._history is not None:
-            self._history.close()
         if self.cache is not None:
             self.cache.close()
+        if self._history is not None:
+            self._history.close()
+        if self._history_writer is not None:
+            self._history_writer.close()
 
 
 @dataclass

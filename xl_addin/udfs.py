@@ -4,6 +4,7 @@
     =LX_MMAH(A2:A50, B1:E1, TRUE)              a matrix with a header row
     =LX_MMAH_FIELDS()                          the field catalog
     =LX_MMAH_INFO()                            version, token source, cache, staleness
+    =LX_MMAH_HIST(A2, "mm_sh", -365)           a field over time, from the history store
 
 Thin glue over :mod:`xl_addin.formula`; nothing here does I/O at import time, and the
 HTTP and cache modules load on the first formula that needs them.
@@ -109,6 +110,31 @@ def LX_MMAH(codes, fields, headers=False, caller=None):
 
 
 @func(category="Lixinger", call_in_wizard=False)
+@arg("codes", UsedValues, ndim=2, err_to_str=True,
+     doc="HK codes: a cell or a range (one code: date and value columns; several: codes across)")
+@arg("field", doc='One field key or 中文 label, e.g. "mm_sh"')
+@arg("start", doc="First date: a date, ISO text (2026-01-31) or days back (-60); default: all history")
+@arg("end", doc="Last date: a date, ISO text or days back (0 = today); default: today")
+@arg("headers", doc="TRUE adds a header row (default FALSE)")
+@ret(ndim=2)
+def LX_MMAH_HIST(codes, field, start=None, end=None, headers=False):
+    """Lixinger Stock Connect history (like BDH/WSD): dates down, one column per code, from the snapshots kept. Never asks the service."""
+    try:
+        import datetime as dt
+
+        from .formula_hist import hist_matrix
+
+        svc = service()
+        store = svc.history_store()
+        source = svc.settings.base_url
+        return hist_matrix(codes, field, start, end, _truthy(headers),  # texts already fit an array
+                           lambda cs, f, a, b: store.series(cs, f, a, b, source=source),
+                           dt.date.today(), lambda: store.info(source).snapshots == 0)
+    except Exception as exc:  # never a traceback in a cell
+        return [[explain(exc)]]
+
+
+@func(category="Lixinger", call_in_wizard=False)
 @ret(ndim=2)
 def LX_MMAH_FIELDS():
     """The 42 mm_ah fields: key, 中文 label, English label, kind. For lookups and validation lists."""
@@ -139,4 +165,4 @@ def LX_MMAH_INFO():
     return fit_for_excel(rows)
 
 
-__all__ = ["LX_MMAH", "LX_MMAH_FIELDS", "LX_MMAH_INFO"]
+__all__ = ["LX_MMAH", "LX_MMAH_FIELDS", "LX_MMAH_HIST", "LX_MMAH_INFO"]
