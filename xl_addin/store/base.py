@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
 
-from ..exceptions import InputError, MalformedRecordError, UnknownFieldError
+from ..exceptions import InputError, MalformedRecordError, StoreError, UnknownFieldError
 from ..fields import FIELDS, Field, lookup
 
 #: the fields a snapshot holds as values (everything but the key's code and date)
@@ -206,3 +206,23 @@ def check_snapshot(s: Snapshot) -> Snapshot:
     for key in VALUE_KEYS:
         check_value(key, s.values.get(key))
     return s
+
+
+def newest_of(snapshots: Iterable[Snapshot], key) -> tuple[dict[tuple, Snapshot], int]:
+    """The checked snapshots of one ``put``, the newest fetch per ``key(s)`` (what every backend
+    keeps), and how many were dropped as older or equal repeats; a StoreError for a bad one."""
+    newest: dict[tuple, Snapshot] = {}
+    unchanged = 0
+    for s in snapshots:
+        try:
+            check_snapshot(s)
+        except ValueError as exc:
+            raise StoreError(f"cannot keep the snapshot of {s.code!r} on {s.data_date!r}: {exc}") from None
+        k = key(s)
+        kept = newest.get(k)
+        if kept is not None:
+            unchanged += 1
+            if kept.fetched_at >= s.fetched_at:
+                continue
+        newest[k] = s
+    return newest, unchanged

@@ -31,7 +31,7 @@ from ..exceptions import StoreError
 from ..fields import Field
 from . import schema
 from .base import (INTEGER_KINDS, VALUE_FIELDS, VALUE_KEYS, HistoryStore, PutResult, Snapshot, StoreInfo, as_codes,
-                   check_snapshot, value_fields)
+                   newest_of, value_fields)
 from .location import DeskURL, parse_desk_url
 from .password import Password, stored_password
 
@@ -203,20 +203,7 @@ class PostgresStore(HistoryStore):
 
     # -- writes ----------------------------------------------------------------------------------
     def put(self, snapshots: Iterable[Snapshot]) -> PutResult:
-        newest: dict[tuple, Snapshot] = {}
-        unchanged = 0
-        for s in snapshots:
-            try:
-                check_snapshot(s)
-            except ValueError as exc:
-                raise StoreError(f"cannot keep the snapshot of {s.code!r} on {s.data_date!r}: {exc}") from None
-            key = (s.source, s.code, s.data_date)
-            kept = newest.get(key)
-            if kept is not None:
-                unchanged += 1
-                if kept.fetched_at >= s.fetched_at:
-                    continue
-            newest[key] = s
+        newest, unchanged = newest_of(snapshots, lambda s: (s.source, s.code, s.data_date))
         if not newest:
             return PutResult(unchanged=unchanged)
         rows = [newest[k] for k in sorted(newest)]

@@ -25,7 +25,7 @@ from ..exceptions import LixingerError, StoreError
 from ..fields import Field
 from ..records import parse_record
 from . import schema
-from .base import VALUE_KEYS, HistoryStore, PutResult, Snapshot, StoreInfo, as_codes, check_snapshot, value_fields
+from .base import VALUE_KEYS, HistoryStore, PutResult, Snapshot, StoreInfo, as_codes, newest_of, value_fields
 
 log = logging.getLogger(__name__)
 
@@ -106,20 +106,7 @@ class SQLiteStore(HistoryStore):
 
     # -- writes ------------------------------------------------------------------------------
     def put(self, snapshots: Iterable[Snapshot]) -> PutResult:
-        newest: dict[tuple, Snapshot] = {}
-        unchanged = 0
-        for s in snapshots:
-            try:
-                check_snapshot(s)
-            except ValueError as exc:
-                raise StoreError(f"cannot keep the snapshot of {s.code!r} on {s.data_date!r}: {exc}") from None
-            key = (s.source, s.code, s.data_date.isoformat())
-            kept = newest.get(key)
-            if kept is not None:
-                unchanged += 1
-                if kept.fetched_at >= s.fetched_at:
-                    continue
-            newest[key] = s
+        newest, unchanged = newest_of(snapshots, lambda s: (s.source, s.code, s.data_date.isoformat()))
         if not newest:
             return PutResult(unchanged=unchanged)
         inserts, replaces = [], []
