@@ -73,23 +73,18 @@ class TrendLayout:
                 raise WorkbookError(
                     f"{name} must be a header row over at least two day rows, a date column and at least one "
                     f"name column, not {ref.a1()}")
-            blocks[name] = ref
-        if not blocks:
-            return None
-        shapes = {(r.height, r.width) for r in blocks.values()}
-        if len(shapes) > 1:
-            raise WorkbookError(f"{RATIO} and {NETBUY} must be the same size (the same days and names), not "
-                                + " and ".join(r.a1() for r in blocks.values()))
-        refs = list(blocks.items())
-        for i, (name, ref) in enumerate(refs):
-            for other, oref in refs[i + 1:]:
-                if _overlap(ref, oref):
-                    raise WorkbookError(f"{name} and {other} must not overlap")
-            if table is not None and fields is not None and _overlap(ref, Ref(table.sheet, table.top, min(
-                    table.left, fields.left), table.bottom, max(table.right, fields.right))):
+            if table is not None and fields is not None and _overlap(ref, _table_area(table, fields)):
                 raise WorkbookError(f"{name} ({ref.a1()}) must not overlap the LX_CODES/LX_FIELDS table")
             if status is not None and _overlap(ref, status):
                 raise WorkbookError(f"{name} ({ref.a1()}) must not overlap LX_STATUS")
+            blocks[name] = ref
+        if not blocks:
+            return None
+        if len({(r.height, r.width) for r in blocks.values()}) > 1:
+            raise WorkbookError(f"{RATIO} and {NETBUY} must be the same size (the same days and names), not "
+                                + " and ".join(r.a1() for r in blocks.values()))
+        if len(blocks) == 2 and _overlap(*blocks.values()):
+            raise WorkbookError(f"{RATIO} and {NETBUY} must not overlap")
         return cls(blocks)
 
 
@@ -103,6 +98,12 @@ def layout_of(book) -> TrendLayout | None:
     table = Layout.from_names(names)
     found = TrendLayout.from_names(names, table.codes, table.fields, table.status)
     return TrendLayout(found.blocks, table)
+
+
+def _table_area(codes: Ref, fields: Ref) -> Ref:
+    """The table the refresh fills, with its field-key row: from LX_FIELDS' row down to the last code."""
+    return Ref(codes.sheet, min(codes.top, fields.top), min(codes.left, fields.left), codes.bottom,
+               max(codes.right, fields.right))
 
 
 def _overlap(a: Ref, b: Ref) -> bool:
