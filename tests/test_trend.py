@@ -281,3 +281,20 @@ def test_layout_reads_sheet_scoped_names_and_no_names_means_no_trend():
 
 def test_weekdays_count_back_from_a_weekend():
     assert weekdays_until(dt.date(2026, 3, 15), 3) == [dt.date(2026, 3, 11), dt.date(2026, 3, 12), dt.date(2026, 3, 13)]
+
+
+# -- make demo ----------------------------------------------------------------------------------------
+def test_demo_builds_60_trading_days_then_shows_the_filled_trend_and_leaves_the_user_cache_alone(tmp_path):
+    from conftest import run_cli
+
+    user_cache = tmp_path / "cache"  # XL_ADDIN_CACHE_DIR, as conftest sets it: the "real" cache here
+    r = run_cli("demo", "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert "history: 5400 snapshots of 90 codes on 60 trading days 2025-12-24..2026-03-17" in r.stdout
+    out = tmp_path / "out" / "southbound_dashboard_demo.xlsx"
+    assert f"{out}: 90 of 90 codes with data" in r.stdout
+    for name, (ref, rows) in blocks(out).items():
+        assert f"{name} = 'Trend'!{ref.a1().split('!')[1].replace('$', '')}: 60 days x 6 names, 360 values" in r.stdout
+        assert all(v is not None for row in rows[1:] for v in row)  # every day kept: nothing blank
+        assert rows[-1][0].date() == TODAY
+    assert not user_cache.exists() or not any(user_cache.iterdir())  # its own temporary store only
