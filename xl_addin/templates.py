@@ -3,7 +3,8 @@
     python -m xl_addin.templates [DIR]
 
 Both follow the layout contract in :mod:`xl_addin.layout` (defined names LX_CODES,
-LX_FIELDS, LX_STATUS). The output is byte-for-byte reproducible: fixed document
+LX_FIELDS, LX_STATUS); the dashboard's Trend sheet adds LX_TREND_RATIO and LX_TREND_NETBUY,
+each with a line chart whose series are the block's name columns (see :mod:`xl_addin.trend`). The output is byte-for-byte reproducible: fixed document
 dates and zip timestamps, so a test can prove the committed files match this script.
 """
 
