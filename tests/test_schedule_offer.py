@@ -5,12 +5,10 @@ The scheduler is never touched: the Python side runs against a recording runner 
 schedule.py's own, for each OS); install.sh runs for real with a stand-in Python whose environment's
 `lx-addin` records how it is called; install.ps1 is read with tree-sitter-powershell."""
 
-import os
 import plistlib
 import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import tree_sitter_powershell

@@ -31,7 +31,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from .exceptions import LixingerError, WorkbookError
-from .layout import Ref, col_letter
+from .layout import Ref
 
 RATIO, NETBUY = "LX_TREND_RATIO", "LX_TREND_NETBUY"
 NAMES = (RATIO, NETBUY)
@@ -262,7 +262,3 @@ def name_labels(book, table) -> dict[str, str]:
             out.setdefault(code, label.strip())
     return out
 
-
-def describe(ref: Ref) -> str:
-    """``'Trend'!A5:G65`` for messages."""
-    return f"'{ref.sheet}'!{col_letter(ref.left)}{ref.top}:{col_letter(ref.right)}{ref.bottom}"
