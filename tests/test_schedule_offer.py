@@ -1,7 +1,7 @@
 """The installers offer the daily snapshot: `lx-addin schedule offer` decides (already registered? a
 terminal to ask in? the installer's flag), install.sh and install.ps1 only pass their flag on.
 
-The scheduler is never touched: the Python side runs against a recording runner (the plans are
+Nothing is ever registered: the Python side runs against a recording runner (the plans are
 schedule.py's own, for each OS); install.sh runs for real with a stand-in Python whose environment's
 `lx-addin` records how it is called; install.ps1 is read with tree-sitter-powershell."""
 
