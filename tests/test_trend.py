@@ -90,6 +90,8 @@ def test_template_has_the_trend_blocks_and_each_chart_plots_its_block():
             assert (title.top, title.left) == (r.top, val.left)  # the legend: the header the refresh writes
             plotted.add((block, val.left))
     assert len(plotted) == 2 * TREND_NAMES  # every name column of both blocks, once
+    for chart in lines:  # a blank day is a gap in the line, never a drop to 0
+        assert chart.find(f".//{C}dispBlanksAs").get("val") == "gap"
 
 
 # -- the refresh fills it from the history ---------------------------------------------------------
@@ -298,3 +300,20 @@ def test_demo_builds_60_trading_days_then_shows_the_filled_trend_and_leaves_the_
         assert all(v is not None for row in rows[1:] for v in row)  # every day kept: nothing blank
         assert rows[-1][0].date() == TODAY
     assert not user_cache.exists() or not any(user_cache.iterdir())  # its own temporary store only
+
+
+def test_plan_names_columns_by_code_without_a_name_column_and_clears_unused_ones():
+    from xl_addin.trend import plan_trend
+
+    layout = TrendLayout.from_names({RATIO: "'T'!$A$1:$D$4", NETBUY: "'T'!$F$1:$I$4"})
+    day = dt.date(2026, 3, 17)
+    latest = {"00700": (day, 5.0), "00005": (day, 9.0), "00001": (dt.date(2026, 1, 2), 99.0)}  # 00001: too old
+    rows = {"00700": {day: (0.1, 10.0), dt.date(2026, 3, 13): (0.09, -4.0)}, "00005": {day: (0.2, None)}}
+    plan = plan_trend(layout, ["00700", "00005", "00001"], latest, rows)
+    assert plan.codes == ["00005", "00700"]  # the larger holding value first; 00001 is outside the window
+    ratio, netbuy = plan.blocks[RATIO], plan.blocks[NETBUY]
+    assert ratio[0] == ["Date 日期", "00005", "00700", None]  # no name column: the code; the unused column cleared
+    assert [r[0] for r in ratio[1:]] == [dt.date(2026, 3, 13), dt.date(2026, 3, 16), day]
+    assert [r[2] for r in netbuy[1:]] == [-4.0, None, 6.0]  # 3-16 not kept: blank, and the sum goes on
+    assert [r[1] for r in netbuy[1:]] == [None, None, None]  # 00005's flow is missing that day: blank
+    assert [r[3] for r in ratio[1:]] == [None] * 3
