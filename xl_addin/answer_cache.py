@@ -1,7 +1,8 @@
 """A warm ``=LX_MMAH_HIST(...)`` answers from memory: the cells handed to COM the last time.
 
 Why: Excel asks a formula again with the same arguments at every recalculation that reaches
-it (a precedent edited, F9, the book reopened in the same Excel). A year of one code is some
+it (a precedent recalculated, a full recalculation, the Refresh button marking the workbook's
+LX_MMAH formulas dirty, the book opened again). A year of one code is some
 250 x 2 cells; querying the store for them and letting xlwings convert each cell costs several
 times a whole single-cell ``LX_MMAH`` call (``bench/history.py``). Kept here is the answer
 exactly as it went to COM the first time, so a warm call costs a dictionary lookup.
