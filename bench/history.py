@@ -233,7 +233,7 @@ def formula_bench(n_days: int) -> None:
     print(f"  LX_MMAH_HIST one code, a year (warm) {t_hist * 1e6:9.1f} us   ratio {t_hist / t_one:.2f}x "
           f"(target <= 3x: {'met' if t_hist <= 3 * t_one else 'MISSED'})")
     print(f"  LX_MMAH_HIST after the store changed {t_new * 1e6:9.1f} us   ratio {t_new / t_one:.2f}x "
-          f"(the query, and xlwings' conversion once)")
+          f"(the query, and each cell converted once)")
     print(f"  the same array, converted by xlwings' @ret(ndim=2) {t_floor * 1e6:9.1f} us   "
           f"ratio {t_floor / t_one:.2f}x (what {len(days) * 2} cells cost per call before answers were kept)")
 

@@ -135,6 +135,18 @@ def test_the_cells_handed_to_com_are_the_same_as_before_cold_and_warm(udfs, befo
     assert xh.call_via_com(udfs.LX_MMAH_HIST, "700", "mm_sh", "soon").startswith("#N/A Input Error: start")
 
 
+def test_as_sent_is_what_xlwings_conversion_writes_cell_for_cell(udfs):
+    from xlwings import conversion
+
+    day = dt.datetime(2026, 3, 9)
+    cells = [day, dt.date(2026, 3, 10), dt.datetime(2026, 3, 9, 15, 30), day.replace(tzinfo=dt.timezone.utc),
+             "", None, "#N/A No Data", "港股通", 0, -0.0, 0.0, float("nan"), 1.5, 2 ** 40, True, False, 1]
+    matrix = [cells, list(reversed(cells))]
+    for _ in range(2):  # the second time from what the first one met
+        assert typed(udfs.as_sent(matrix)) == typed(conversion.write(matrix, None, {"ndim": 2}))
+    assert typed(udfs.as_sent([["one"]])) == typed(conversion.write([["one"]], None, {"ndim": 2}))
+
+
 def test_a_warm_call_reads_no_table(udfs, formula_service):
     fill(formula_service)
     args = ("700", "mm_sh", None, None, True)

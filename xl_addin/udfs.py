@@ -30,16 +30,39 @@ from .formula import explain, fit_for_excel, mmah_matrix
 
 if sys.platform.startswith("win") or "pythoncom" in sys.modules:
     # Windows: xlwings' own UDF machinery (what `import xlwings` binds as xw.func there)
-    from xlwings import conversion
     from xlwings.udfs import xlarg as arg, xlfunc as func, xlret as ret
 
     from .range_args import UsedValues  # a range argument: only its used part is read through COM
 
+    _SENT_OPTIONS = {"ndim": 2}  # what @ret(ndim=2) gave xlwings' conversion
+    _MEMO_TYPES = frozenset({str, int, dt.datetime})  # equal values of these convert alike (not so -0.0, NaN)
+    _sent_cells: dict = {}  # (type, value) -> what xlwings' conversion made of it
+
     def as_sent(matrix: list[list]) -> list[list]:
-        """What xlwings' own ``@ret(ndim=2)`` hands COM for *matrix*: its ``conversion.write``, run
-        here (dates become COM dates, None an empty cell), so that a function declared
-        ``@ret("raw")`` can keep the result and hand over the same cells again unconverted."""
-        return conversion.write(matrix, None, {"ndim": 2})
+        """What xlwings' own ``@ret(ndim=2)`` hands COM for *matrix* (a list of equal rows): the
+        Windows engine's ``prepare_xl_data_element`` of each cell, as ``conversion.write``'s
+        ``CleanDataForWriteStage`` calls it (a date becomes a COM date, None an empty cell), so
+        that a function declared ``@ret("raw")`` can keep the result and hand the same cells
+        over again. Each distinct date, text or whole number is converted once per process."""
+        prepare = xw.engines["excel"].impl.prepare_xl_data_element
+        memo = _sent_cells
+        if len(memo) > 100_000:
+            memo.clear()
+        out = []
+        for row in matrix:
+            sent = []
+            for x in row:
+                kind = x.__class__
+                if kind in _MEMO_TYPES:
+                    key = (kind, x)
+                    value = memo.get(key, memo)
+                    if value is memo:
+                        value = memo[key] = prepare(x, _SENT_OPTIONS)
+                else:
+                    value = prepare(x, _SENT_OPTIONS)
+                sent.append(value)
+            out.append(sent)
+        return out
 else:  # macOS/Linux: Excel has no xlwings UDFs there; plain functions
     func, arg, ret = xw.func, xw.arg, xw.ret
     UsedValues = None
