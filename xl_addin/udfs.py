@@ -13,6 +13,9 @@ What crosses COM is kept small: a range argument is read only where the sheet is
 (:mod:`xl_addin.range_args`), the sheet scan is bounded (:mod:`xl_addin.neighbours`),
 texts inside arrays are cut to 255 characters (Excel shows #VALUE! otherwise), and the
 functions do nothing while Excel's Function Wizard is open (``call_in_wizard=False``).
+LX_MMAH_HIST converts its answer for COM itself (:func:`as_sent`, the cells xlwings' own
+conversion would give) and keeps it until the history store changes
+(:mod:`xl_addin.answer_cache`): a warm call neither queries the store nor converts a cell.
 """
 
 from __future__ import annotations
