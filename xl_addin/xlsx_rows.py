@@ -11,10 +11,11 @@ templates and splices them between the untouched text. A row the refresh does no
 
 Only the plain layout every spreadsheet program writes is handled so: UTF-8, the main
 namespace as the default one, rows as ``<row r="N"`` in increasing order, cells as
-``<c r="A1"`` with double-quoted attributes, and no comment, CDATA, DTD, processing
-instruction, namespace declaration or ``extLst`` inside sheetData. Anything else raises
-:class:`NotRaw`, and :class:`xl_addin.xlsx.XlsxBook` works on an lxml tree of the sheet
-instead, which handles any sheet (and is what this module's output is tested against).
+``<c r="A1"`` with double-quoted attributes, and no comment, CDATA, DTD, namespace
+declaration or ``extLst`` inside sheetData (nor a processing instruction where a row or a
+cell should be). Anything else raises :class:`NotRaw`, and :class:`xl_addin.xlsx.XlsxBook`
+works on an lxml tree of the sheet instead, which handles any sheet (and is what this
+module's output is tested against).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ _ROOT = re.compile(r'<worksheet' + _ATTRS + r'\s*>')
 _ATTR = re.compile(r'\s+([\w:.-]+)\s*=\s*("[^"]*"|\'[^\']*\')')
 _SHEET_DATA = re.compile(r'<sheetData\s*(/?)>')
 _ROW = re.compile(r'<row r="(\d+)"' + _ATTRS + r'\s*(/?)>')
+_ROW_NUMBER = re.compile(r'<row r="(\d+)"')
 _SPANS = re.compile(r'\s+spans\s*=\s*(?:"[^"]*"|\'[^\']*\')')
 #: one cell, ``r`` first: (letters, digits, attributes before ``t``, t, attributes after it, content)
 _CELL = re.compile(r'<c r="([A-Z]{1,3})(\d+)"((?:\s+(?!t\s*=)[\w:.-]+\s*=\s*"[^"]*")*)(?:\s+t\s*=\s*"([^"]*)")?'
@@ -142,8 +144,6 @@ class RawSheet:
             if enc is not None and enc.group(1).lower().replace("_", "-") not in ("utf-8", "utf8"):
                 raise NotRaw("not UTF-8")
             pos = m.end()
-        if text.find("<?", pos) >= 0:
-            raise NotRaw("a processing instruction")
         while pos < len(text) and text[pos] in " \t\r\n":
             pos += 1
         root = _ROOT.match(text, pos)
@@ -166,7 +166,7 @@ class RawSheet:
             if text.find(odd, lo, hi) >= 0:
                 raise NotRaw(f"{odd} inside sheetData")
         nums, starts = [], []
-        for m in _ROW.finditer(text, lo, hi):
+        for m in _ROW_NUMBER.finditer(text, lo, hi):  # each row's whole start tag is read when it is used
             nums.append(int(m.group(1)))
             starts.append(m.start())
         if text.count("<row", lo, hi) != len(nums) or (text[lo:starts[0] if starts else hi].strip()):
@@ -404,8 +404,9 @@ class RawSheet:
                 continue  # nothing to write, nothing to clear: the row stays as it was
             if exists is None:
                 body = "".join([p + ("/>" if v is None else f"><v>{v!r}</v></c>"
-                                     if type(v) is float and isfinite(v) else tail(v))
-                                for p, v in zip(prefixes, values)])
+                                     if (kind := type(v)) is float and isfinite(v) else f"><v>{v}</v></c>"
+                                     if kind is int else tail(v))
+                                for p, v in zip(prefixes, values)])  # numbers inline: most of the cells
             else:
                 body = "".join([p + tail(v) for p, e, v in zip(prefixes, exists, values) if e or v is not None])
             self._put(r, head + body + end)
