@@ -2,7 +2,9 @@
 
 Wall time of a headless refresh of templates/mm_ah.xlsx against, measured in the same
 run: the floor (one round trip of one request), and one request per code (what a
-sheet of per-code API calls costs). Peak memory from tracemalloc and ru_maxrss; and
+sheet of per-code API calls costs); and the split of the refresh's time: inside
+service.fetch (HTTP, typing, cache and store) and outside it (the workbook's: reading the
+codes, writing the cells, saving the file; the cells are indexed during the fetch). Peak memory from tracemalloc and ru_maxrss; and
 peak RSS of a process that only refreshes (`lx-addin refresh`, the sandbox in another
 process) against a process that only imports xlwings, pandas and lxml (what any
 add-in process holds anyway).
