@@ -164,3 +164,27 @@ def test_a_formula_written_by_another_program_in_the_table_is_refused(tmp_path, 
     with pytest.raises(Exception, match="cell E9 .* holds a formula"):
         refresh_file(f, service=service)
     assert f.read_bytes() == before
+
+
+def test_cells_created_below_rows_left_empty_take_the_style_above_them_as_the_tree_gives(tmp_path):
+    """Rows the head start skipped (empty, and staying so) still lend their style to cells created below."""
+    def gap(data: bytes) -> bytes:
+        row9 = re.search(rb'<row r="9".*?</row>', data).group(0)
+        data = data.replace(row9, re.sub(rb's="\d+"', b's="1"', row9))  # row 9: another style
+        data = re.sub(rb'<row r="10".*?</row>', b"", data)  # row 10: no row at all
+        return re.sub(rb'(<row r="11".*?</row>)', lambda m: re.sub(rb'<c r="E11"[^>]*>(</c>)?', b"", m.group(0)), data)
+
+    raw, tree = tmp_path / "raw.xlsx", tmp_path / "tree.xlsx"
+    rewrite_sheet(TEMPLATES / "mm_ah.xlsx", raw, gap)
+    rewrite_sheet(raw, tree, with_comment)
+    for path in (raw, tree):
+        b = XlsxBook(path)
+        b.ready("MM_AH", 7, 3, 11, 6, [True, False, False, True, True])
+        b.write("MM_AH", 7, 3, [[1.0] * 4, [None] * 4, [None] * 4, [2.0] * 4, [3.0] * 4])
+        b.save()
+    ws_raw, ws_tree = (openpyxl.load_workbook(p)["MM_AH"] for p in (raw, tree))
+    formats = [[ws.cell(row=r, column=c).number_format for r in (10, 11) for c in range(3, 7)] for ws in (ws_raw, ws_tree)]
+    assert formats[0] == formats[1]
+    assert ws_raw.cell(row=10, column=3).number_format == ws_raw.cell(row=9, column=3).number_format != \
+        ws_raw.cell(row=8, column=3).number_format
+    assert [ws_raw.cell(row=r, column=5).value for r in (10, 11)] == [2.0, 3.0]

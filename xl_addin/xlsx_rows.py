@@ -274,17 +274,15 @@ class RawSheet:
         nearest cell's above in the area, else the column's."""
         width = right - left + 1
         above: dict[int, str] = {}  # col -> the opening of the nearest cell above, in the area
-        kept: list = []  # rows left out (KEEP) since above was last brought up to date
-        new_styles = None  # the styles of a created row's cells, until a cell above changes
+        kept: list = []  # rows left out (KEEP) since a row with every cell of the area
+        new_styles = None  # the styles of a created row's cells, while nothing above changes
         out = []
 
         def style(c: int, row_style=None) -> str | None:
             nonlocal new_styles
-            if kept:  # the rows left out have cells above too: read them now (once)
+            if kept:  # the rows left out have cells above too: read them now (once), in order
                 for args in kept:
-                    got = self._template(*args, above)
-                    if got is not None and got[1]:
-                        new_styles = None
+                    above.update(self._template(*args)[1])
                 kept.clear()
             return row_style or _style_of(above.get(c)) or col_style(c)
 
@@ -292,8 +290,7 @@ class RawSheet:
             text = self.row(r)
             if text is None:
                 if new_styles is None or kept:
-                    styles = tuple(_style_attr(style(c)) for c in range(left, right + 1))
-                    new_styles = styles
+                    new_styles = tuple(_style_attr(style(c)) for c in range(left, right + 1))
                 out.append((None, new_styles))
                 continue
             m, inside = self._split_row(text)
@@ -301,15 +298,18 @@ class RawSheet:
                 out.append(KEEP)
                 kept.append((r, m, inside, left, right, None))
                 continue
-            tpl = self._template(r, m, inside, left, right, style, above)
-            if tpl[1]:
+            tpl, cells = self._template(r, m, inside, left, right, style)  # styles from above, then:
+            if len(cells) == width:
+                kept.clear()  # every column's nearest cell above is now this row's
+            if cells:
+                above.update(cells)
                 new_styles = None
             out.append(tpl)
         return out
 
-    def _template(self, r: int, m, inside: str, left: int, right: int, style, above: dict):
-        """One existing row's template (see :meth:`index`); *above* is brought up to date with
-        its cells. Without *style*, only *above* is updated."""
+    def _template(self, r: int, m, inside: str, left: int, right: int, style):
+        """(one existing row's template (see :meth:`index`), [(column, opening)] of its cells in
+        the area); without *style*, only the cells."""
         letters, cols = self._columns(inside, r)
         i0, i1 = bisect.bisect_left(cols, left), bisect.bisect_right(cols, right)
         n, end = len(cols), len(inside.rstrip())
@@ -331,8 +331,7 @@ class RawSheet:
             last = pieces.pop()
             if len(pieces) == count and not last.strip() and ">" not in plain.replace("/>", "") \
                     and "".join(pieces).count("<") == count:
-                prefixes = [p.lstrip() for p in pieces] if plain[:1] != "<" or "\n" in plain else pieces
-                contents = ()
+                prefixes, contents = pieces, ()  # (whitespace between cells kept before each)
         if prefixes is None:
             pieces = _CELL.split(region)
             if (len(pieces) - 1) // 7 != count or "".join(pieces[0::7]).strip():
@@ -340,15 +339,10 @@ class RawSheet:
             prefixes = [f'<c r="{a}{b}"{c}{d}' for a, b, c, d in
                         zip(pieces[1::7], pieces[2::7], pieces[3::7], pieces[5::7])]
             contents = pieces[6::7]
-        content = "".join(c for c in contents if c)
-        if count == right - left + 1:
-            above.update(zip(range(left, right + 1), prefixes))
-            exists = None
-        else:
-            have = dict(zip(cols[i0:i1], prefixes))
-            above.update(have)
+        cells = list(zip(cols[i0:i1], prefixes))
         if style is None:
-            return None, prefixes
+            return None, cells
+        content = "".join(c for c in contents if c)
         formula = None
         if content and _FORMULA.search(content):
             for k, c in enumerate(contents):
@@ -357,8 +351,10 @@ class RawSheet:
                     break
         attrs = m.group(2)
         head = f'<row r="{m.group(1)}"{_SPANS.sub("", attrs) if "spans" in attrs else attrs}>' + inside[:p0]
-        if count != right - left + 1:
+        exists = None
+        if count != right - left + 1:  # cells to create: the row's style, else the nearest above, else the column's
             row_style = _attr(attrs, "s") if _attr(attrs, "customFormat") in ("1", "true") else None
+            have = dict(cells)
             prefixes, exists = [], []
             for c in range(left, right + 1):
                 p = have.get(c)
@@ -366,7 +362,7 @@ class RawSheet:
                     p = f'<c r="{col_letter(c)}{r}"{_style_attr(style(c, row_style))}'
                 exists.append(c in have)
                 prefixes.append(p)
-        return head, prefixes, exists, inside[p1:] + "</row>", not content.strip(), formula
+        return (head, prefixes, exists, inside[p1:] + "</row>", not content.strip(), formula), cells
 
     @staticmethod
     def formula(index: list) -> str | None:
