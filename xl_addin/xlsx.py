@@ -3,8 +3,9 @@
 General-purpose writers (openpyxl) re-create every part of a workbook from what they
 understand, and drop what they do not (shapes, form controls, extensions, pivot
 caches). This writer changes only what the refresh owns: the cells of one
-worksheet part, edited in place with lxml (namespace prefixes, unknown elements and
-attributes kept), plus ``fullCalcOnLoad`` in workbook.xml so that formulas
+worksheet part, edited in place (only the rows written are rendered again, see
+:mod:`xl_addin.xlsx_rows`; a sheet not laid out plainly is edited as an lxml tree, namespace
+prefixes, unknown elements and attributes kept), plus ``fullCalcOnLoad`` in workbook.xml so that formulas
 depending on the new values are recalculated when the file is opened. Every other
 part of the zip is copied as it was. Writes are atomic (a temporary file, then a
 rename); any doubt means nothing is written and the reason is given.
