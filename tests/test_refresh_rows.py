@@ -102,6 +102,8 @@ def test_a_sheet_written_another_way_is_refreshed_to_the_same_cells(tmp_path, sa
     assert {k: v for k, v in a.items() if k in status and k != (1, 10)} == \
         {k: v for k, v in b.items() if k in status and k != (1, 10)}
     assert {with_comment: b"a comment", instruction: b"xl-test", pretty: b"\n"}[variant] in sheet_part(other)
+    dimension = [re.search(rb'<dimension ref="([^"]*)"', sheet_part(p)).group(1) for p in (plain, other)]
+    assert dimension[0] == dimension[1] == f"A1:AR{6 + len(codes) + 260 * 4}".encode()  # grown to the new rows
 
 
 ODD = [1.5, -0.0, 1e300, float("nan"), float("inf"), 7, 2**70, True, False, dt.date(2024, 2, 29),
