@@ -131,6 +131,12 @@ def test_every_kind_of_value_is_written_as_the_tree_writes_it(tmp_path):
     assert written_cells(raw, len(ODD)) == written_cells(tree, len(ODD))
     back = XlsxBook(raw).read("MM_AH", 7, 3, 7, 2 + len(ODD))[0]
     assert back[0] == 1.5 and back[7] is True and back[11] == "  padded " and back[12] == "a&b<c>d\r\ne\tf"
+    again = [ODD[-2], *ODD[:-2], 2.5]  # over cells that hold values now (a table refreshed before)
+    for path in (raw, tree):
+        b = XlsxBook(path)
+        b.write("MM_AH", 7, 3, [again])
+        b.save()
+    assert written_cells(raw, len(ODD)) == written_cells(tree, len(ODD))
 
 
 def test_text_no_spreadsheet_can_hold_is_refused_by_both(tmp_path):
