@@ -196,3 +196,26 @@ def test_cells_created_below_rows_left_empty_take_the_style_above_them_as_the_tr
     assert ws_raw.cell(row=10, column=3).number_format == ws_raw.cell(row=9, column=3).number_format != \
         ws_raw.cell(row=8, column=3).number_format
     assert [ws_raw.cell(row=r, column=5).value for r in (10, 11)] == [2.0, 3.0]
+
+
+def test_a_created_row_below_a_skipped_row_and_a_row_without_cells_takes_the_style_above(tmp_path):
+    """Created cells take the nearest existing cell's style above them, also when the rows in
+    between were skipped by the head start or hold no cell of the table."""
+    path = tmp_path / "w.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    for col in "CD":
+        ws.column_dimensions[col].number_format = "#,##0"
+        ws[f"{col}3"].number_format = "0.00%"  # an empty cell with a style, on a row that stays empty
+    ws["A4"] = "x"  # a row with no cell of the table
+    wb.save(path)
+    tree = tmp_path / "tree.xlsx"
+    rewrite_sheet(path, tree, with_comment)
+    for p in (path, tree):
+        b = XlsxBook(p)
+        b.ready("Sheet", 2, 3, 5, 4, [True, False, True, True])
+        b.write("Sheet", 2, 3, [[1.0, 1.0], [None, None], [2.0, 2.0], [3.0, 3.0]])
+        b.save()
+    got = [[openpyxl.load_workbook(p).active.cell(row=r, column=c).number_format for r in (2, 4, 5) for c in (3, 4)]
+           for p in (path, tree)]
+    assert got[0] == got[1] == ["#,##0", "#,##0", "0.00%", "0.00%", "0.00%", "0.00%"]

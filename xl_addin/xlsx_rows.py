@@ -220,7 +220,7 @@ class RawSheet:
         return m, text[m.end():-6]
 
     @staticmethod
-    def _columns(inside: str, r: int) -> tuple[list[str], list[int]]:
+    def _columns(inside: str) -> tuple[list[str], list[int]]:
         """The column letters and numbers of a row's cells, in order (checked: every cell is
         ``<c r="..N"`` of this row, in increasing columns)."""
         letters = _CELL_LETTERS.findall(inside)
@@ -284,6 +284,7 @@ class RawSheet:
                 for args in kept:
                     above.update(self._template(*args)[1])
                 kept.clear()
+                new_styles = None
             return row_style or _style_of(above.get(c)) or col_style(c)
 
         for i, r in enumerate(range(top, bottom + 1)):
@@ -310,7 +311,7 @@ class RawSheet:
     def _template(self, r: int, m, inside: str, left: int, right: int, style):
         """(one existing row's template (see :meth:`index`), [(column, opening)] of its cells in
         the area); without *style*, only the cells."""
-        letters, cols = self._columns(inside, r)
+        letters, cols = self._columns(inside)
         i0, i1 = bisect.bisect_left(cols, left), bisect.bisect_right(cols, right)
         n, end = len(cols), len(inside.rstrip())
         p0 = inside.find(f'<c r="{letters[i0]}{r}"') if i0 < n else end
