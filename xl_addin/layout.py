@@ -181,39 +181,41 @@ def _contiguous(columns: list[int]) -> list[list[int]]:
     return runs
 
 
-def _cell(field: Field, record: dict):
-    return as_excel_datetime(record.get(field.key))
+#: what a record's value can be that is already a cell's value (anything else goes through as_excel_datetime)
+_AS_IS = frozenset((float, int, str, bool))
 
 
 def plan_refresh(layout: Layout, code_cells: list, header_row: list, result, now: dt.datetime) -> Plan:
     """The cells a refresh writes, from what the sheet holds and what the service returned."""
     fields = read_fields(layout, header_row)
     parsed = read_codes(code_cells)
-    by_col = dict(fields)
     problem_rows: list[tuple[str, str]] = []
-    rows: dict[int, list] = {c: [] for c, _ in fields}
+    keys = [f.key for _, f in fields]
+    width = len(keys)
+    table: list[list] = []  # one row per LX_CODES row, one value per field, in column order
+    records = result.records if result else {}
+    errors = result.errors if result else {}
     for (code, problem) in parsed:
-        record = result.records.get(code) if (code and result) else None
-        error = result.errors.get(code) if (code and result) else None
-        for col, field in fields:
-            if record is not None:
-                value = _cell(field, record)
-            elif code is None and problem is None:
-                value = None  # blank row: cleared
-            elif col == fields[0][0]:  # the first column says why the row is empty
-                value = (f"{INVALID_CODE_CELL} {problem}"[:60] if problem
-                         else NO_DATA_CELL if isinstance(error, NoDataError) else f"#N/A {error}")
-            else:
-                value = None
-            rows[col].append(value)
+        record = records.get(code) if code else None
+        if record is not None:
+            table.append([v if v is None or type(v) in _AS_IS else as_excel_datetime(v) for v in map(record.get, keys)])
+            continue
+        row = [None] * width  # a blank row is cleared
+        if code is not None or problem is not None:  # the first column says why the row is empty
+            error = errors.get(code) if code else None
+            row[0] = (f"{INVALID_CODE_CELL} {problem}"[:60] if problem
+                      else NO_DATA_CELL if isinstance(error, NoDataError) else f"#N/A {error}")
         if problem:
             problem_rows.append((problem, CAUSE_INVALID))
-        elif code and record is None:
-            problem_rows.append((code, cause_of(error)))
+        elif code:
+            problem_rows.append((code, cause_of(errors.get(code))))
+        table.append(row)
     blocks = []
-    for run in _contiguous(list(by_col)):
-        matrix = [list(r) for r in zip(*(rows[c] for c in run))]
+    at = 0
+    for run in _contiguous([c for c, _ in fields]):  # fields are in column order
+        matrix = table if len(run) == width else [row[at:at + len(run)] for row in table]
         blocks.append((layout.codes.top, run[0], matrix))
+        at += len(run)
     codes = list(dict.fromkeys(code for code, _ in parsed if code))
     ok = sum(1 for c in codes if result and c in result.records)
     stale = [c for c in codes if result and c in result.stale]

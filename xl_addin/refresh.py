@@ -88,8 +88,10 @@ def prepare(book: Book, service, max_age: float = 0.0, allow_stale: bool = False
 
 @contextlib.contextmanager
 def _readying(book: Book, plan: Plan):
-    """Run the book's optional ``ready(sheet, top, left, bottom, right)`` for each block of *plan*
-    in a thread while the body (the fetch) runs; its failure is only a lost head start."""
+    """Run the book's optional ``ready(sheet, top, left, bottom, right, written)`` for each block of
+    *plan* in a thread while the body (the fetch) runs; its failure is only a lost head start.
+    *written* flags the rows that will hold something: a row with a code (or a bad one) gets its
+    values or its problem, a blank row stays blank, whatever the service answers."""
     ready = getattr(book, "ready", None)
     if ready is None or not plan.blocks:
         yield
@@ -98,7 +100,8 @@ def _readying(book: Book, plan: Plan):
     def work():
         try:
             for top, left, matrix in plan.blocks:
-                ready(plan.sheet, top, left, top + len(matrix) - 1, left + len(matrix[0]) - 1)
+                written = [any(v is not None for v in row) for row in matrix]
+                ready(plan.sheet, top, left, top + len(matrix) - 1, left + len(matrix[0]) - 1, written)
         except Exception:
             pass  # write() indexes again, and says what is wrong
 

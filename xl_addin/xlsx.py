@@ -3,8 +3,9 @@
 General-purpose writers (openpyxl) re-create every part of a workbook from what they
 understand, and drop what they do not (shapes, form controls, extensions, pivot
 caches). This writer changes only what the refresh owns: the cells of one
-worksheet part, edited in place with lxml (namespace prefixes, unknown elements and
-attributes kept), plus ``fullCalcOnLoad`` in workbook.xml so that formulas
+worksheet part, edited in place (only the rows written are rendered again, see
+:mod:`xl_addin.xlsx_rows`; a sheet not laid out plainly is edited as an lxml tree, namespace
+prefixes, unknown elements and attributes kept), plus ``fullCalcOnLoad`` in workbook.xml so that formulas
 depending on the new values are recalculated when the file is opened. Every other
 part of the zip is copied as it was. Writes are atomic (a temporary file, then a
 rename); any doubt means nothing is written and the reason is given.
@@ -41,6 +42,7 @@ from .dates import as_excel_datetime
 from .config import DEFAULT_MAX_PART_BYTES, MAX_PART_ENV, max_part_bytes  # noqa: F401
 from .exceptions import WorkbookError
 from .layout import col_letter, col_number
+from .xlsx_rows import NotRaw, RawSheet, cell_tail, grown_ref
 
 NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 R_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -123,7 +125,8 @@ class XlsxBook:
         pr = self._workbook.find(f"{Q}workbookPr")
         self._epoch = dt.datetime(1904, 1, 1) if pr is not None and pr.get("date1904") in ("1", "true") \
             else dt.datetime(1899, 12, 30)
-        self._sheets: dict[str, etree._Element] = {}
+        self._sheets: dict[str, RawSheet | etree._Element] = {}  # raw text when it can be, else a tree
+        self._tail = cell_tail(self._epoch)
         self._col_styles: dict[str, tuple[list, dict]] = {}
         self._dirty: set[str] = set()
         self._ready: dict[tuple, tuple] = {}  # area -> (edits when indexed, its index): see ready()
@@ -192,15 +195,28 @@ class XlsxBook:
             names[name] = (dn.text or "").strip()
         return names
 
-    def _sheet(self, name: str) -> etree._Element:
+    def _load(self, name: str) -> RawSheet | etree._Element:
+        """The sheet as raw rows (:mod:`xl_addin.xlsx_rows`) when it is laid out plainly, else as a tree."""
         if name not in self._sheets:
             part = self._sheet_parts.get(name)
             if part is None:
                 raise WorkbookError(f"{self.path.name} has no sheet named {name!r}")
             if part not in self._parts or "/worksheets/" not in part:
                 raise WorkbookError(f"{name!r} is not a worksheet (a chart sheet?)")
-            self._sheets[name] = etree.fromstring(self._part(part), _PARSER)
+            data = self._part(part)
+            try:
+                self._sheets[name] = RawSheet(data)
+            except NotRaw:
+                self._sheets[name] = etree.fromstring(data, _PARSER)
         return self._sheets[name]
+
+    def _sheet(self, name: str) -> etree._Element:
+        """The sheet as a tree (a raw sheet is parsed, with what was written to it so far)."""
+        sheet = self._load(name)
+        if isinstance(sheet, RawSheet):
+            sheet = self._sheets[name] = etree.fromstring(sheet.to_bytes(), _PARSER)
+            self._ready = {k: v for k, v in self._ready.items() if k[0] != name}
+        return sheet
 
     def _value(self, c: etree._Element):
         t = c.get("t", "n")
@@ -219,8 +235,20 @@ class XlsxBook:
         return number
 
     def read(self, sheet: str, top: int, left: int, bottom: int, right: int) -> list[list]:
-        data = self._sheet(sheet).find(f"{Q}sheetData")
         grid = [[None] * (right - left + 1) for _ in range(bottom - top + 1)]
+        raw = self._load(sheet)
+        if isinstance(raw, RawSheet):
+            try:
+                cells = raw.cells(top, left, bottom, right)
+            except NotRaw:
+                pass  # the tree reads it
+            else:  # the area's cells, parsed together (in the sheet's namespaces), valued as below
+                doc = f"{raw.root_tag}<sheetData><row>{''.join(c for _, _, c in cells)}</row></sheetData></worksheet>"
+                parsed = etree.fromstring(doc.encode("utf-8"), _PARSER)[0][0]
+                for (r, col, _), c in zip(cells, parsed):
+                    grid[r - top][col - left] = self._value(c)
+                return grid
+        data = self._sheet(sheet).find(f"{Q}sheetData")
         for row in data.iter(f"{Q}row"):
             r = int(row.get("r"))
             if not top <= r <= bottom:
@@ -271,23 +299,38 @@ class XlsxBook:
             targets[r] = inside
         return rows, targets
 
-    def ready(self, sheet: str, top: int, left: int, bottom: int, right: int) -> None:
+    def ready(self, sheet: str, top: int, left: int, bottom: int, right: int, written=None) -> None:
         """Index the area a coming :meth:`write` fills (the refresh calls it while the fetch is in
-        flight). Only reads the tree; a write in between makes it stale, and it is then redone."""
+        flight). Only reads the sheet; a write in between makes it stale, and it is then redone.
+        *written*, a flag per row of the area: will the write put anything in it (an empty row
+        that stays empty is then not indexed; a wrong guess costs only the head start)."""
         edits = self._edits
-        index = self._index(sheet, top, left, bottom, right)
+        raw = self._load(sheet)
+        if isinstance(raw, RawSheet):
+            try:
+                index = raw.index(top, left, bottom, right, self._column_styles(sheet, raw.skeleton()), written)
+            except NotRaw:
+                raw = self._sheet(sheet)  # a tree from here on
+        if not isinstance(raw, RawSheet):
+            index = self._index(sheet, top, left, bottom, right)
         self._ready[(sheet, top, left, bottom, right)] = (edits, index)
 
     def write(self, sheet: str, top: int, left: int, matrix: list[list]) -> None:
         if not matrix:
             return
+        if isinstance(self._load(sheet), RawSheet):
+            try:
+                self._write_raw(sheet, top, left, matrix)
+                return
+            except NotRaw:
+                pass  # nothing was written: the tree writes it
         root = self._sheet(sheet)
         bottom, right = top + len(matrix) - 1, left + len(matrix[0]) - 1
         self._check(sheet, root, top, left, bottom, right)
         data = root.find(f"{Q}sheetData")
         key = (sheet, top, left, bottom, right)
         ready = self._ready.pop(key, None)
-        if ready is not None and ready[0] == self._edits:
+        if ready is not None and ready[0] == self._edits and not isinstance(ready[1], list):
             rows, targets = ready[1]
         else:
             rows, targets = self._index(sheet, top, left, bottom, right)
@@ -345,6 +388,29 @@ class XlsxBook:
         self._grow_dimension(root, bottom, right)
         self._dirty.add(sheet)
 
+    def _write_raw(self, sheet: str, top: int, left: int, matrix: list[list]) -> None:
+        """:meth:`write` on raw rows: the same checks and cells, only the rows written are rendered."""
+        raw = self._load(sheet)
+        bottom, right = top + len(matrix) - 1, left + len(matrix[0]) - 1
+        skeleton = raw.skeleton()
+        self._check(sheet, skeleton, top, left, bottom, right)
+        ready = self._ready.pop((sheet, top, left, bottom, right), None)
+        if ready is not None and ready[0] == self._edits and isinstance(ready[1], list):
+            index = ready[1]
+        else:
+            index = raw.index(top, left, bottom, right, self._column_styles(sheet, skeleton))
+        formula = raw.formula(index)  # refuse before changing anything: formulas are someone's work
+        if formula is not None:
+            raise WorkbookError(f"cell {formula} on {sheet!r} holds a formula inside the area the refresh fills; "
+                                "move it out of the table")
+        self._ready.clear()
+        self._edits += 1
+        if not raw.write(index, top, left, matrix, self._tail):
+            raw.write(raw.index(top, left, bottom, right, self._column_styles(sheet, skeleton)), top, left,
+                      matrix, self._tail)
+        raw.grow(bottom, right)
+        self._dirty.add(sheet)
+
     def _column_styles(self, sheet: str, root):
         """col -> the style of its ``<col>`` entry; ``<cols>`` is read once per sheet, not per cell."""
         if sheet not in self._col_styles:
@@ -399,10 +465,7 @@ class XlsxBook:
         dim = root.find(f"{Q}dimension")
         if dim is None:
             return
-        a, _, b = dim.get("ref").partition(":")
-        r1, c1 = _addr(a)
-        r2, c2 = _addr(b or a)
-        dim.set("ref", f"{col_letter(c1)}{r1}:{col_letter(max(c2, right))}{max(r2, bottom)}")
+        dim.set("ref", grown_ref(dim.get("ref"), bottom, right))
 
     def save(self, out=None) -> Path:
         """Write atomically to *out* (default: in place); the book is closed afterwards.
@@ -412,9 +475,9 @@ class XlsxBook:
         """
         target = Path(out) if out is not None else self.path
         real = writable_target(target)
-        replaced = {self._sheet_parts[name]: etree.tostring(self._sheets[name], xml_declaration=True,
-                                                            encoding="UTF-8", standalone=True)
-                    for name in self._dirty}
+        replaced = {self._sheet_parts[name]: sheet.to_bytes() if isinstance(sheet, RawSheet)
+                    else etree.tostring(sheet, xml_declaration=True, encoding="UTF-8", standalone=True)
+                    for name, sheet in ((n, self._sheets[n]) for n in self._dirty)}
         calc = self._workbook.find(f"{Q}calcPr")
         if self._dirty and (calc is None or calc.get("fullCalcOnLoad") not in ("1", "true")):
             if calc is None:

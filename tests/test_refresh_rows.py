@@ -1,0 +1,221 @@
+"""The sheet part kept as raw rows (xl_addin/xlsx_rows.py): only the rows a refresh fills are
+written again, and what is written is what the lxml tree writes (the tree still handles any
+sheet that is not laid out plainly, e.g. one with a comment in it)."""
+
+import datetime as dt
+import re
+import shutil
+import zipfile
+
+import openpyxl
+import pytest
+from lxml import etree
+
+from test_refresh import TEMPLATES, extend_codes, set_codes
+from xl_addin.refresh import refresh_file
+from xl_addin.xlsx import XlsxBook
+
+SHEET = "xl/worksheets/sheet1.xml"
+ROW = re.compile(rb'<row r="(\d+)".*?(?:</row>|/>)(?=\s*<row |\s*</sheetData>)', re.S)
+
+
+def sheet_part(path) -> bytes:
+    with zipfile.ZipFile(path) as z:
+        return z.read(SHEET)
+
+
+def rows_of(part: bytes) -> dict[int, bytes]:
+    return {int(m.group(1)): m.group(0) for m in ROW.finditer(part)}
+
+
+def rewrite_sheet(src, dst, change):
+    """*src* with its sheet part passed through *change* (another program's way of writing it)."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            zout.writestr(info, change(data) if info.filename == SHEET else data)
+
+
+def with_comment(data: bytes) -> bytes:
+    """A comment inside the sheet: legal XML that only the tree reads."""
+    return re.sub(rb"(<sheetData>)", rb"<!-- a comment -->\1", data, count=1)
+
+
+def instruction(data: bytes) -> bytes:
+    """A processing instruction between two rows the refresh fills (the tree takes over there)."""
+    return data.replace(b"</row><row r=\"9\"", b"</row><?xl-test between rows?><row r=\"9\"", 1)
+
+
+def pretty(data: bytes) -> bytes:
+    """The sheet indented, one element a line (whitespace between rows and between cells)."""
+    return etree.tostring(etree.fromstring(data), pretty_print=True, xml_declaration=True, encoding="UTF-8")
+
+
+def cells(path, rows=range(1, 1307), cols=range(1, 45)):
+    ws = openpyxl.load_workbook(path)["MM_AH"]
+    return {(r, c): (ws.cell(row=r, column=c).value, ws.cell(row=r, column=c).data_type,
+                     ws.cell(row=r, column=c).number_format)
+            for r in rows for c in cols if ws.cell(row=r, column=c).value is not None or r < 1007}
+
+
+@pytest.fixture
+def codes_book(tmp_path, sandbox):
+    path = tmp_path / "book.xlsx"
+    shutil.copyfile(TEMPLATES / "mm_ah.xlsx", path)
+    set_codes(path, [*sandbox.dataset.codes[:5], "bad!", "", "99999"])
+    return path
+
+
+def test_rows_the_refresh_does_not_fill_stay_byte_for_byte(codes_book, service):
+    before = sheet_part(codes_book)
+    refresh_file(codes_book, service=service)
+    after = sheet_part(codes_book)
+    old, new = rows_of(before), rows_of(after)
+    assert sorted(old) == sorted(new)
+    filled = {1, 2, 3, 4, *range(7, 7 + 8)}  # the status block, and the rows with a code (or a bad one)
+    for r in sorted(old):
+        if r not in filled:
+            assert new[r] == old[r], f"row {r} was written again"
+    for r in filled - {13}:  # the blank code row between them holds nothing and gets nothing
+        assert new[r] != old[r], f"row {r} was not refreshed"
+    head, tail = before.split(b"<sheetData>")[0], before.split(b"</sheetData>")[1]
+    assert after.split(b"</sheetData>")[1] == tail
+    assert re.sub(rb'<dimension ref="[^"]*"/>', b"", after.split(b"<sheetData>")[0]) == \
+        re.sub(rb'<dimension ref="[^"]*"/>', b"", head)
+
+
+@pytest.mark.parametrize("variant", [with_comment, instruction, pretty],
+                         ids=["a comment in the sheet", "a processing instruction between rows", "indented"])
+def test_a_sheet_written_another_way_is_refreshed_to_the_same_cells(tmp_path, sandbox, service, variant):
+    plain = tmp_path / "plain.xlsx"
+    shutil.copyfile(TEMPLATES / "mm_ah.xlsx", plain)
+    codes = [*sandbox.dataset.codes[:40], "bad!", "", "00001"]
+    extend_codes(plain, codes + list(sandbox.dataset.codes[40:300]) * 4)  # rows past the template: created
+    other = tmp_path / "other.xlsx"
+    rewrite_sheet(plain, other, variant)
+    refresh_file(plain, service=service)
+    refresh_file(other, service=service)
+    a, b = cells(plain), cells(other)
+    status = {(r, c) for r in range(1, 5) for c in range(1, 45)}  # "refreshed at" is the time of each
+    assert {k: v for k, v in a.items() if k[0] > 4} == {k: v for k, v in b.items() if k[0] > 4}
+    assert len([k for k in a if k[0] > 1006]) > 1000, "cells were created past the template"
+    assert {k: v for k, v in a.items() if k in status and k != (1, 10)} == \
+        {k: v for k, v in b.items() if k in status and k != (1, 10)}
+    assert {with_comment: b"a comment", instruction: b"xl-test", pretty: b"\n"}[variant] in sheet_part(other)
+    dimension = [re.search(rb'<dimension ref="([^"]*)"', sheet_part(p)).group(1) for p in (plain, other)]
+    assert dimension[0] == dimension[1] == f"A1:AR{6 + len(codes) + 260 * 4}".encode()  # grown to the new rows
+
+
+ODD = [1.5, -0.0, 1e300, float("nan"), float("inf"), 7, 2**70, True, False, dt.date(2024, 2, 29),
+       dt.datetime(2024, 2, 29, 13, 30, 15), "  padded ", "a&b<c>d\r\ne\tf", "港股通 · Stock Connect", "", None]
+
+
+def written_cells(path, width) -> list[bytes]:
+    root = etree.fromstring(sheet_part(path))
+    ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+    row = root.find("m:sheetData/m:row[@r='7']", ns)
+    got = [c for c in row.findall("m:c", ns) if 3 <= openpyxl.utils.column_index_from_string(
+        re.match(r"[A-Z]+", c.get("r")).group(0)) < 3 + width]
+    return [etree.tostring(c, method="c14n") for c in got]
+
+
+def test_every_kind_of_value_is_written_as_the_tree_writes_it(tmp_path):
+    raw, tree = tmp_path / "raw.xlsx", tmp_path / "tree.xlsx"
+    shutil.copyfile(TEMPLATES / "mm_ah.xlsx", raw)
+    rewrite_sheet(raw, tree, with_comment)
+    for path in (raw, tree):
+        b = XlsxBook(path)
+        b.write("MM_AH", 7, 3, [ODD])
+        b.write("MM_AH", 8, 3, [[None] * len(ODD)])
+        b.save()
+    assert written_cells(raw, len(ODD)) == written_cells(tree, len(ODD))
+    back = XlsxBook(raw).read("MM_AH", 7, 3, 7, 2 + len(ODD))[0]
+    assert back[0] == 1.5 and back[7] is True and back[11] == "  padded " and back[12] == "a&b<c>d\r\ne\tf"
+    again = [ODD[-2], *ODD[:-2], 2.5]  # over cells that hold values now (a table refreshed before)
+    for path in (raw, tree):
+        b = XlsxBook(path)
+        b.write("MM_AH", 7, 3, [again])
+        b.save()
+    assert written_cells(raw, len(ODD)) == written_cells(tree, len(ODD))
+
+
+def test_text_no_spreadsheet_can_hold_is_refused_by_both(tmp_path):
+    raw, tree = tmp_path / "raw.xlsx", tmp_path / "tree.xlsx"
+    shutil.copyfile(TEMPLATES / "mm_ah.xlsx", raw)
+    rewrite_sheet(raw, tree, with_comment)
+    errors = []
+    for path in (raw, tree):
+        b = XlsxBook(path)
+        with pytest.raises(ValueError) as exc:
+            b.write("MM_AH", 7, 3, [["bell \x07"]])
+        errors.append(str(exc.value))
+    assert errors[0] == errors[1]
+
+
+def test_a_head_start_that_guessed_the_rows_wrong_still_writes_every_row(tmp_path):
+    path = tmp_path / "book.xlsx"
+    shutil.copyfile(TEMPLATES / "mm_ah.xlsx", path)
+    b = XlsxBook(path)
+    b.ready("MM_AH", 7, 3, 10, 4, [False, True, False, False])  # "only the second row gets values"
+    b.write("MM_AH", 7, 3, [[1.0, "a"], [2.0, "b"], [None, None], [4.0, None]])
+    b.save()
+    assert XlsxBook(path).read("MM_AH", 7, 3, 10, 4) == [[1.0, "a"], [2.0, "b"], [None, None], [4.0, None]]
+
+
+def test_a_formula_written_by_another_program_in_the_table_is_refused(tmp_path, service):
+    path = tmp_path / "book.xlsx"
+    shutil.copyfile(TEMPLATES / "mm_ah.xlsx", path)
+    rewrite_sheet(path, path.with_name("f.xlsx"), lambda d: d.replace(
+        b'<c r="E9" s="19" t="n"></c>', b'<c r="E9" s="19"><f>1+1</f><v>2</v></c>'))
+    f = path.with_name("f.xlsx")
+    before = f.read_bytes()
+    with pytest.raises(Exception, match="cell E9 .* holds a formula"):
+        refresh_file(f, service=service)
+    assert f.read_bytes() == before
+
+
+def test_cells_created_below_rows_left_empty_take_the_style_above_them_as_the_tree_gives(tmp_path):
+    """Rows the head start skipped (empty, and staying so) still lend their style to cells created below."""
+    def gap(data: bytes) -> bytes:
+        row9 = re.search(rb'<row r="9".*?</row>', data).group(0)
+        data = data.replace(row9, re.sub(rb's="\d+"', b's="1"', row9))  # row 9: another style
+        data = re.sub(rb'<row r="10".*?</row>', b"", data)  # row 10: no row at all
+        return re.sub(rb'(<row r="11".*?</row>)', lambda m: re.sub(rb'<c r="E11"[^>]*>(</c>)?', b"", m.group(0)), data)
+
+    raw, tree = tmp_path / "raw.xlsx", tmp_path / "tree.xlsx"
+    rewrite_sheet(TEMPLATES / "mm_ah.xlsx", raw, gap)
+    rewrite_sheet(raw, tree, with_comment)
+    for path in (raw, tree):
+        b = XlsxBook(path)
+        b.ready("MM_AH", 7, 3, 11, 6, [True, False, False, True, True])
+        b.write("MM_AH", 7, 3, [[1.0] * 4, [None] * 4, [None] * 4, [2.0] * 4, [3.0] * 4])
+        b.save()
+    ws_raw, ws_tree = (openpyxl.load_workbook(p)["MM_AH"] for p in (raw, tree))
+    formats = [[ws.cell(row=r, column=c).number_format for r in (10, 11) for c in range(3, 7)] for ws in (ws_raw, ws_tree)]
+    assert formats[0] == formats[1]
+    assert ws_raw.cell(row=10, column=3).number_format == ws_raw.cell(row=9, column=3).number_format != \
+        ws_raw.cell(row=8, column=3).number_format
+    assert [ws_raw.cell(row=r, column=5).value for r in (10, 11)] == [2.0, 3.0]
+
+
+def test_a_created_row_below_a_skipped_row_and_a_row_without_cells_takes_the_style_above(tmp_path):
+    """Created cells take the nearest existing cell's style above them, also when the rows in
+    between were skipped by the head start or hold no cell of the table."""
+    path = tmp_path / "w.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    for col in "CD":
+        ws.column_dimensions[col].number_format = "#,##0"
+        ws[f"{col}3"].number_format = "0.00%"  # an empty cell with a style, on a row that stays empty
+    ws["A4"] = "x"  # a row with no cell of the table
+    wb.save(path)
+    tree = tmp_path / "tree.xlsx"
+    rewrite_sheet(path, tree, with_comment)
+    for p in (path, tree):
+        b = XlsxBook(p)
+        b.ready("Sheet", 2, 3, 5, 4, [True, False, True, True])
+        b.write("Sheet", 2, 3, [[1.0, 1.0], [None, None], [2.0, 2.0], [3.0, 3.0]])
+        b.save()
+    got = [[openpyxl.load_workbook(p).active.cell(row=r, column=c).number_format for r in (2, 4, 5) for c in (3, 4)]
+           for p in (path, tree)]
+    assert got[0] == got[1] == ["#,##0", "#,##0", "0.00%", "0.00%", "0.00%", "0.00%"]
