@@ -55,11 +55,26 @@ class Cache:
         """For each code, the newest thing we know: ``(record or ABSENT, fetched_at)``."""
         if not codes:
             return {}
+        if not self.store.is_open and not self.path.exists():
+            self._make_file_meanwhile()
+            return {}  # nothing kept yet
         found, marks = self.store.newest(codes, source=self.source)
         for code, fetched_at in marks.items():
             if code not in found or found[code][1] < fetched_at:
                 found[code] = (ABSENT, fetched_at)
         return found
+
+    def _make_file_meanwhile(self) -> None:
+        """Make the file in a thread of its own while the requests are on the wire (creating a
+        SQLite file in WAL mode waits for the disk, tens of milliseconds on some); the fetch's
+        write waits for it under the store's lock, and reports any trouble itself."""
+        def make():
+            try:
+                self.store.open()
+            except Exception as exc:  # the write that follows says so, once, as a warning
+                log.debug("cannot make the cache file yet: %s", exc)
+
+        threading.Thread(target=make, name="xl_addin-cache-make", daemon=True).start()
 
     def history(self, code: str) -> list[dict]:
         return self.store.records_of(code, source=self.source)

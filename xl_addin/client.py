@@ -33,6 +33,7 @@ are still on the wire.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import threading
 import time
@@ -62,7 +63,7 @@ from .exceptions import (
 from .messages import shown
 from .pacer import Pacer, RetryPolicy, shared_pacer
 from .proxies import ProxyURL, check_proxy, proxies_for, redact_proxy, secrets_of
-from .records import KeptRecord, check_answer, decode_answer, index_records, reason_of
+from .records import check_answer, index_records, reason_of
 from .urls import check_base_url, host_of, is_loopback_host
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class FetchResult:
     """What one fetch brought back, code by code."""
 
     records: dict[str, dict] = field(default_factory=dict)  # typed records
-    raw: dict[str, dict] = field(default_factory=dict)  # as received (token stripped), for the cache
+    raw: dict[str, dict] = field(default_factory=dict)  # as received (token stripped)
     absent: list[str] = field(default_factory=list)  # asked for, not in data: "no data"
     errors: dict[str, LixingerError] = field(default_factory=dict)
     requests: int = 0  # HTTP requests sent, retries included
@@ -271,15 +272,14 @@ class MMAHClient:
                 response.close()  # cut short: never reuse it
         elapsed = time.monotonic() - started
         log.info("POST %s codes=%d -> %s in %.3fs (%d bytes)", self.url, len(codes), status, elapsed, len(content))
-        payload, texts = self._judge(status, response.headers, content)
+        payload = self._judge(status, response.headers, content)
         try:
             records = check_answer(payload, codes)
         except BadResponseError as exc:
             raise _Retry(BadResponseError(f"{self.host} sent a bad answer: {exc}")) from None
-        if texts is not None and len(texts) == len(records) and self._holds_no_secret(content):
-            # nothing to strip: each record is kept as the text it came in (no encoding, no copy walked)
-            return [KeptRecord(r, t) for r, t in zip(records, texts)]
-        return [KeptRecord(r) for r in redact_deep(records, self._token)]
+        if self._holds_no_secret(content):
+            return records  # nothing to strip: no copy walked
+        return redact_deep(records, self._token)
 
     def _holds_no_secret(self, content: bytes) -> bool:
         """No escape (which could spell the token in other bytes) and no run of the token in *content*.
@@ -350,12 +350,10 @@ class MMAHClient:
                 )
             parts.append(chunk)
 
-    def _judge(self, status: int, headers, content: bytes) -> tuple[dict, list[str] | None]:
-        """The payload of a successful answer and its records' texts (see records.decode_answer);
-        anything else raised as the error it is."""
-        texts = None
+    def _judge(self, status: int, headers, content: bytes) -> dict:
+        """The payload of a successful answer; anything else raised as the error it is."""
         try:
-            payload, texts = decode_answer(content) if content else (None, None)
+            payload = json.loads(content) if content else None
         except ValueError:
             payload = None
         reason = self._shown(reason_of(payload) if payload is not None else content)
@@ -405,7 +403,7 @@ class MMAHClient:
                 code=api_code,
                 status=status,
             )
-        return payload, texts
+        return payload
 
     def _post(self, codes: list[str], deadline: float) -> list[dict]:
         """POST with retries on connection errors, timeouts, 5xx, 429 and bad answers, within the budget."""

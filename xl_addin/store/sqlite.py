@@ -550,6 +550,18 @@ MIGRATIONS = {1: _to_v1, 2: _to_v2, 3: _to_v3}
 assert max(MIGRATIONS) == schema.SQLITE_VERSION
 
 
+def _is_new(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name != 'schema_version'").fetchone()[0] == 0
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    """The schema of :data:`schema.SQLITE_VERSION`, what the migrations make of a new file."""
+    conn.execute(schema.table_ddl())
+    conn.execute(schema.INDEX_DDL)
+    conn.execute(schema.LEGACY_ABSENT_DDL)
+    conn.execute(schema.STAMP_DDL)
+
+
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the file to :data:`schema.SQLITE_VERSION`; each step one transaction. Returns the version."""
     try:  # the usual case, without taking the write lock: the file is up to date
@@ -571,6 +583,12 @@ def migrate(conn: sqlite3.Connection) -> int:
             if version == schema.SQLITE_VERSION:
                 conn.execute("COMMIT")
                 return version
+            if version == 0 and _is_new(conn):  # a new file: today's tables at once, no steps to take
+                _create(conn)
+                conn.executemany("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                                 [(v, time.time()) for v in sorted(MIGRATIONS)])
+                conn.execute("COMMIT")
+                return schema.SQLITE_VERSION
             MIGRATIONS[version + 1](conn)
             conn.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (version + 1, time.time()))
             conn.execute("COMMIT")
