@@ -338,6 +338,25 @@ def test_a_version_2_file_moves_every_json_row_into_the_history(tmp_path, caplog
     store.close()
 
 
+def test_a_new_file_is_made_as_the_migrations_would_make_it(tmp_path):
+    from xl_addin.store.sqlite import MIGRATIONS
+
+    SQLiteStore(tmp_path / "new.sqlite3").info()  # made in one step
+    with sqlite3.connect(tmp_path / "stepped.sqlite3") as conn:
+        conn.execute(schema_sql("VERSION_DDL"))
+        for version in sorted(MIGRATIONS):
+            MIGRATIONS[version](conn)
+    conn.close()
+
+    def layout(name):
+        with sqlite3.connect(tmp_path / name) as conn:
+            return sorted(conn.execute("SELECT type, name, sql FROM sqlite_master"))
+
+    assert layout("new.sqlite3") == layout("stepped.sqlite3")
+    with sqlite3.connect(tmp_path / "new.sqlite3") as conn:
+        assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(1,), (2,), (3,)]
+
+
 def schema_sql(name: str) -> str:
     from xl_addin.store import schema
 

@@ -167,7 +167,7 @@ class MMAHClient:
             proxy = check_proxy(str(proxy))
         self.proxy = proxy
         self._secrets = (token, *secrets_of(proxy))
-        self._token_grams: list[bytes] | None = None  # runs of the token (see _holds_no_secret)
+        self._token_grams: list[list[bytes]] | None = None  # runs of the token (see _holds_no_secret)
         self._token_blocks: list[bytes] = []
         if session is None:
             session = requests.Session()
@@ -291,13 +291,16 @@ class MMAHClient:
         if self._token_grams is None:
             raw = self._token.reveal().encode("utf-8")
             if len(raw) <= RUN:
-                self._token_blocks, self._token_grams = [], [raw]
-            else:
-                self._token_blocks = [raw[b : b + 4] for b in range(0, len(raw) - 3, 4)]
-                self._token_grams = list({raw[i : i + RUN] for i in range(len(raw) - RUN + 1)})
-        if self._token_blocks and not any(b in content for b in self._token_blocks):
-            return True
-        return not any(g in content for g in self._token_grams)
+                self._token_blocks, self._token_grams = [], [[raw]]
+            else:  # per aligned block, the runs that hold it whole: only those can be in content with it
+                starts = range(0, len(raw) - 3, 4)
+                self._token_blocks = [raw[b : b + 4] for b in starts]
+                self._token_grams = [[raw[i : i + RUN] for i in range(max(0, b + 4 - RUN), min(b, len(raw) - RUN) + 1)]
+                                     for b in starts]
+        if not self._token_blocks:
+            return not any(g in content for g in self._token_grams[0])
+        return not any(g in content for block, grams in zip(self._token_blocks, self._token_grams)
+                       if block in content for g in grams)
 
     def _redirect(self, response: requests.Response) -> RedirectError:
         location = response.headers.get("Location")

@@ -327,7 +327,8 @@ class SQLiteStore(HistoryStore):
                     "ON CONFLICT (source, code) DO UPDATE SET fetched_at = MAX(fetched_at, excluded.fetched_at)",
                     marks,
                 )
-            for i in range(0, len(answered), _CHUNK):
+            marked = marks or conn.execute("SELECT 1 FROM absent WHERE source = ? LIMIT 1", (source,)).fetchone()
+            for i in range(0, len(answered) if marked else 0, _CHUNK):
                 chunk = answered[i : i + _CHUNK]
                 conn.execute(f"DELETE FROM absent WHERE source = ? AND fetched_at <= ? AND code IN ({','.join('?' * len(chunk))})",
                              [source, now, *chunk])
