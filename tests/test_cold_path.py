@@ -110,3 +110,15 @@ def test_records_kept_never_keep_the_token_even_spelled_in_escapes(tmp_path):
     stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
     for text in (stored.decode("utf-8", "replace"), stored.decode("utf-16-le", "replace")):
         assert not any(token[i : i + 8] in text for i in range(len(token) - 7))
+
+
+def test_a_service_closed_right_after_a_cold_fetch_holds_no_handle_on_the_file(settings, sandbox):
+    """The file of a first fetch is made while the requests are on the wire; a close right after
+    (here: the token is refused at once) waits for it and lets the file go, as Windows needs."""
+    from xl_addin.service import MMAH
+
+    for _ in range(5):
+        svc = MMAH(settings, token="a-wrong-token-0000")
+        svc.fetch(["00700"])
+        svc.close()
+        assert settings.cache_path.exists() and _connections_to(settings.cache_path) == 0

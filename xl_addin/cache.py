@@ -46,6 +46,7 @@ class Cache:
         self._watch_version = None  # the store's change mark when the stamp was last read
         self._watch_lock = threading.RLock()
         self._not_before = 0.0
+        self._maker: threading.Thread | None = None  # making the file (see _make_file_meanwhile)
 
     def __repr__(self) -> str:
         return f"Cache({str(self.path)!r}, source={self.source!r})"
@@ -74,7 +75,8 @@ class Cache:
             except Exception as exc:  # the write that follows says so, once, as a warning
                 log.debug("cannot make the cache file yet: %s", exc)
 
-        threading.Thread(target=make, name="xl_addin-cache-make", daemon=True).start()
+        self._maker = threading.Thread(target=make, name="xl_addin-cache-make", daemon=True)
+        self._maker.start()
 
     def history(self, code: str) -> list[dict]:
         return self.store.records_of(code, source=self.source)
@@ -148,6 +150,9 @@ class Cache:
             return self._not_before
 
     def close(self) -> None:
+        maker, self._maker = self._maker, None
+        if maker is not None:
+            maker.join()  # not a file opened after the close
         self.store.close()
 
     def clear(self) -> int:
