@@ -35,6 +35,7 @@ bench: setup
 	$(BIN)/python bench/udfs.py
 	$(BIN)/python bench/refresh.py
 	$(BIN)/python bench/history.py
+	$(BIN)/python bench/trend.py
 	$(BIN)/python bench/faults.py
 
 clean:

@@ -7,7 +7,8 @@
     Excel is closed and where the private environment goes (%LOCALAPPDATA%\xl_addin\venv), creates it,
     installs xl_addin, then runs "lx-addin install", which does everything else: the Lixinger ribbon
     add-in in XLSTART, the =LX_MMAH functions (asking before it turns on "Trust access to the VBA
-    project object model"), and your token (kept in Windows Credential Manager).
+    project object model"), and your token (kept in Windows Credential Manager); last,
+    "lx-addin schedule offer" asks whether to take a snapshot every day (Task Scheduler).
     This script changes no registry value and no Excel setting itself.
     Runs on Windows PowerShell 5.1 with no extra modules.
 .PARAMETER NoToken
@@ -16,12 +17,18 @@
     Turn on "Trust access to the VBA project object model" without asking.
 .PARAMETER NoFormulas
     Do not import the =LX_MMAH functions (the Refresh button still works).
+.PARAMETER Schedule
+    Take a snapshot every day (lx-addin schedule on) without asking.
+.PARAMETER NoSchedule
+    Do not ask about the daily snapshot, and do not register it.
 #>
 [CmdletBinding()]
 param(
     [switch]$NoToken,
     [switch]$TrustVBA,
-    [switch]$NoFormulas
+    [switch]$NoFormulas,
+    [switch]$Schedule,
+    [switch]$NoSchedule
 )
 $ErrorActionPreference = 'Stop'
 $Source = Split-Path -Parent $PSScriptRoot
@@ -95,6 +102,16 @@ if ($TrustVBA) { $installArgs += '--trust-vba' }
 if ($NoFormulas) { $installArgs += '--no-udfs' }
 if ($NoToken) { $installArgs += '--no-token' }
 Invoke-Checked $LxAddin $installArgs 'lx-addin install'
+
+# Python decides (already registered? a console to ask in?); the install is done either way
+Say 'History: a snapshot every day, without opening Excel'
+$scheduleArgs = @('schedule', 'offer')
+if ($Schedule) { $scheduleArgs += '--yes' }
+if ($NoSchedule) { $scheduleArgs += '--no' }
+& $LxAddin @scheduleArgs
+if ($LASTEXITCODE -ne 0) {
+    Write-Host "The install is done; to take a snapshot every day later: $LxAddin schedule on" -ForegroundColor Yellow
+}
 
 Write-Host ''
 Write-Host 'Done. Start Excel: the Lixinger tab is on the ribbon.' -ForegroundColor Green

@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Install xl_addin for Excel on macOS (on Linux: the command line only): run once.
-#   ./install.sh [--no-token]
+#   ./install.sh [--no-token] [--schedule | --no-schedule]
 # Finds Python, asks xl_addin whether Excel is closed and where the private environment goes
 # (~/.xl_addin/venv: a path without spaces, which xlwings' AppleScript needs), creates it,
 # installs xl_addin, and runs `lx-addin install`, which does the rest (the ribbon add-in,
-# RunPython's AppleScript, your token in the Keychain).
+# RunPython's AppleScript, your token in the Keychain); then `lx-addin schedule offer`, which
+# asks whether to take a snapshot every day (--schedule: yes without asking, --no-schedule: no).
 set -euo pipefail
 
 SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=install/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 TOKEN_ARG=""
+SCHEDULE_ARG=""
 for arg in "$@"; do
   case "$arg" in
     --no-token) TOKEN_ARG="--no-token" ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    --schedule) SCHEDULE_ARG="--yes" ;;
+    --no-schedule) SCHEDULE_ARG="--no" ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "unknown option: $arg" >&2; exit 2 ;;
   esac
 done
@@ -50,6 +54,12 @@ mkdir -p "$(dirname "$VENV")"
 say "Setting up Excel: the Lixinger ribbon add-in, your token"
 # shellcheck disable=SC2086  # TOKEN_ARG is empty or one word
 "$VENV/bin/lx-addin" install $TOKEN_ARG
+
+say "History: a snapshot every day, without opening Excel"
+# Python decides (already registered? a terminal to ask in?); the install is done either way
+# shellcheck disable=SC2086  # SCHEDULE_ARG is empty or one word
+"$VENV/bin/lx-addin" schedule offer $SCHEDULE_ARG ||
+  echo "The install is done; to take a snapshot every day later: \"$VENV/bin/lx-addin\" schedule on" >&2
 
 cat <<MSG
 

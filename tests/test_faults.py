@@ -395,3 +395,34 @@ def test_untrusted_certificate_is_one_line_in_openssls_words(untrusted_cert, tmp
         r = run_cli("fetch", "700", env=cli_env(tls, LIXINGER_BUDGET="5"))
         assert r.returncode == 1 and "self-signed certificate" in one_line(r.stderr)
         assert tls.seen == []  # no request got through: the token never left
+
+
+@pytest.mark.parametrize("kind", ["api_error", "401"])
+def test_a_token_echoed_in_another_case_is_not_shown(sandbox, settings, kind):
+    """A server (or a proxy in front of it) that upper-cases the token in its message: no
+    spelling of it reaches the error, the CLI's line or stderr."""
+    token = sandbox.token
+    assert token.upper() != token  # the sandbox's tokens have letters
+    client = MMAHClient(Token(token), dataclasses.replace(settings, budget=0.5))
+    for echoed in (token.upper(), token.upper()[:20], token.title()):
+        sandbox.inject(kind, times=None, message=f"bad token {echoed} rejected")
+        try:
+            err = client.fetch(["00700"]).errors["00700"]
+        except TokenRejectedError as exc:
+            err = exc
+        sandbox.clear_faults()
+        assert "bad token <redacted> rejected" in str(err), str(err)
+        assert leaks(str(err).lower(), token.lower()) == []
+    sandbox.inject(kind, times=None, message=f"bad token {token.upper()}")
+    r = run_cli("fetch", "700", env=cli_env(sandbox, LIXINGER_BUDGET="0.5"))
+    assert r.returncode == 1 and leaks((r.stdout + r.stderr).lower(), token.lower()) == []
+
+
+@pytest.mark.parametrize("retry_after, said", [(90, "try again in 90 s"), (600, "try again in 10 min"), (None, "try again in a minute")])
+def test_a_rate_limit_says_when_the_server_said_to_come_back(sandbox, settings, retry_after, said):
+    """HTTP 429: the message gives the server's own Retry-After, not a fixed "in a minute"
+    that is wrong for a limit that lifts in ten."""
+    client = MMAHClient(Token(sandbox.token), dataclasses.replace(settings, budget=0.5))
+    sandbox.inject("429", times=None, retry_after=retry_after)
+    err = client.fetch(["00700"]).errors["00700"]
+    assert "HTTP 429" in str(err) and said in str(err), str(err)

@@ -182,3 +182,28 @@ def test_a_bad_proxy_setting_is_one_line_that_hides_the_password():
     assert PASSWORD not in message and "\n" not in message
     with pytest.raises(ConfigError, match="names no host"):
         Settings.load({"LIXINGER_PROXY": "http://"})
+
+
+@pytest.mark.parametrize("kind", ["socks5", "http"])
+def test_headers_trickling_through_a_proxy_are_cut_at_the_budget(sandbox, http_proxy, tmp_path, kind):
+    """The one deadline holds through a proxy too: a status line and headers that arrive a
+    byte at a time (through a SOCKS tunnel, or a forward proxy that waits for them) end the
+    fetch at the budget, not minutes later."""
+    import time
+
+    socks = _Socks5()
+    try:
+        proxy = (f"socks5://127.0.0.1:{socks.port}" if kind == "socks5"
+                 else f"http://{USER}:{PASSWORD}@127.0.0.1:{http_proxy.server_port}")
+        settings = Settings.load({"LIXINGER_BASE_URL": sandbox.url, "LIXINGER_PROXY": proxy,
+                                  "XL_ADDIN_CACHE_DIR": str(tmp_path)}, budget=1.5)
+        client = MMAHClient(Token(sandbox.token), settings)
+        sandbox.inject("header-trickle", times=None, interval=0.05, bytes=600)  # ~33 s of headers
+        started = time.monotonic()
+        err = client.fetch(["00700"]).errors["00700"]
+        took = time.monotonic() - started
+        client.close()
+        assert isinstance(err, ServiceUnavailableError), err
+        assert took < 6, f"the fetch took {took:.1f} s against a 1.5 s budget"
+    finally:
+        socks.close()

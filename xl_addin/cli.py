@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .exceptions import LixingerError, NoDataError, UnknownFieldError
+from .exceptions import InputError, LixingerError, NoDataError, UnknownFieldError
 from .version import __version__
 
 # --- exit codes (documented in `fetch --help`, `refresh --help` and the README) --------------
@@ -545,22 +545,43 @@ def cmd_snapshot(args) -> int:
 
 
 @command("schedule", "Run `lx-addin snapshot` every day from the OS scheduler (Task Scheduler, launchd, systemd or cron).",
-         Arg("action", choices=("on", "off", "status")),
-         Arg("--at", default="18:30", metavar="HH:MM", help="on: the time of day, 24-hour (default: %(default)s)"))
+         Arg("action", choices=("on", "off", "status", "offer")),
+         Arg("--at", default="18:30", metavar="HH:MM", help="on, offer: the time of day, 24-hour (default: %(default)s)"),
+         Arg("--yes", action="store_true", help="offer: register without asking (what the installers' --schedule passes)"),
+         Arg("--no", action="store_true", help="offer: do not register, do not ask (the installers' --no-schedule)"))
 def cmd_schedule(args) -> int:
     """examples:
       lx-addin schedule on                 (every day at 18:30, after the day's Connect figures)
       lx-addin schedule on --at 19:05      (registering again replaces the time)
       lx-addin schedule status
       lx-addin schedule off
+      lx-addin schedule offer              (what the installers run: asks "[Y/n]", then registers)
+      lx-addin schedule offer --yes        (no question: register; --no: leave it off)
     Windows: a Task Scheduler task; macOS: a LaunchAgent plist; Linux: a systemd user timer,
-    or a crontab line where systemd's user instance is not running."""
+    or a crontab line where systemd's user instance is not running. `offer` leaves an existing
+    registration as it is, and registers nothing when it cannot ask (not a terminal)."""
     from . import schedule
 
+    if (args.yes or args.no) and args.action != "offer":
+        raise InputError(f"--yes and --no are for `schedule offer`, not `schedule {args.action}`")
+    if args.yes and args.no:
+        raise InputError("`schedule offer` takes --yes or --no, not both")
     plan = schedule.build(args.at)
+    if args.action == "offer":
+        choice = True if args.yes else False if args.no else None
+        print(schedule.offer(plan, choice, _ask_yes if sys.stdin.isatty() else None))
+        return 0
     action = {"on": schedule.turn_on, "off": schedule.turn_off, "status": schedule.status}[args.action]
     print(action(plan))
     return 0
+
+
+def _ask_yes(question: str) -> bool:
+    """A yes/no question whose default (Return) is yes; end of input is no."""
+    try:
+        return input(f"{question} [Y/n] ").strip().lower() not in ("n", "no")
+    except EOFError:
+        return False
 
 @command("history", "Snapshots kept in the history store, as time series; export or import them (CSV).",
          Arg("what", nargs="+", metavar="CODE|export FILE|import FILE",

@@ -35,6 +35,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -120,6 +121,18 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, when.timestamp() - time.time())
     except (TypeError, ValueError):
         return None
+
+
+def _in(wait: float | None) -> str:
+    """When to try again, in the words of the server's Retry-After (a minute when it gave none)."""
+    if wait is None:
+        return "in a minute"
+    seconds = max(1, math.ceil(wait))
+    if seconds < 120:
+        return f"in {seconds} s"
+    if seconds < 2 * 3600:
+        return f"in {math.ceil(seconds / 60)} min"
+    return f"after {time.strftime('%H:%M', time.localtime(time.time() + seconds))}"
 
 
 def _tls_reason(exc: BaseException) -> str:
@@ -376,9 +389,10 @@ class MMAHClient:
                 status=status,
             )
         if status == 429:
+            wait = _retry_after(headers.get("Retry-After"))
             raise _Retry(
-                RateLimitedError(f"{self.host} says too many requests (HTTP 429); try again in a minute"),
-                _retry_after(headers.get("Retry-After")),
+                RateLimitedError(f"{self.host} says too many requests (HTTP 429); try again {_in(wait)}"),
+                wait,
             )
         if status >= 500:
             raise _Retry(

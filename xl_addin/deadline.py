@@ -5,7 +5,8 @@ byte at a time, each byte inside the timeout, held a fetch with ``LIXINGER_BUDGE
 for minutes. The body is streamed and checked against the deadline in
 :mod:`xl_addin.client`; the headers come before the client sees anything. So while a
 connection waits for them, a watchdog stands by to shut its socket down at the deadline,
-and the waiting read fails at once (plain http and https alike: it is the socket itself).
+and the waiting read fails at once (plain http and https alike: it is the socket itself;
+through a proxy too, a SOCKS tunnel or an HTTP proxy's CONNECT tunnel).
 One watchdog thread for the process, kept while requests come and gone after a minute
 without any: a thread started per request costs little on an idle machine, but on a busy
 one the start waits for a free core (milliseconds, once per batch of a cold fetch).
@@ -126,9 +127,31 @@ class _HTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
+_guarded_pools: dict[type, type] = {}
+
+
+def _guarded_pool(pool: type) -> type:
+    """*pool* (a urllib3 connection pool class, e.g. a SOCKS proxy's) with connections that
+    honour :func:`deadline`; made once per class."""
+    made = _guarded_pools.get(pool)
+    if made is None:
+        connection = type("Guarded" + pool.ConnectionCls.__name__, (pool.ConnectionCls,),
+                          {"getresponse": _guarded(pool.ConnectionCls.getresponse)})
+        made = _guarded_pools[pool] = type("Guarded" + pool.__name__, (pool,), {"ConnectionCls": connection})
+    return made
+
+
 class DeadlineAdapter(HTTPAdapter):
-    """requests' adapter whose connections honour :func:`deadline` while awaiting headers."""
+    """requests' adapter whose connections honour :func:`deadline` while awaiting headers,
+    direct or through a proxy (an HTTP proxy's tunnel and a SOCKS proxy's connections alike)."""
 
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        pools = manager.pool_classes_by_scheme
+        if not all(cls in _guarded_pools.values() for cls in pools.values()):
+            manager.pool_classes_by_scheme = {scheme: _guarded_pool(cls) for scheme, cls in pools.items()}
+        return manager

@@ -6,10 +6,17 @@ A workbook is refreshable when it has these defined names (workbook- or sheet-sc
 - ``LX_FIELDS`` one row of field keys or 中文 labels, on the same sheet; the column
   under each name is filled for each code, on the code's own row;
 - ``LX_STATUS`` (optional) a block of two columns and four rows: labels, then the
-  values the refresh writes (refreshed at, data date, codes, errors).
+  values the refresh writes (refreshed at, data date, codes, errors);
+- ``LX_TREND_RATIO``, ``LX_TREND_NETBUY`` (optional, one or both) trend blocks: a header
+  row over one row per day (at least two), the dates in the first column, one column
+  per top name (at least one); both the same size, on any sheet, overlapping neither
+  the table (with its field-key row), LX_STATUS nor each other. The refresh fills them
+  from the history store (holding ratio; cumulative net buying, HKD) for the watchlist's
+  largest holders, without a request: see :mod:`xl_addin.trend`. A malformed block is a
+  one-line error raised before anything is asked or written.
 
 The refresh writes the cells at (code row, field column) for every row of LX_CODES
-(clearing rows whose code was removed) and the status values, nothing else. Values the
+(clearing rows whose code was removed), the status values and the trend blocks, nothing else. Values the
 service could not confirm (cached, served because it failed) are named in the status
 block as stale, with when they were fetched.
 """

@@ -46,13 +46,15 @@ class Summary:
     problem_rows: int = 0  # rows with a problem (invalid code, no data)
     stale: list[str] = field(default_factory=list)  # codes written with cached values (allow_stale)
     stale_lines: list[str] = field(default_factory=list)  # the stale codes, one line per cause
+    trend: str = ""  # what the trend view (xl_addin.trend) was filled with, if the book has one
 
     def line(self) -> str:
         date = f", data date {self.data_date}" if self.data_date else ""
         probs = f", {self.problem_rows} problem row(s)" if self.problem_rows else ""
         stale = f", {len(self.stale)} STALE (cached; the service failed)" if self.stale else ""
+        trend = f"; {self.trend}" if self.trend else ""
         return (f"{self.with_data} of {self.codes} codes with data x {self.fields} fields, "
-                f"{self.requests} request(s), {self.seconds:.2f} s{date}{probs}{stale}")
+                f"{self.requests} request(s), {self.seconds:.2f} s{date}{probs}{stale}{trend}")
 
 
 #: what a refused stale refresh tells the user to do: the CLI's flag, or Excel's button
@@ -138,10 +140,15 @@ def refresh_book(book: Book, service, max_age: float = 0.0, allow_stale: bool = 
     Refresh wants the latest snapshot, not the cache's. When the service fails, cached
     values are written only with *allow_stale*, and are then marked stale.
     """
+    from . import trend
+
     started = time.perf_counter()
+    trend_layout = trend.layout_of(book)  # a malformed trend block: one line, before any request
     layout, plan, result = prepare(book, service, max_age, allow_stale, stale_advice)
+    trend_plan = trend.prepare_trend(book, service, trend_layout, plan.codes)  # the store only: no request
     book.progress(f"Lixinger: writing {len(plan.codes)} codes…")
     apply(book, layout, plan)
+    trend.apply_trend(book, trend_plan)
     summary = Summary(
         codes=len(plan.codes),
         with_data=sum(1 for c in plan.codes if c in result.records),
@@ -153,6 +160,7 @@ def refresh_book(book: Book, service, max_age: float = 0.0, allow_stale: bool = 
         problem_rows=len(plan.problem_rows),
         stale=list(plan.stale),
         stale_lines=grouped([(c, stale_cause(result, c)) for c in plan.stale]),
+        trend=trend_plan.line() if trend_plan else "",
     )
     book.progress(f"Lixinger: {summary.line()}")
     return summary

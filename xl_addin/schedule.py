@@ -10,6 +10,7 @@ arguments and files without registering anything.
 
     plan = build(at=(18, 30))          # this OS, this Python's lx-addin
     turn_on(plan)                      # writes the files, runs the registering commands
+    offer(plan, choice=None, ask=...)  # what the installers run at their end: ask, then turn_on
 """
 
 from __future__ import annotations
@@ -237,19 +238,45 @@ def turn_off(plan: Plan, runner: Runner = run) -> str:
     return f"The daily snapshot is off ({_where(plan)})."
 
 
-def status(plan: Plan, runner: Runner = run) -> str:
-    """One line: registered or not, and where."""
+def _registered(plan: Plan, runner: Runner = run) -> tuple[bool, str]:
+    """(registered?, the crontab line when it is one)."""
     result = runner(plan.query, None)
     if plan.system == "cron":
         lines = [ln for ln in result.stdout.splitlines() if ln.rstrip().endswith(CRON_MARK)] if result.returncode == 0 else []
-        on = bool(lines)
-        detail = lines[0] if lines else ""
-    else:
-        on = result.returncode == 0 and all(p.exists() for p in plan.files)
-        detail = ""
+        return bool(lines), (lines[0] if lines else "")
+    return result.returncode == 0 and all(p.exists() for p in plan.files), ""
+
+
+def status(plan: Plan, runner: Runner = run) -> str:
+    """One line: registered or not, and where."""
+    on, detail = _registered(plan, runner)
     if not on:
         return f"The daily snapshot is not registered ({_where(plan)}); `lx-addin schedule on` registers it."
     return f"The daily snapshot is registered ({_where(plan)}){': ' + detail if detail else ''}."
+
+
+OFFER_QUESTION = ("Take a snapshot every day at {at}, so that history builds up without opening Excel "
+                  "(lx-addin schedule on)?")
+
+
+def offer(plan: Plan, choice: bool | None = None, ask: Callable[[str], bool] | None = None,
+          runner: Runner = run) -> str:
+    """What an installer runs at its end: turn the daily snapshot on if the user wants it.
+
+    *choice* is the installer's flag (True: register without asking, False: do not); None
+    asks with *ask* (a yes/no question, yes the default). Without a way to ask (*ask* None:
+    not a terminal) nothing is registered. An existing registration is left as it is and
+    nobody is asked. Returns one line saying what happened; a scheduler that refuses is a
+    ScheduleError (nothing half-registered)."""
+    if choice is not False and _registered(plan, runner)[0]:
+        return f"The daily snapshot is already registered ({_where(plan)}); `lx-addin schedule on --at HH:MM` changes the time."
+    if choice is None:
+        if ask is None:
+            return "Not a terminal: the daily snapshot was not registered; `lx-addin schedule on` registers it."
+        choice = ask(OFFER_QUESTION.format(at=plan.at_text))
+    if not choice:
+        return "The daily snapshot was not registered; `lx-addin schedule on` registers it later."
+    return turn_on(plan, runner)
 
 
 def _where(plan: Plan) -> str:

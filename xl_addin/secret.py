@@ -54,7 +54,8 @@ RUN = 8  # any run of this many characters of the token is the token
 
 def redact(text: str, *tokens: "Token | str | None") -> str:
     """*text* with every token, and every run of 8 or more of its characters (a token
-    cut in two, or half of one), replaced by ``<redacted>``.
+    cut in two, or half of one), replaced by ``<redacted>``, whatever their case (a
+    server may echo a token upper-cased in its message).
 
     Redact before cutting a text short: a cut made first can leave a part of the token
     that no longer matches the whole.
@@ -62,21 +63,43 @@ def redact(text: str, *tokens: "Token | str | None") -> str:
     for tok in tokens:
         raw = tok.reveal() if isinstance(tok, Token) else tok
         if raw and len(raw) >= 4:
-            text = text.replace(raw, REDACTED)
+            folded, secret = _lower(text), _lower(raw)
+            if secret in folded:
+                text, folded = _cut(text, folded, secret)
             if len(raw) > RUN and len(text) >= RUN:
-                text = _redact_runs(text, raw)
+                text = _redact_runs(text, folded, secret)
     return text
 
 
-def _redact_runs(text: str, secret: str) -> str:
+def _lower(s: str) -> str:
+    """*s* lower-cased character by character, as long as *s* (positions stay comparable)."""
+    low = s.lower()
+    if len(low) == len(s):
+        return low
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in s)
+
+
+def _cut(text: str, folded: str, secret: str) -> tuple[str, str]:
+    """Every occurrence of *secret* in *folded* replaced, in *text* and in *folded* alike."""
+    out, low, start = [], [], 0
+    while (i := folded.find(secret, start)) >= 0:
+        out += [text[start:i], REDACTED]
+        low += [folded[start:i], REDACTED.lower()]
+        start = i + len(secret)
+    out.append(text[start:])
+    low.append(folded[start:])
+    return "".join(out), "".join(low)
+
+
+def _redact_runs(text: str, folded: str, secret: str) -> str:
     grams = {secret[i : i + RUN] for i in range(len(secret) - RUN + 1)}
     out: list[str] = []
     start = i = 0
     end = len(text) - RUN
     while i <= end:
-        if text[i : i + RUN] in grams:
+        if folded[i : i + RUN] in grams:
             j = i + RUN
-            while j < len(text) and text[i : j + 1] in secret:
+            while j < len(text) and folded[i : j + 1] in secret:
                 j += 1
             out.append(text[start:i])
             out.append(REDACTED)

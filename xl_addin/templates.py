@@ -3,7 +3,8 @@
     python -m xl_addin.templates [DIR]
 
 Both follow the layout contract in :mod:`xl_addin.layout` (defined names LX_CODES,
-LX_FIELDS, LX_STATUS). The output is byte-for-byte reproducible: fixed document
+LX_FIELDS, LX_STATUS); the dashboard's Trend sheet adds LX_TREND_RATIO and LX_TREND_NETBUY,
+each with a line chart whose series are the block's name columns (see :mod:`xl_addin.trend`). The output is byte-for-byte reproducible: fixed document
 dates and zip timestamps, so a test can prove the committed files match this script.
 """
 
@@ -16,7 +17,7 @@ import zipfile
 from pathlib import Path
 
 from openpyxl import Workbook
-from openpyxl.chart import BarChart, Reference
+from openpyxl.chart import BarChart, LineChart, Reference
 from openpyxl.formatting.rule import FormulaRule
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.workbook.defined_name import DefinedName
@@ -160,6 +161,9 @@ HELP = [
     ("  LX_FIELDS  one row of field keys or 中文 labels above the codes, on the same sheet, e.g. ='MM_AH'!$C$5:$AR$5", None),
     ("             the column under each key is filled, on each code's row; delete or reorder keys to choose fields", None),
     ("  LX_STATUS  (optional) two columns by four rows: your labels, then the values the refresh writes", None),
+    ("  LX_TREND_RATIO, LX_TREND_NETBUY  (optional) a trend block each: a header row over one row per day, dates in", None),
+    ("             its first column, one column per top name (largest holding value); filled from the kept history", None),
+    ("             (holding % of H shares; cumulative net buying, HKD). A day with no snapshot is blank.", None),
     ("Formats come from your template: format the table's cells as you like them before refreshing.", None),
     ("", None),
     ("Formulas (Windows Excel) 公式", "title"),
@@ -299,10 +303,83 @@ def build_dashboard() -> Workbook:
     _print_setup(dash, one_page=True)  # the morning page: tables and chart on one sheet of paper
     dash.print_area = "A1:N56"  # the tables and the chart (A33, 11 cm ≈ 21 rows), not the labels in P
 
+    _trend_sheet(wb.create_sheet("Trend"))
     _help_sheet(wb.create_sheet("How to use"))
     dash.sheet_view.showGridLines = False
     wb.active = 0
     return wb
+
+
+TREND_DAYS, TREND_NAMES = 60, 6  # about a quarter of trading days; six lines stay readable
+TREND_TOP = 24  # the blocks' header row; the charts sit above them
+TREND_BLOCKS = {"LX_TREND_RATIO": 1, "LX_TREND_NETBUY": 3 + TREND_NAMES}  # name -> first column (A, I)
+#: one colour per name's line, the same in both charts (and none of them used elsewhere on the sheet)
+TREND_COLOURS = ("E41A1C", "377EB8", "4DAF4A", "984EA3", "FF7F00", "A65628")
+TREND_TITLES = {
+    "LX_TREND_RATIO": ("Holding, % of H shares 港股通持股比例", "0.00%", "0.0%"),
+    "LX_TREND_NETBUY": ("Cumulative net buying, HKD m 累计净买入（百万港元）", "#,##0.0,,", "#,##0,,"),
+}
+
+
+def _trend_sheet(ws) -> None:
+    """Two trend blocks (LX_TREND_RATIO, LX_TREND_NETBUY) the refresh fills from the kept
+    history, each with a line chart whose series are the block's name columns."""
+    ws.sheet_properties.tabColor = "548235"
+    ws["A1"] = "Southbound trends 南向资金趋势"
+    ws["A1"].font = Font(size=16, bold=True, color=NAVY)
+    ws["A2"] = (f"Filled by Lixinger ▸ Refresh from the history kept each day (lx-addin snapshot; lx-addin schedule on): "
+                f"the {TREND_NAMES} watchlist names with the largest Southbound holding value, last {TREND_DAYS} weekdays. "
+                "A day with no snapshot is blank.")
+    ws["A3"] = (f"刷新时从历史快照填充：持仓市值最大的{TREND_NAMES}只股票，最近{TREND_DAYS}个交易日；"
+                "没有快照的日期留空。")
+    for c in ("A2", "A3"):
+        ws[c].font = Font(italic=True, color="595959", size=9)
+    first, last = TREND_TOP + 1, TREND_TOP + TREND_DAYS
+    for name, left in TREND_BLOCKS.items():
+        title, fmt, axis_fmt = TREND_TITLES[name]
+        t = ws.cell(row=TREND_TOP - 1, column=left, value=title)
+        t.font = Font(bold=True, color=NAVY, size=11)
+        for j in range(TREND_NAMES + 1):
+            h = ws.cell(row=TREND_TOP, column=left + j, value="Date 日期" if j == 0 else f"top {j}")
+            h.font = Font(bold=True, size=9)
+            h.fill = HEADER_FILL
+            h.border = Border(bottom=THIN)
+            h.alignment = Alignment(wrap_text=True, vertical="center")
+            for r in range(first, last + 1):
+                ws.cell(row=r, column=left + j).number_format = "yyyy-mm-dd" if j == 0 else fmt
+        ws.column_dimensions[col_letter(left)].width = 11
+        for j in range(1, TREND_NAMES + 1):
+            ws.column_dimensions[col_letter(left + j)].width = 12
+        ref = f"'{ws.title}'!${col_letter(left)}${TREND_TOP}:${col_letter(left + TREND_NAMES)}${last}"
+        ws.parent.defined_names[name] = DefinedName(name, attr_text=ref)
+
+        chart = LineChart()
+        chart.title = title
+        chart.style = 2
+        chart.add_data(Reference(ws, min_col=left + 1, max_col=left + TREND_NAMES, min_row=TREND_TOP, max_row=last),
+                       titles_from_data=True)
+        chart.set_categories(Reference(ws, min_col=left, min_row=first, max_row=last))
+        for series, colour in zip(chart.series, TREND_COLOURS):
+            series.graphicalProperties.line.solidFill = colour
+            series.graphicalProperties.line.width = 22000  # EMU: about 1.75 pt
+            series.marker.symbol = "none"
+            series.smooth = False
+        chart.y_axis.numFmt = axis_fmt
+        chart.y_axis.majorGridlines = None
+        chart.x_axis.number_format = "mm-dd"
+        chart.x_axis.tickLblSkip = 10
+        chart.x_axis.tickLblPos = "low"  # dates along the bottom, not across the zero line
+        chart.x_axis.delete = False
+        chart.y_axis.delete = False
+        chart.legend.position = "b"
+        chart.height, chart.width = 9.5, 17.5
+        ws.add_chart(chart, f"{col_letter(left)}5")
+    ws.column_dimensions[col_letter(TREND_BLOCKS["LX_TREND_NETBUY"] - 1)].width = 3
+    ws.row_dimensions[TREND_TOP].height = 30  # "Name (code)" on two lines
+    _print_setup(ws)
+    ws.print_area = f"A1:{col_letter(TREND_BLOCKS['LX_TREND_NETBUY'] + TREND_NAMES)}{last}"
+    ws.print_title_rows = f"{TREND_TOP}:{TREND_TOP}"
+    ws.sheet_view.showGridLines = False
 
 
 def _deterministic(wb: Workbook) -> bytes:

@@ -13,16 +13,21 @@ What crosses COM is kept small: a range argument is read only where the sheet is
 (:mod:`xl_addin.range_args`), the sheet scan is bounded (:mod:`xl_addin.neighbours`),
 texts inside arrays are cut to 255 characters (Excel shows #VALUE! otherwise), and the
 functions do nothing while Excel's Function Wizard is open (``call_in_wizard=False``).
+LX_MMAH_HIST converts its answer for COM itself (:func:`as_sent`, the cells xlwings' own
+conversion would give) and keeps it until the history store changes
+(:mod:`xl_addin.answer_cache`): a warm call neither queries the store nor converts a cell.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
 
 import xlwings as xw
 
 from .version import __version__
+from .answer_cache import AnswerCache, key_of
 from .fields import FIELDS
 from .formula import explain, fit_for_excel, mmah_matrix
 
@@ -31,11 +36,45 @@ if sys.platform.startswith("win") or "pythoncom" in sys.modules:
     from xlwings.udfs import xlarg as arg, xlfunc as func, xlret as ret
 
     from .range_args import UsedValues  # a range argument: only its used part is read through COM
+
+    _SENT_OPTIONS = {"ndim": 2}  # what @ret(ndim=2) gave xlwings' conversion
+    _MEMO_TYPES = frozenset({str, int, dt.datetime})  # equal values of these convert alike (not so -0.0, NaN)
+    _sent_cells: dict = {}  # (type, value) -> what xlwings' conversion made of it
+
+    def as_sent(matrix: list[list]) -> list[list]:
+        """What xlwings' own ``@ret(ndim=2)`` hands COM for *matrix* (a list of equal rows): the
+        Windows engine's ``prepare_xl_data_element`` of each cell, as ``conversion.write``'s
+        ``CleanDataForWriteStage`` calls it (a date becomes a COM date, None an empty cell), so
+        that a function declared ``@ret("raw")`` can keep the result and hand the same cells
+        over again. Each distinct date, text or whole number is converted once per process."""
+        prepare = xw.engines["excel"].impl.prepare_xl_data_element
+        memo = _sent_cells
+        if len(memo) > 100_000:
+            memo.clear()
+        out = []
+        for row in matrix:
+            sent = []
+            for x in row:
+                kind = x.__class__
+                if kind in _MEMO_TYPES:
+                    key = (kind, x)
+                    value = memo.get(key, memo)
+                    if value is memo:
+                        value = memo[key] = prepare(x, _SENT_OPTIONS)
+                else:
+                    value = prepare(x, _SENT_OPTIONS)
+                sent.append(value)
+            out.append(sent)
+        return out
 else:  # macOS/Linux: Excel has no xlwings UDFs there; plain functions
     func, arg, ret = xw.func, xw.arg, xw.ret
     UsedValues = None
 
+    def as_sent(matrix: list[list]) -> list[list]:
+        return matrix
+
 _scanned: dict[tuple, tuple[float, float]] = {}  # sheet -> (when scanned, the Refresh stamp then)
+_hist_answers = AnswerCache()  # LX_MMAH_HIST's answers as sent, while the store's version holds
 SCAN_INTERVAL = 10.0  # seconds between neighbour scans of one sheet
 
 
@@ -53,6 +92,7 @@ def reset() -> None:
 
     set_shared(None)
     _scanned.clear()
+    _hist_answers.clear()
 
 
 def _neighbour_codes(caller, stamp: float = 0.0) -> list[str]:
@@ -116,22 +156,41 @@ def LX_MMAH(codes, fields, headers=False, caller=None):
 @arg("start", doc="First date: a date, ISO text (2026-01-31) or days back (-60); default: all history")
 @arg("end", doc="Last date: a date, ISO text or days back (0 = today); default: today")
 @arg("headers", doc="TRUE adds a header row (default FALSE)")
-@ret(ndim=2)
+@ret("raw")  # the cells are converted already: as_sent, once per answer
 def LX_MMAH_HIST(codes, field, start=None, end=None, headers=False):
     """Lixinger Stock Connect history (like BDH/WSD): dates down, one column per code, from the snapshots kept. Never asks the service."""
     try:
-        import datetime as dt
-
-        from .formula_hist import hist_matrix
-
         svc = service()
         store = svc.history_store()
         source = svc.settings.base_url
-        return hist_matrix(codes, field, start, end, _truthy(headers),  # texts already fit an array
-                           lambda cs, f, a, b: store.series(cs, f, a, b, source=source),
-                           dt.date.today(), lambda: store.info(source).snapshots == 0)
+        today = _today()
+        # a warm call: the cells sent last time, while the store is as it was (any new snapshot,
+        # from any process, changes its version: see xl_addin.answer_cache)
+        version = _store_version(store)
+        key = key_of(codes, field, start, end, headers, today, source)
+        kept = _hist_answers.get(store, version, key)
+        if kept is not None:
+            return kept
+        from .formula_hist import hist_matrix
+
+        sent = as_sent(hist_matrix(codes, field, start, end, _truthy(headers),  # texts already fit an array
+                                   lambda cs, f, a, b: store.series(cs, f, a, b, source=source),
+                                   today, lambda: store.info(source).snapshots == 0))
+        _hist_answers.put(store, version, key, sent)
+        return sent
     except Exception as exc:  # never a traceback in a cell
-        return [[explain(exc)]]
+        return as_sent([[explain(exc)]])
+
+
+def _today() -> dt.date:
+    """Today's date, as the formulas read it (one place, so that a test can move the calendar)."""
+    return dt.date.today()
+
+
+def _store_version(store):
+    """The store's version (``SQLiteStore.data_version``), or None when it has no cheap one."""
+    version = getattr(store, "data_version", None)
+    return version() if version is not None else None
 
 
 @func(category="Lixinger", call_in_wizard=False)

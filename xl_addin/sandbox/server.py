@@ -311,10 +311,9 @@ class _Handler(BaseHTTPRequestHandler):
             message = fault.params.get("message", "Illegal token")
             return self._answer(sb, 401, {"code": 0, "message": message}, codes, kind)
         if kind == "429":
-            wait = fault.params.get("retry_after", 1)
-            return self._answer(
-                sb, 429, {"code": 0, "message": "too many requests"}, codes, kind, {"Retry-After": str(wait)}
-            )
+            wait = fault.params.get("retry_after", 1)  # None: no Retry-After header at all
+            headers = {"Retry-After": str(wait)} if wait is not None else None
+            return self._answer(sb, 429, {"code": 0, "message": "too many requests"}, codes, kind, headers)
         if kind == "garbage":
             return self._answer(sb, 200, None, codes, kind, raw=b"<html><body>502 Bad Gateway</body></html>")
         if kind == "api_error":

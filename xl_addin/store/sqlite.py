@@ -448,6 +448,14 @@ class SQLiteStore(HistoryStore):
                     out += [(code, dates[r[0]], *r[1:]) for r in rows]
         return out
 
+    def data_version(self) -> tuple[int, int, int]:
+        """A token that changes whenever what the file holds may have changed: a commit by any other
+        connection or process (SQLite's ``PRAGMA data_version``), this connection's own writes
+        (``total_changes``), a reopened connection. It reads no table, so a formula can ask it on
+        every call and serve a kept answer only while it is the same (see :mod:`xl_addin.answer_cache`)."""
+        with self._session() as conn:
+            return self._opened, conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
+
     def codes_seen(self, since: float, *, source: str) -> list[str]:
         with self._session() as conn:
             rows = conn.execute(
