@@ -43,7 +43,7 @@ class Cache:
         #: the history store on this file: the one handle for reads and writes (the service's
         #: history queries use it too)
         self.store = SQLiteStore(self.path, as_cache=True, idle=WATCH_IDLE)
-        self._watch_version = None  # the store's change mark when the stamp was last read
+        self._watch_version = None  # the store's data_version when the stamp was last read
         self._watch_lock = threading.RLock()
         self._not_before = 0.0
         self._maker: threading.Thread | None = None  # making the file (see _make_file_meanwhile)
@@ -138,7 +138,7 @@ class Cache:
             try:
                 if not self.store.is_open and (self.store.unusable or not self.path.exists()):
                     return self._not_before
-                version = self.store.change_mark()
+                version = self.store.data_version()
                 if version != self._watch_version:
                     value = self.store.stamp("not_before", source=self.source)
                     self._watch_version = version

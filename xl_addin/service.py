@@ -108,7 +108,7 @@ class DataService:
         self._fresh_floor = 0.0  # nothing fetched before this (epoch seconds) counts as fresh
         self.last_error: LixingerError | None = None
         self.last_stale = False
-        self._history = None  # a history store elsewhere (a desk, another file), opened on the first query
+        self._history = None  # the history store (the cache's own when it is the cache file), on the first query
 
     def __repr__(self) -> str:
         return f"DataService(base_url={self.settings.base_url!r}, cache={self.cache!r})"
@@ -324,22 +324,22 @@ class DataService:
         """The history store (``settings.store_location``): the cache's own store when it is the
         cache file (one handle, one connection), else opened on first use."""
         with self._lock:
-            if self.cache is not None and self._is_cache_file(self.settings.store_location):
-                return self.cache.store
             if self._history is None:
-                from .store import open_store
+                location = self.settings.store_location
+                if self.cache is not None and self._is_cache_file(location):
+                    self._history = self.cache.store  # one handle (closed with the cache)
+                else:
+                    from .store import open_store
 
-                self._history = open_store(self.settings.store_location)
+                    self._history = open_store(location)
             return self._history
 
     def _is_cache_file(self, location) -> bool:
-        from .store.location import is_desk_url
-
-        if is_desk_url(location):
-            return False
         from pathlib import Path
 
-        return Path(location) == self.cache.path
+        from .store.location import is_desk_url
+
+        return not is_desk_url(location) and Path(location) == self.cache.path
 
     def history_rows(self, codes, fields, start=None, end=None) -> list[tuple]:
         """``HistoryStore.series`` rows ``(code, date, value, ...)`` of this service's source; never a request."""
@@ -420,7 +420,7 @@ class DataService:
             self._client.close()
         if self.cache is not None:
             self.cache.close()
-        if self._history is not None:
+        if self._history is not None and (self.cache is None or self._history is not self.cache.store):
             self._history.close()
 
 

@@ -226,22 +226,6 @@ class SQLiteStore(HistoryStore):
     def is_open(self) -> bool:
         return self._conn is not None
 
-    def change_mark(self) -> tuple[int, int]:
-        """Changes when another connection (another process) committed to the file since the last
-        call, or the kept connection was opened again: ``PRAGMA data_version``, microseconds.
-        Opens the file if it is not open."""
-        with self._lock:
-            conn = self._conn
-            if conn is None:
-                self.open()
-                conn = self._conn
-            self._used = time.monotonic()
-            try:
-                return self._opened, conn.execute("PRAGMA data_version").fetchone()[0]
-            except sqlite3.Error as exc:
-                self._drop()
-                raise StoreError(f"history store {self.path}: {exc}") from None
-
     def stamp(self, name: str, *, source: str) -> float | None:
         with self._session() as conn:
             row = conn.execute("SELECT value FROM stamp WHERE source = ? AND name = ?", (source, name)).fetchone()
@@ -452,9 +436,20 @@ class SQLiteStore(HistoryStore):
         """A token that changes whenever what the file holds may have changed: a commit by any other
         connection or process (SQLite's ``PRAGMA data_version``), this connection's own writes
         (``total_changes``), a reopened connection. It reads no table, so a formula can ask it on
-        every call and serve a kept answer only while it is the same (see :mod:`xl_addin.answer_cache`)."""
-        with self._session() as conn:
-            return self._opened, conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
+        every call and serve a kept answer only while it is the same (see :mod:`xl_addin.answer_cache`),
+        and the cache's Refresh stamp is read again only when it changed. Microseconds: the kept
+        connection as it is (opened if there is none), not the file checked on the way."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                self.open()
+                conn = self._conn
+            self._used = time.monotonic()
+            try:
+                return self._opened, conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes
+            except sqlite3.Error as exc:
+                self._drop()
+                raise StoreError(f"history store {self.path}: {exc}") from None
 
     def codes_seen(self, since: float, *, source: str) -> list[str]:
         with self._session() as conn:
