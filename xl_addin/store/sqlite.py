@@ -525,9 +525,13 @@ def _to_v3(conn: sqlite3.Connection) -> None:
     conn.execute(schema.LEGACY_ABSENT_DDL)
     if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshot'").fetchone() is None:
         return
-    moved, kept = [], 0
+    kept = 0
+    # only the rows the history lacks or holds an older fetch of are read: since version 2 the
+    # cache wrote each fetch to both tables, so most of a file's rows are there already
     for source, code, data_date, fetched_at, text in conn.execute(
-            "SELECT source, code, data_date, fetched_at, record FROM snapshot").fetchall():
+            "SELECT s.source, s.code, s.data_date, s.fetched_at, s.record FROM snapshot s LEFT JOIN history h "
+            "ON h.source = s.source AND h.code = s.code AND h.data_date = s.data_date "
+            "WHERE h.fetched_at IS NULL OR h.fetched_at < s.fetched_at").fetchall():
         try:
             record = parse_record(json.loads(text))
             dt.date.fromisoformat(data_date)
@@ -539,15 +543,17 @@ def _to_v3(conn: sqlite3.Connection) -> None:
                         source, code, data_date, exc)
             continue
         conn.execute(_UPSERT, (source, code, data_date, fetched_at, *[record.get(k) for k in VALUE_KEYS]))
-        moved.append((source, code, data_date))
-    conn.executemany("DELETE FROM snapshot WHERE source = ? AND code = ? AND data_date = ?", moved)
+    total = conn.execute("SELECT COUNT(*) FROM snapshot").fetchone()[0]
+    conn.execute("DELETE FROM snapshot WHERE EXISTS (SELECT 1 FROM history h WHERE h.source = snapshot.source "
+                 "AND h.code = snapshot.code AND h.data_date = snapshot.data_date AND h.fetched_at >= snapshot.fetched_at)")
+    moved = total - kept
     conn.execute("DROP INDEX IF EXISTS snapshot_latest")
     if kept:
         conn.execute("DROP TABLE IF EXISTS snapshot_retired")
         conn.execute("ALTER TABLE snapshot RENAME TO snapshot_retired")
     else:
         conn.execute("DROP TABLE snapshot")
-    log.info("cache: %d JSON snapshot(s) moved into the history table, %d kept aside", len(moved), kept)
+    log.info("cache: %d JSON snapshot(s) moved into the history table, %d kept aside", moved, kept)
 
 
 MIGRATIONS = {1: _to_v1, 2: _to_v2, 3: _to_v3}
