@@ -5,8 +5,10 @@ baseline measured in the same run.
   in parallel) against six plain ``requests.post`` calls in parallel that only
   ``json.loads`` the answers: the network floor. At 0 ms and at --latency-ms.
 - local work per cold fetch of 550 records, timed on its own: the cache lookup that
-  misses, typing the records, storing them (one transaction). With the cache's
-  connection kept (as in Excel's UDF server) and opened for the occasion (a fresh process).
+  misses, decoding and typing the records as the client does, keeping them (one
+  transaction of typed rows: the cache and the history are one table). With the
+  store's connection kept (as in Excel's UDF server) and opened for the occasion (a
+  fresh process).
 - the warm fetch (the same codes again, from memory).
 - one request per code, the way spreadsheet wrappers of the API are used (--per-code).
 - --pacer: 3,000 single-code fetches from 6 threads through the pacer at 600/min against
@@ -37,7 +39,7 @@ import requests
 from xl_addin import client as client_mod
 from xl_addin.cache import Cache
 from xl_addin.config import Settings
-from xl_addin.records import KeptRecord, check_answer, decode_answer, index_records
+from xl_addin.records import check_answer, index_records
 from xl_addin.sandbox import Sandbox, universe
 from xl_addin.service import MMAH
 
@@ -106,8 +108,8 @@ def cold(sb: Sandbox, codes: list[str]) -> tuple[float, int]:
 
 def local_work(sb, codes: list[str], repeat: int) -> tuple[float, float]:
     """What the client and the cache do with 550 records once the bytes are here, no network:
-    the cache lookup that misses, decoding each answer (cutting each record's text), checking
-    it, typing the records, one transaction into the cache."""
+    the cache lookup that misses, decoding each answer, checking it, typing the records, one
+    transaction into the store (the cache and the history)."""
     url = sb.url + "/hk/company/hot/mm_ah"
     batches = [codes[i : i + 100] for i in range(0, len(codes), 100)]
     bodies = [requests.post(url, json={"token": sb.token, "stockCodes": b}, timeout=30).content for b in batches]
@@ -116,15 +118,12 @@ def local_work(sb, codes: list[str], repeat: int) -> tuple[float, float]:
     def once(cache: Cache) -> float:
         started = time.perf_counter()
         cache.latest(codes)
-        raw, records = {}, {}
+        records = {}
         for batch, body in zip(batches, bodies):
-            payload, texts = decode_answer(body)
-            data = check_answer(payload, batch)
-            assert texts is not None and b"\\" not in body and secret not in body
-            r, rec, _ = index_records([KeptRecord(d, t) for d, t in zip(data, texts)], batch)
-            raw.update(r)
-            records.update(rec)
-        cache.store(raw, records, [])
+            data = check_answer(json.loads(body), batch)
+            assert b"\\" not in body and secret not in body  # nothing to strip: the client's fast path
+            records.update(index_records(data, batch)[1])
+        cache.store_fetch(records, [])
         return time.perf_counter() - started
 
     kept, fresh = [], []
@@ -134,7 +133,7 @@ def local_work(sb, codes: list[str], repeat: int) -> tuple[float, float]:
             fresh.append(once(cache))  # opens the file, makes the schema (a fresh process)
             cache.close()
             cache = Cache(Path(tmp) / f"kept{i}.sqlite3", sb.url)
-            cache.latest(["00700"])  # the file is open already (a long-lived process)
+            cache.store.open()  # the file made and open already (a long-lived process)
             kept.append(once(cache))
             cache.close()
     return statistics.median(kept), statistics.median(fresh)

@@ -5,7 +5,7 @@ what pywin32 turns into the Variant array Excel gets, so each cell is compared w
 (a COM date is not a plain datetime, 1 is not 1.0) against LX_MMAH_HIST as it was before its
 answers were kept — ``hist_matrix`` under xlwings' default ``@ret(ndim=2)`` conversion — on a
 store with blank days, blank values and every kind of ``#N/A`` answer. A snapshot written after
-a warm call, by another process, by the service's own writer or through the same store, shows
+a warm call, by another process, by the service (the same store and connection) or through it, shows
 at the next call.
 """
 
@@ -207,7 +207,7 @@ def test_a_snapshot_the_service_keeps_or_put_through_the_same_store_shows_at_the
     assert xh.call(udfs.LX_MMAH_HIST, *args)[0][0].startswith("#N/A No Data: the history store is empty")
 
     sandbox.dataset.as_of = DAYS[0]
-    svc.fetch(["00700", "00005"], use_cache=False)  # kept by the service's own writer (its own connection)
+    svc.fetch(["00700", "00005"], use_cache=False)  # kept by the service, through the same store (its own writes)
     first = xh.call(udfs.LX_MMAH_HIST, *args)
     assert [r[0] for r in first] == [dt.datetime(2026, 3, 9)]
 

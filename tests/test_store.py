@@ -161,6 +161,34 @@ def test_absent_codes_until_a_record_arrives(store):
     assert store.absent(["00005", "12345"], source=SRC) == {"12345": 100.0}
 
 
+def test_keep_is_what_one_fetch_answered(store):
+    """The service's write: typed records kept as snapshots (a newer fetch replaces the day, an
+    older one changes nothing), codes answered without a record marked, a record clears a mark."""
+    store.mark_absent(["00005"], 100.0, source=SRC)
+    records = [parse_record(make_record(c, DAYS[0])) for c in ("00700", "00005")]
+    store.keep(records, ["12345"], 200.0, source=SRC)
+    assert {c: s.record() for c, s in store.latest(["00700", "00005"], source=SRC).items()} == {
+        r["stockCode"]: r for r in records}
+    assert store.absent(["00005", "12345"], source=SRC) == {"12345": 200.0}
+    newer = parse_record(make_record("00700", DAYS[0]))
+    newer["mm_sh"] += 1
+    store.keep([newer], [], 300.0, source=SRC)
+    store.keep(records[:1], [], 250.0, source=SRC)  # an older fetch of the same day: nothing changes
+    kept = store.latest(["00700"], source=SRC)["00700"]
+    assert (kept.fetched_at, kept.record()) == (300.0, newer) and store.info().replacements == 1
+    assert store.latest(["00700"], source=OTHER) == {}
+
+
+def test_a_checked_snapshot_is_not_checked_again_and_an_unchecked_one_is(store, monkeypatch):
+    from xl_addin.store import base
+
+    calls = []
+    monkeypatch.setattr(base, "check_snapshot", lambda s: calls.append(s.code) or s)
+    record = parse_record(make_record("00700", DAYS[0]))
+    store.put([Snapshot.from_record(SRC, record, 1.0, checked=True), Snapshot.from_record(SRC, record, 2.0)])
+    assert calls == ["00700"]  # only the one made without checked=True
+
+
 def test_info_of_an_empty_and_a_filled_store(store):
     empty = store.info()
     assert (empty.snapshots, empty.codes, empty.last_data_date, empty.replacements) == (0, 0, None, 0)
@@ -212,23 +240,45 @@ def test_a_store_is_shared_between_threads(store):
 
 
 # -- SQLite: the file, its migration from the cache ---------------------------------------------
-def _cache_file(path):
-    """A cache file as today's xl_addin.cache.Cache writes it (two sources, a replaced day, absent codes)."""
-    from xl_addin.cache import Cache
+_OLD_CACHE_DDL = """
+CREATE TABLE snapshot (source TEXT NOT NULL, code TEXT NOT NULL, data_date TEXT NOT NULL,
+    fetched_at REAL NOT NULL, record TEXT NOT NULL, PRIMARY KEY (source, code, data_date));
+CREATE TABLE absent (source TEXT NOT NULL, code TEXT NOT NULL, fetched_at REAL NOT NULL,
+    PRIMARY KEY (source, code));
+CREATE INDEX snapshot_latest ON snapshot (source, code, fetched_at);
+CREATE TABLE stamp (source TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (source, name));
+"""
 
-    for source in (SRC, OTHER):
-        cache = Cache(path, source)
-        for i, day in enumerate(DAYS[:5]):
-            raw = {c: make_record(c, day) for c in ("00700", "00005", "02318")}
-            cache.store(raw, {c: parse_record(r) for c, r in raw.items()}, ["12345"], fetched_at=1000.0 + i)
-        raw = {"00005": make_record("00005", DAYS[4])}
-        cache.store(raw, {"00005": parse_record(raw["00005"])}, [], fetched_at=2000.0)  # the same day again
-    return Cache(path, SRC)
+
+def _cache_file(path):
+    """A cache file as xl_addin's cache wrote it before versions (JSON records in ``snapshot``, as
+    they came: two sources, a replaced day, absent codes, a Refresh stamp), written with plain SQL."""
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_OLD_CACHE_DDL)
+        for source in (SRC, OTHER):
+            for i, day in enumerate(DAYS[:5]):
+                for code in ("00700", "00005", "02318"):
+                    conn.execute("INSERT OR REPLACE INTO snapshot VALUES (?, ?, ?, ?, ?)",
+                                 (source, code, day.isoformat(), 1000.0 + i, json.dumps(make_record(code, day))))
+                conn.execute("INSERT OR REPLACE INTO absent VALUES (?, '12345', ?)", (source, 1000.0 + i))
+            conn.execute("UPDATE snapshot SET fetched_at = 2000.0, record = ? WHERE code = '00005' AND data_date = ?",
+                         (json.dumps(make_record("00005", DAYS[4])), DAYS[4].isoformat()))  # the same day again
+        conn.execute("INSERT INTO stamp VALUES (?, 'not_before', 1500.0)", (SRC,))
+    conn.close()
+
+
+def _tables(path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    conn.close()
+    return names
 
 
 def test_opening_a_cache_file_keeps_every_row(tmp_path):
+    from xl_addin.cache import Cache
+
     path = tmp_path / "mm_ah.sqlite3"
-    cache = _cache_file(path)
+    _cache_file(path)
     with sqlite3.connect(path) as conn:
         legacy = conn.execute("SELECT source, code, data_date, fetched_at, record FROM snapshot ORDER BY 1, 2, 3").fetchall()
     store = SQLiteStore(path)
@@ -239,27 +289,79 @@ def test_opening_a_cache_file_keeps_every_row(tmp_path):
         assert s.record() == parse_record(json.loads(record))
     assert store.absent(["12345"], source=SRC) == {"12345": 1004.0}
     info = store.info()
-    assert info.schema_version == 2 and info.sources == tuple(sorted((OTHER, SRC)))
+    assert info.schema_version == 3 and info.sources == tuple(sorted((OTHER, SRC)))
+    assert "snapshot" not in _tables(path) and "snapshot_retired" not in _tables(path)  # the JSON table is retired
     store.close()
-    # idempotent: opening again migrates nothing twice; the old cache still reads its file
+    # idempotent: opening again migrates nothing twice; the cache reads the rows, the stamp is kept
     again = SQLiteStore(path)
     assert len(list(again.export_rows())) == len(legacy)
-    assert cache.latest(["00005"])["00005"][1] == 2000.0
+    again.close()
+    cache = Cache(path, SRC)
+    assert cache.latest(["00005"])["00005"] == (parse_record(make_record("00005", DAYS[4])), 2000.0)
+    assert cache.latest(["12345"])["12345"][1] == 1004.0 and cache.not_before() == 1500.0
+    cache.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(1,), (2,)]
+        assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(1,), (2,), (3,)]
 
 
-def test_a_cache_row_that_cannot_be_read_stays_where_it_was(tmp_path, caplog):
+def test_a_version_2_file_moves_every_json_row_into_the_history(tmp_path, caplog):
+    """A file the previous xl_addin wrote (schema 2: each fetch in the JSON table and the typed one):
+    the JSON rows newer than the typed ones (a history write that failed) replace them, rows only in
+    JSON are added, and a row that cannot be typed is kept aside, never lost."""
     path = tmp_path / "mm_ah.sqlite3"
     _cache_file(path)
-    with sqlite3.connect(path) as conn:
-        bad = json.dumps({"stockCode": "00388", "mm_sh": "n/a"})
-        conn.execute("INSERT INTO snapshot VALUES (?, '00388', '2026-03-02', 1.0, ?)", (SRC, bad))
+    with sqlite3.connect(path) as conn:  # schema 2, as the previous xl_addin left it
+        conn.execute(schema_sql("VERSION_DDL"))
+        conn.executemany("INSERT INTO schema_version VALUES (?, 0)", [(1,), (2,)])
+        conn.execute(schema_sql("table_ddl"))
+        conn.execute(schema_sql("INDEX_DDL"))
+        old = parse_record(make_record("00700", DAYS[0]))
+        conn.execute(f"INSERT INTO history (source, code, data_date, fetched_at, {', '.join(VALUE_KEYS)}) "
+                     f"VALUES (?, '00700', ?, 900.0, {', '.join('?' * len(VALUE_KEYS))})",
+                     (SRC, DAYS[0].isoformat(), *[None for _ in VALUE_KEYS]))  # an older, emptier fetch
+        conn.execute("INSERT INTO snapshot VALUES (?, '00388', '', 3000.0, ?)",
+                     (SRC, json.dumps({**make_record("00388", DAYS[0]), "last_data_date": None})))  # no data date
+        conn.execute("INSERT INTO snapshot VALUES (?, '00388', ?, 3000.0, 'not json')", (SRC, DAYS[1].isoformat()))
+    conn.close()
     store = SQLiteStore(path)
-    assert store.info().snapshots == 2 * 3 * 5 and "00388" not in store.latest(["00388"], source=SRC)
-    assert "00388" in caplog.text and "not copied" in caplog.text
+    kept = {(s.source, s.code, s.data_date): s for s in store.export_rows()}
+    assert len(kept) == 2 * 3 * 5
+    newer = kept[(SRC, "00700", DAYS[0])]
+    assert newer.fetched_at == 1000.0 and newer.record() == old  # the JSON row's newer fetch replaced it
+    assert store.info().replacements == 1
+    assert "snapshot" not in _tables(path)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM snapshot WHERE code = '00388'").fetchone() == (1,)
+        aside = conn.execute("SELECT code, data_date, record FROM snapshot_retired ORDER BY data_date").fetchall()
+    conn.close()
+    assert [(c, d) for c, d, _ in aside] == [("00388", ""), ("00388", DAYS[1].isoformat())]
+    assert "00388" in caplog.text and "snapshot_retired" in caplog.text
+    store.close()
+
+
+def test_a_new_file_is_made_as_the_migrations_would_make_it(tmp_path):
+    from xl_addin.store.sqlite import MIGRATIONS
+
+    SQLiteStore(tmp_path / "new.sqlite3").info()  # made in one step
+    with sqlite3.connect(tmp_path / "stepped.sqlite3") as conn:
+        conn.execute(schema_sql("VERSION_DDL"))
+        for version in sorted(MIGRATIONS):
+            MIGRATIONS[version](conn)
+    conn.close()
+
+    def layout(name):
+        with sqlite3.connect(tmp_path / name) as conn:
+            return sorted(conn.execute("SELECT type, name, sql FROM sqlite_master"))
+
+    assert layout("new.sqlite3") == layout("stepped.sqlite3")
+    with sqlite3.connect(tmp_path / "new.sqlite3") as conn:
+        assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(1,), (2,), (3,)]
+
+
+def schema_sql(name: str) -> str:
+    from xl_addin.store import schema
+
+    value = getattr(schema, name)
+    return value() if callable(value) else value
 
 
 def test_two_processes_opening_a_cache_file_at_once_copy_it_once(tmp_path):
@@ -272,7 +374,7 @@ def test_two_processes_opening_a_cache_file_at_once_copy_it_once(tmp_path):
     outs = [p.communicate(timeout=60)[0].strip() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0] and outs == ["30"] * 3
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(1,), (2,)]
+        assert conn.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(1,), (2,), (3,)]
 
 
 def test_a_record_without_a_data_date_cannot_be_a_snapshot():

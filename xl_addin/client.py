@@ -33,6 +33,7 @@ are still on the wire.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import math
 import threading
@@ -63,7 +64,7 @@ from .exceptions import (
 from .messages import shown
 from .pacer import Pacer, RetryPolicy, shared_pacer
 from .proxies import ProxyURL, check_proxy, proxies_for, redact_proxy, secrets_of
-from .records import KeptRecord, check_answer, decode_answer, index_records, reason_of
+from .records import check_answer, index_records, reason_of
 from .urls import check_base_url, host_of, is_loopback_host
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class FetchResult:
     """What one fetch brought back, code by code."""
 
     records: dict[str, dict] = field(default_factory=dict)  # typed records
-    raw: dict[str, dict] = field(default_factory=dict)  # as received (token stripped), for the cache
+    raw: dict[str, dict] = field(default_factory=dict)  # as received (token stripped)
     absent: list[str] = field(default_factory=list)  # asked for, not in data: "no data"
     errors: dict[str, LixingerError] = field(default_factory=dict)
     requests: int = 0  # HTTP requests sent, retries included
@@ -179,7 +180,7 @@ class MMAHClient:
             proxy = check_proxy(str(proxy))
         self.proxy = proxy
         self._secrets = (token, *secrets_of(proxy))
-        self._token_grams: list[bytes] | None = None  # runs of the token (see _holds_no_secret)
+        self._token_grams: list[list[bytes]] | None = None  # runs of the token (see _holds_no_secret)
         self._token_blocks: list[bytes] = []
         if session is None:
             session = requests.Session()
@@ -284,15 +285,14 @@ class MMAHClient:
                 response.close()  # cut short: never reuse it
         elapsed = time.monotonic() - started
         log.info("POST %s codes=%d -> %s in %.3fs (%d bytes)", self.url, len(codes), status, elapsed, len(content))
-        payload, texts = self._judge(status, response.headers, content)
+        payload = self._judge(status, response.headers, content)
         try:
             records = check_answer(payload, codes)
         except BadResponseError as exc:
             raise _Retry(BadResponseError(f"{self.host} sent a bad answer: {exc}")) from None
-        if texts is not None and len(texts) == len(records) and self._holds_no_secret(content):
-            # nothing to strip: each record is kept as the text it came in (no encoding, no copy walked)
-            return [KeptRecord(r, t) for r, t in zip(records, texts)]
-        return [KeptRecord(r) for r in redact_deep(records, self._token)]
+        if self._holds_no_secret(content):
+            return records  # nothing to strip: no copy walked
+        return redact_deep(records, self._token)
 
     def _holds_no_secret(self, content: bytes) -> bool:
         """No escape (which could spell the token in other bytes) and no run of the token in *content*.
@@ -304,13 +304,16 @@ class MMAHClient:
         if self._token_grams is None:
             raw = self._token.reveal().encode("utf-8")
             if len(raw) <= RUN:
-                self._token_blocks, self._token_grams = [], [raw]
-            else:
-                self._token_blocks = [raw[b : b + 4] for b in range(0, len(raw) - 3, 4)]
-                self._token_grams = list({raw[i : i + RUN] for i in range(len(raw) - RUN + 1)})
-        if self._token_blocks and not any(b in content for b in self._token_blocks):
-            return True
-        return not any(g in content for g in self._token_grams)
+                self._token_blocks, self._token_grams = [], [[raw]]
+            else:  # per aligned block, the runs that hold it whole: only those can be in content with it
+                starts = range(0, len(raw) - 3, 4)
+                self._token_blocks = [raw[b : b + 4] for b in starts]
+                self._token_grams = [[raw[i : i + RUN] for i in range(max(0, b + 4 - RUN), min(b, len(raw) - RUN) + 1)]
+                                     for b in starts]
+        if not self._token_blocks:
+            return not any(g in content for g in self._token_grams[0])
+        return not any(g in content for block, grams in zip(self._token_blocks, self._token_grams)
+                       if block in content for g in grams)
 
     def _redirect(self, response: requests.Response) -> RedirectError:
         location = response.headers.get("Location")
@@ -363,12 +366,10 @@ class MMAHClient:
                 )
             parts.append(chunk)
 
-    def _judge(self, status: int, headers, content: bytes) -> tuple[dict, list[str] | None]:
-        """The payload of a successful answer and its records' texts (see records.decode_answer);
-        anything else raised as the error it is."""
-        texts = None
+    def _judge(self, status: int, headers, content: bytes) -> dict:
+        """The payload of a successful answer; anything else raised as the error it is."""
         try:
-            payload, texts = decode_answer(content) if content else (None, None)
+            payload = json.loads(content) if content else None
         except ValueError:
             payload = None
         reason = self._shown(reason_of(payload) if payload is not None else content)
@@ -419,7 +420,7 @@ class MMAHClient:
                 code=api_code,
                 status=status,
             )
-        return payload, texts
+        return payload
 
     def _post(self, codes: list[str], deadline: float) -> list[dict]:
         """POST with retries on connection errors, timeouts, 5xx, 429 and bad answers, within the budget."""

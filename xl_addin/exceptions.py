@@ -169,6 +169,11 @@ class StoreError(CacheError):
     """The history store could not be used (unreadable, locked, made by a newer xl_addin)."""
 
 
+class StoreUnusableError(StoreError, CacheUnusableError):
+    """The local store's path cannot hold a file at all, when it is the cache: said once, then
+    every fetch goes on without it."""
+
+
 class ImportFileError(InputError):
     """A history file to import has bad rows; nothing of it was imported.
 

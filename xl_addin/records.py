@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import re
 import sys
 
 from .exceptions import BadResponseError, MalformedRecordError
@@ -188,91 +187,6 @@ def index_records(raw_records: list, requested: list[str]) -> tuple[dict, dict, 
         except MalformedRecordError as exc:
             errors[code] = exc
     return raw_by_code, records, errors
-
-
-_ENCODE = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
-
-
-class KeptRecord(dict):
-    """A record as received, with the JSON text the cache keeps of it: the record's own text
-    cut from the answer when it could be (see :func:`decode_answer`), else encoded here, in
-    the thread that fetched it (while the other batches are still on the wire)."""
-
-    __slots__ = ("json",)
-
-    def __init__(self, raw: dict, text: str | None = None):
-        super().__init__(raw)
-        self.json = text if text is not None else _ENCODE(self)
-
-
-_SCAN = json.JSONDecoder().scan_once
-_WS = re.compile(r"[ \t\n\r]*")
-
-
-def decode_answer(content: bytes) -> tuple[object, list[str] | None]:
-    """``json.loads(content)``, and the text of each record of its ``data`` list as it came
-    (None when the answer is not an object with a data list): one pass of json's own
-    scanner, so keeping each record costs a slice, not an encoding. Raises ValueError
-    for anything that is not JSON."""
-    text = content.decode("utf-8") if isinstance(content, (bytes, bytearray)) else content
-    ws = _WS.match
-    pos = ws(text, 0).end()
-    if not text.startswith("{", pos):
-        return json.loads(text), None
-    try:
-        payload: dict = {}
-        texts = None
-        pos = ws(text, pos + 1).end()
-        if text.startswith("}", pos):
-            pos += 1
-        else:
-            while True:
-                if not text.startswith('"', pos):
-                    raise ValueError("expected a key")
-                key, pos = json.decoder.scanstring(text, pos + 1)
-                pos = ws(text, pos).end()
-                if not text.startswith(":", pos):
-                    raise ValueError("expected ':'")
-                pos = ws(text, pos + 1).end()
-                if key == "data" and text.startswith("[", pos):
-                    value, texts, pos = _decode_list(text, pos, ws)
-                else:
-                    value, pos = _SCAN(text, pos)
-                    if key == "data":
-                        texts = None
-                payload[key] = value
-                pos = ws(text, pos).end()
-                if text.startswith(",", pos):
-                    pos = ws(text, pos + 1).end()
-                    continue
-                if text.startswith("}", pos):
-                    pos += 1
-                    break
-                raise ValueError("expected ',' or '}'")
-        if ws(text, pos).end() != len(text):
-            raise ValueError("extra data")
-        return payload, texts
-    except (StopIteration, ValueError, IndexError):
-        return json.loads(text), None  # json's own error (or answer) for anything unusual
-
-
-def _decode_list(text: str, pos: int, ws) -> tuple[list, list[str], int]:
-    items: list = []
-    texts: list[str] = []
-    pos = ws(text, pos + 1).end()
-    if text.startswith("]", pos):
-        return items, texts, pos + 1
-    while True:
-        value, end = _SCAN(text, pos)
-        items.append(value)
-        texts.append(text[pos:end])
-        pos = ws(text, end).end()
-        if text.startswith(",", pos):
-            pos = ws(text, pos + 1).end()
-            continue
-        if text.startswith("]", pos):
-            return items, texts, pos + 1
-        raise ValueError("expected ',' or ']'")
 
 
 def record_to_json(record: dict, keys=KEYS) -> dict:

@@ -22,7 +22,7 @@ from .cache import ABSENT, Cache
 from .codes import unique
 from .config import Settings
 from .credentials import Token
-from .exceptions import CacheError, LixingerError, NoDataError, ServiceUnavailableError, StoreError, TokenError
+from .exceptions import CacheError, LixingerError, NoDataError, ServiceUnavailableError, TokenError
 
 #: formulas: seconds one formula may wait for the service, retries included (Excel waits for it)
 FORMULA_BUDGET = 15.0
@@ -108,8 +108,7 @@ class DataService:
         self._fresh_floor = 0.0  # nothing fetched before this (epoch seconds) counts as fresh
         self.last_error: LixingerError | None = None
         self.last_stale = False
-        self._history = None  # the history store, opened on the first history query
-        self._history_writer = None  # the same file, opened by the first fetch that reaches the service
+        self._history = None  # the history store (the cache's own when it is the cache file), on the first query
 
     def __repr__(self) -> str:
         return f"DataService(base_url={self.settings.base_url!r}, cache={self.cache!r})"
@@ -153,37 +152,24 @@ class DataService:
         return found
 
     def _remember(self, fetched, now: float) -> None:
+        """What the service just answered, in memory (a warm formula costs microseconds)."""
         for code, record in fetched.records.items():
             self._memory[code] = (record, now)
         for code in fetched.absent:
             self._memory[code] = (ABSENT, now)
-        if self.cache is not None:
-            try:
-                self.cache.store(fetched.raw, fetched.records, fetched.absent, now)
-            except CacheError as exc:
-                self.last_error = exc
 
     def _keep_history(self, fetched, now: float) -> None:
-        """Keep what the service just answered in the history store (one transaction). Only
-        fetches that reached the service write here, so warm formulas never open the store, and
-        the connection is closed again after the write, as the cache's is when idle;
-        a store that cannot be written leaves the answer as it is and says so in ``last_error``."""
-        if not self.use_cache or not fetched.records:
+        """Keep what the service just answered in the local store, which is both the cache file and
+        the history: one transaction (typed rows, "no data" marks), committed before the answer goes
+        back, so a process killed right after loses nothing it answered. Records the client parsed
+        are not checked again. A store that cannot be written leaves the answer as it is and says so
+        in ``last_error``."""
+        if self.cache is None:
             return
-        from .store import Snapshot, open_store
-
         try:
-            if self._history_writer is None:
-                self._history_writer = open_store(self.settings.cache_path)  # the cache's own file (a desk store: later)
-            self._history_writer.put([Snapshot.from_record(self.settings.base_url, r, now)
-                               for r in fetched.records.values() if r.get("last_data_date")])
-        except LixingerError as exc:
+            self.cache.store_fetch(fetched.records, fetched.absent, now)
+        except CacheError as exc:
             self.last_error = exc
-        except OSError as exc:  # e.g. a file where the cache's folder should be: the cache says so already
-            self.last_error = StoreError(f"history store {self.settings.cache_path}: {exc}")
-        finally:
-            if self._history_writer is not None:
-                self._history_writer.close()  # an idle Excel holds no handle on the file (it reopens on the next write)
 
     # -- public ---------------------------------------------------------------------------
     def peek(self, codes: list[str], max_age: float | None = None) -> Answer:
@@ -335,13 +321,25 @@ class DataService:
 
     # -- history: every snapshot kept, read back without asking the service --------------
     def history_store(self):
-        """The history store (``settings.store_location``), opened on first use."""
+        """The history store (``settings.store_location``): the cache's own store when it is the
+        cache file (one handle, one connection), else opened on first use."""
         with self._lock:
             if self._history is None:
-                from .store import open_store
+                location = self.settings.store_location
+                if self.cache is not None and self._is_cache_file(location):
+                    self._history = self.cache.store  # one handle (closed with the cache)
+                else:
+                    from .store import open_store
 
-                self._history = open_store(self.settings.store_location)
+                    self._history = open_store(location)
             return self._history
+
+    def _is_cache_file(self, location) -> bool:
+        from pathlib import Path
+
+        from .store.location import is_desk_url
+
+        return not is_desk_url(location) and Path(location) == self.cache.path
 
     def history_rows(self, codes, fields, start=None, end=None) -> list[tuple]:
         """``HistoryStore.series`` rows ``(code, date, value, ...)`` of this service's source; never a request."""
@@ -422,10 +420,8 @@ class DataService:
             self._client.close()
         if self.cache is not None:
             self.cache.close()
-        if self._history is not None:
+        if self._history is not None and (self.cache is None or self._history is not self.cache.store):
             self._history.close()
-        if self._history_writer is not None:
-            self._history_writer.close()
 
 
 @dataclass

@@ -41,14 +41,19 @@ class Snapshot:
     data_date: dt.date
     fetched_at: float
     values: Mapping[str, Number | None] = field(default_factory=dict)
+    #: made from a record ``records.parse_record`` checked already: ``put`` does not check it again
+    checked: bool = field(default=False, compare=False, repr=False)
 
     @classmethod
-    def from_record(cls, source: str, record: Mapping, fetched_at: float) -> "Snapshot":
-        """A typed record (``records.parse_record``) fetched at *fetched_at* (epoch seconds)."""
+    def from_record(cls, source: str, record: Mapping, fetched_at: float, *, checked: bool = False) -> "Snapshot":
+        """A typed record (``records.parse_record``) fetched at *fetched_at* (epoch seconds).
+        ``checked=True`` only for a record parse_record made of a code that was asked for (the
+        service's own fetches): its values are not checked again when it is kept."""
         date = record.get("last_data_date")
         if not isinstance(date, dt.date):
             raise MalformedRecordError(f"{record.get('stockCode')}: a record without a data date cannot be kept")
-        return cls(source, record["stockCode"], date, float(fetched_at), {k: record.get(k) for k in VALUE_KEYS})
+        return cls(source, record["stockCode"], date, float(fetched_at), {k: record.get(k) for k in VALUE_KEYS},
+                   checked and bool(source))
 
     def record(self) -> dict:
         """The typed record, shaped like ``records.parse_record``'s."""
@@ -143,6 +148,15 @@ class HistoryStore(ABC):
     def export_rows(self, source: str | None = None) -> Iterator[Snapshot]:
         """Every kept snapshot (of one source, or all), ordered by source, code, date."""
 
+    def keep(self, records: Iterable[Mapping], absent: Iterable[str], fetched_at: float, *, source: str) -> None:
+        """What one fetch answered: typed records (``records.parse_record``'s, checked already)
+        kept as snapshots, and the codes answered without a record marked. A backend does it in
+        one transaction where it can (SQLite does); this default is ``put`` then ``mark_absent``."""
+        self.put(Snapshot.from_record(source, r, fetched_at, checked=True) for r in records if r.get("last_data_date"))
+        absent = as_codes(absent)
+        if absent:
+            self.mark_absent(absent, fetched_at, source=source)
+
     def import_rows(self, snapshots: Iterable[Snapshot]) -> PutResult:
         """Merge snapshots from elsewhere; the same rules as :meth:`put`, so importing
         the same file twice changes nothing the second time."""
@@ -215,7 +229,8 @@ def newest_of(snapshots: Iterable[Snapshot], key) -> tuple[dict[tuple, Snapshot]
     unchanged = 0
     for s in snapshots:
         try:
-            check_snapshot(s)
+            if not s.checked:
+                check_snapshot(s)
         except ValueError as exc:
             raise StoreError(f"cannot keep the snapshot of {s.code!r} on {s.data_date!r}: {exc}") from None
         k = key(s)

@@ -11,8 +11,9 @@ Versions live in ``schema_version``; each migration runs once, in its own
 transaction, and a file from a newer xl_addin is refused rather than guessed at.
 Version 1 is the cache file as ``xl_addin/cache.py`` has always made it (JSON blobs
 in ``snapshot``, plus ``absent``); version 2 adds ``history`` and copies every
-snapshot into it. The version-1 tables are left in place (the cache still writes
-them until the service moves to the store); a later version may drop them.
+snapshot into it; version 3 makes ``history`` the cache: the JSON snapshots written
+since are moved into it, the JSON table is retired (a row that cannot be typed is kept
+in ``snapshot_retired``), and the Refresh button's ``stamp`` table joins the schema.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from __future__ import annotations
 from ..fields import Field
 from .base import INTEGER_KINDS, VALUE_FIELDS
 
+#: the history schema both backends share (a desk's PostgreSQL database is at this version)
 CURRENT_VERSION = 2
+#: the local SQLite file's version: 3 is version 2 with the history table as the cache (the
+#: JSON table retired, the stamp table added); nothing of it concerns PostgreSQL
+SQLITE_VERSION = 3
 
 #: the cache file's schema before versions existed (copied from cache.py, frozen here)
 LEGACY_DDL = """
@@ -39,6 +44,25 @@ CREATE TABLE IF NOT EXISTS absent (
     PRIMARY KEY (source, code)
 );
 CREATE INDEX IF NOT EXISTS snapshot_latest ON snapshot (source, code, fetched_at);
+"""
+
+LEGACY_ABSENT_DDL = """
+CREATE TABLE IF NOT EXISTS absent (
+    source     TEXT NOT NULL,
+    code       TEXT NOT NULL,
+    fetched_at REAL NOT NULL,
+    PRIMARY KEY (source, code)
+)
+"""
+
+#: the Refresh button's "not before" stamp, per source (SQLite only: the cache's)
+STAMP_DDL = """
+CREATE TABLE IF NOT EXISTS stamp (
+    source     TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    value      REAL NOT NULL,
+    PRIMARY KEY (source, name)
+)
 """
 
 VERSION_DDL = """
