@@ -24,6 +24,7 @@ import argparse
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,9 +38,12 @@ import requests
 
 from xl_addin.config import Settings
 from xl_addin.refresh import refresh_file
-from xl_addin.sandbox import Sandbox
+from xl_addin.sandbox import Sandbox, universe
 from xl_addin.sandbox.data import Dataset
 from xl_addin.service import MMAH
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from servers import ServerProcess  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,7 +127,7 @@ print([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")]
 """
 
 
-def peak_rss(book: Path, sb: Sandbox, tmp: Path) -> tuple[float, float, float]:
+def peak_rss(book: Path, sb, tmp: Path) -> tuple[float, float, float]:
     """Peak RSS (MiB) of a process that refreshes *book*, of one that only imports, and of one
     that imports the same and fetches the 550 codes (the service's share)."""
     env = dict(os.environ, LIXINGER_BASE_URL=sb.url, LIXINGER_TOKEN=sb.token,
@@ -140,38 +144,52 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--codes", type=int, default=550)
     ap.add_argument("--latency-ms", type=float, default=200)
+    ap.add_argument("--repeat", type=int, default=5, help="cold refreshes timed (the median is shown)")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--series", default="500,5000,20000", help="growth sizes, comma-separated ('' to skip)")
+    ap.add_argument("--in-process", action="store_true",
+                    help="the sandbox in this process (its answering then competes with the refresh for the GIL)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     book = tmp / "bench.xlsx"
     shutil.copyfile(ROOT / "templates" / "mm_ah.xlsx", book)
-    with Sandbox(latency=args.latency_ms / 1000) as sb:
-        codes = list(sb.dataset.codes[: args.codes])
+    server = Sandbox if args.in_process else ServerProcess
+    print(f"sandbox {'in this process' if args.in_process else 'in its own process, as the service is'}")
+    with server(latency=args.latency_ms / 1000) as sb:
+        codes = list(universe(max(args.codes, 600)))[: args.codes]
         wb = openpyxl.load_workbook(book)
         for i, c in enumerate(codes):
             wb["MM_AH"].cell(row=7 + i, column=1).value = c
         wb.save(book)
 
-        # the sandbox builds each code's daily path once (~1 ms a code) in this process's GIL: built
-        # before timing, so that the refresh is timed against the service, not the sandbox's warm-up
-        for c in codes:
-            sb.dataset.record(c)
+        # the sandbox builds each code's daily path once (~1 ms a code): built before timing (one
+        # untimed fetch into a cache thrown away), so that the refresh is timed against the service,
+        # not the sandbox's warm-up
+        MMAH(Settings(base_url=sb.url, cache_dir=tmp / "warm-up"), token=sb.token).fetch(codes)
         session = requests.Session()
         url = sb.url + "/hk/company/hot/mm_ah"
-        t = time.perf_counter()
-        session.post(url, json={"token": sb.token, "stockCodes": ["00700"]}, timeout=30)
-        floor = time.perf_counter() - t
+        floors = []
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            session.post(url, json={"token": sb.token, "stockCodes": ["00700"]}, timeout=30)
+            floors.append(time.perf_counter() - t)
+        floor = statistics.median(floors)
 
         pristine = book.read_bytes()
-        svc = MMAH(Settings(base_url=sb.url, cache_dir=tmp / "cache"), token=sb.token)
-        fetching = timed(svc)
-        t = time.perf_counter()
-        summary = refresh_file(book, service=svc)  # cold cache: every code fetched
-        ours = time.perf_counter() - t
+        runs = []
+        for i in range(args.repeat):  # each a cold cache: every code fetched
+            book.write_bytes(pristine)
+            svc = MMAH(Settings(base_url=sb.url, cache_dir=tmp / f"cache-{i}"), token=sb.token)
+            fetching = timed(svc)
+            t = time.perf_counter()
+            summary = refresh_file(book, service=svc)
+            runs.append((time.perf_counter() - t, fetching[0]))
+            svc.close()
+        ours = statistics.median(r[0] for r in runs)
+        fetching = [statistics.median(r[1] for r in runs)]
         book.write_bytes(pristine)
-        svc = MMAH(Settings(base_url=sb.url, cache_dir=tmp / "cache2"), token=sb.token)
-        tracemalloc.start()  # a second cold run, traced (tracemalloc slows Python down)
+        svc = MMAH(Settings(base_url=sb.url, cache_dir=tmp / "cache-traced"), token=sb.token)
+        tracemalloc.start()  # one more cold run, traced (tracemalloc slows Python down)
         refresh_file(book, service=svc)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
@@ -190,7 +208,7 @@ def main() -> None:
     print(f"refresh of {summary.codes} codes x {summary.fields} fields, sandbox latency {args.latency_ms:.0f} ms")
     print(f"  floor: one round trip         {floor:7.2f} s")
     print(f"  xl_addin refresh              {ours:7.2f} s   ({summary.requests} requests; {ours / floor:.1f}x the floor,"
-          f" floor + {ours - floor:.2f} s)")
+          f" floor + {ours - floor:.3f} s; median of {len(runs)}: {', '.join(f'{r[0]:.3f}' for r in runs)})")
     print(f"    of which service.fetch      {fetching[0]:7.2f} s   (floor + {fetching[0] - floor:.2f} s: HTTP and the service's"
           f" own work); the workbook's {ours - fetching[0]:.3f} s")
     if baseline is not None:
