@@ -128,6 +128,15 @@ class Cache:
         self.store.set_not_before(when, source=self.source)
         self._not_before = max(self._not_before, when)
 
+    def mark_failed(self, when: float) -> None:
+        """The service failed a fetch at *when* (values were served stale, or an error shown):
+        the Refresh button, in another process, reads it after Excel recalculated."""
+        self.store.set_stamp("failed", when, source=self.source)
+
+    def failed_at(self) -> float | None:
+        """When the service last failed a fetch, in any process using this file (None: never)."""
+        return self.store.stamp("failed", source=self.source)
+
     def not_before(self) -> float:
         """The newest stamp, cheaply: the store's kept connection, open through a burst of
         formulas, asks SQLite whether another connection committed since the last look

@@ -135,6 +135,15 @@ class ExcelBook:
         except Exception:
             pass
 
+    def warn(self, message: str) -> None:
+        """The refresh ran but did not get the latest (the service failed the formulas'
+        fetches): the status bar and a message box, not a silent success."""
+        self.progress(f"Lixinger: {message}")
+        try:
+            self.book.app.alert(message, title="Lixinger refresh", mode="info")
+        except Exception:
+            pass
+
     def fail(self, message: str) -> None:
         """Say it in the status bar, the status block and a message box: never silently."""
         self.progress(f"Lixinger refresh failed: {message}")

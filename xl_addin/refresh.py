@@ -220,10 +220,14 @@ def main(book=None) -> None:
         from .service import for_formulas, shared
 
         svc = shared(for_formulas)  # the UDF server's own, when RunPython runs there
+        clicked = time.time()
         svc.expire_all()  # the button means "the latest": formulas ask the service again too
         if excel.is_template():
             refresh_book(excel, svc, stale_advice=EXCEL_STALE_ADVICE)  # no CLI flag in Excel's words
-        excel.recalculate()
+        excel.recalculate()  # returns once Excel has run the formulas (in whichever process)
+        failed = svc.failure_since(clicked)
+        if failed is not None:
+            excel.warn(formulas_not_refreshed(*failed))
     except LixingerError as exc:
         _fail(excel, str(exc))
     except Exception as exc:  # never a VBA traceback box for an analyst
@@ -231,6 +235,14 @@ def main(book=None) -> None:
     finally:
         if excel is not None:
             excel.done()
+
+
+def formulas_not_refreshed(when: float, why: str) -> str:
+    """What the button says when the service failed the formulas' fetches after the click."""
+    reason = f" ({why})" if why else ""
+    return (f"Lixinger did not answer at {dt.datetime.fromtimestamp(when):%H:%M}{reason}: the formulas show the "
+            "values kept from an earlier fetch (or #N/A where none was kept), not the latest. "
+            "=LX_MMAH_INFO() shows when they are from; click Refresh again later.")
 
 
 def _unexpected(exc: Exception) -> str:

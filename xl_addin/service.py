@@ -13,6 +13,7 @@ first use) and :func:`set_shared` replaces it, as keyring's ``get_keyring`` /
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from .codes import unique
 from .config import Settings
 from .credentials import Token
 from .exceptions import CacheError, LixingerError, NoDataError, ServiceUnavailableError, TokenError
+
+log = logging.getLogger(__name__)
 
 #: formulas: seconds one formula may wait for the service, retries included (Excel waits for it)
 FORMULA_BUDGET = 15.0
@@ -107,6 +110,7 @@ class DataService:
         self._outage_error: LixingerError | None = None  # the outage's error, for codes with nothing cached
         self._fresh_floor = 0.0  # nothing fetched before this (epoch seconds) counts as fresh
         self.last_error: LixingerError | None = None
+        self._failed_at = 0.0  # when the service last failed a fetch of this service (time.time())
         self.last_stale = False
         self._history = None  # the history store (the cache's own when it is the cache file), on the first query
 
@@ -247,7 +251,34 @@ class DataService:
         for code, exc in fetched.errors.items():
             self.last_error = exc
             self._serve_stale_or_error(answer, code, exc, known.get(code))
+        if fetched.errors:
+            self._mark_failed(now)
         self._start_outage_pause(fetched)
+
+    def _mark_failed(self, now: float) -> None:
+        """Say in the cache file that the service failed a fetch now, for a Refresh button
+        running in another process (see :meth:`failure_since`)."""
+        self._failed_at = now
+        if self.cache is not None:
+            try:
+                self.cache.mark_failed(now)
+            except LixingerError as exc:
+                log.debug("cannot stamp the failure: %s", exc)
+
+    def failure_since(self, when: float) -> tuple[float, str] | None:
+        """(when, why) the service last failed a fetch, if that was at or after *when* (any
+        process using the cache file; *why* is empty when it was another process's, which
+        ``=LX_MMAH_INFO()`` in that process tells); None when no fetch failed since."""
+        if self._failed_at >= when and self.last_error is not None:
+            return self._failed_at, str(self.last_error)
+        if self.cache is not None:
+            try:
+                at = self.cache.failed_at()
+            except LixingerError:
+                return None
+            if at is not None and at >= when:
+                return at, ""
+        return None
 
     def _start_outage_pause(self, fetched) -> None:
         """Start the outage pause when the service failed outright (nothing came back at all)."""

@@ -319,11 +319,16 @@ class SQLiteStore(HistoryStore):
 
     def set_not_before(self, when: float, *, source: str) -> None:
         """The Refresh stamp of *source*: nothing fetched before *when* is fresh (it only rises)."""
+        self.set_stamp("not_before", when, source=source)
+
+    def set_stamp(self, name: str, when: float, *, source: str) -> None:
+        """Stamp *name* of *source* raised to *when* (a stamp only rises): what every process
+        using the file sees (the Refresh button's, the service's last failure)."""
         with self._session(write=True) as conn:
             conn.execute(
-                """INSERT INTO stamp (source, name, value) VALUES (?, 'not_before', ?)
+                """INSERT INTO stamp (source, name, value) VALUES (?, ?, ?)
                    ON CONFLICT (source, name) DO UPDATE SET value = MAX(value, excluded.value)""",
-                [source, when],
+                [source, name, when],
             )
 
     def clear(self) -> int:
