@@ -110,6 +110,9 @@ class DataService:
         self.last_stale = False
         self._history = None  # the history store, opened on the first history query
         self._history_writer = None  # the same file, opened by the first fetch that reaches the service
+        from .desk_layer import open_desk
+
+        self.desk = open_desk(self.settings)  # a desk's shared store (``store = "postgresql://..."``), or None
 
     def __repr__(self) -> str:
         return f"DataService(base_url={self.settings.base_url!r}, cache={self.cache!r})"
@@ -185,6 +188,41 @@ class DataService:
             if self._history_writer is not None:
                 self._history_writer.close()  # an idle Excel holds no handle on the file (it reopens on the next write)
 
+    # -- the desk store: read through it, share with it (xl_addin/desk_layer.py) ----------
+    def _serve_from_desk(self, answer: Answer, missing: list[str], known: dict, max_age: float) -> list[str]:
+        """Serve the codes the desk store has fresh (by the same rules as the cache: max_age and the
+        Refresh stamp, whoever fetched them); what it gave that is newer than the local copy is kept
+        there too, and is the stale fallback for the rest. Returns the codes still missing."""
+        from .desk_layer import as_fetches
+
+        found = self.desk.read(missing)  # {} while the desk is away (its fault is in desk.problem)
+        if self.desk.problem is not None:
+            self.last_error = self.desk.problem
+        newer = {c: e for c, e in found.items() if c not in known or e[1] > known[c][1]}
+        for fetched, fetched_at in as_fetches(newer):
+            self._remember(fetched, fetched_at)
+            self._keep_history(fetched, fetched_at)
+        known.update(newer)
+        now, still = time.time(), []
+        for code in missing:
+            entry = newer.get(code)
+            if entry is not None and self._fresh(entry[1], now, max_age):
+                self._serve_cached(answer, code, entry[0], entry[1])
+                self.desk.served += 1
+            else:
+                still.append(code)
+        return still
+
+    def _share_with_desk(self, fetched, now: float) -> None:
+        """Write what the service just answered to the desk store, for everyone (after the local copy)."""
+        if self.desk is None or not self.use_cache:
+            return
+        from .desk_layer import snapshots_of
+
+        problem = self.desk.write(snapshots_of(self.settings.base_url, fetched.records, now), fetched.absent, now)
+        if problem is not None:
+            self.last_error = problem
+
     # -- public ---------------------------------------------------------------------------
     def peek(self, codes: list[str], max_age: float | None = None) -> Answer:
         """What the caches hold that is fresh, with no request at all."""
@@ -208,6 +246,8 @@ class DataService:
             self._sync_fresh_floor()
             known = self._cached(answer.codes) if self.use_cache else {}
             missing = self._serve_fresh(answer, known, max_age) if use_cache else list(answer.codes)
+            if missing and use_cache and self.use_cache and self.desk is not None:
+                missing = self._serve_from_desk(answer, missing, known, max_age)
             if not missing:
                 return answer
             if self._in_outage_pause():
@@ -252,6 +292,7 @@ class DataService:
         now = time.time()
         self._remember(fetched, now)
         self._keep_history(fetched, now)
+        self._share_with_desk(fetched, now)
         for code, record in fetched.records.items():
             answer.records[code] = record
             answer.fetched_at[code] = now
@@ -340,7 +381,8 @@ class DataService:
             if self._history is None:
                 from .store import open_store
 
-                self._history = open_store(self.settings.store_location)
+                self._history = (self.desk.history(self.settings.cache_path) if self.desk is not None
+                                 else open_store(self.settings.store_location))
             return self._history
 
     def history_rows(self, codes, fields, start=None, end=None) -> list[tuple]:
@@ -404,6 +446,7 @@ class DataService:
             requests_sent=self.requests_sent,
             last_stale=self.last_stale,
             last_error=self.last_error,
+            desk=self.desk.rows() if self.desk is not None else [],
         )
 
     def check_token(self, probe: str = "00700") -> "TokenCheck":
@@ -426,6 +469,8 @@ class DataService:
             self._history.close()
         if self._history_writer is not None:
             self._history_writer.close()
+        if self.desk is not None:
+            self.desk.close()
 
 
 @dataclass
@@ -438,6 +483,7 @@ class Status:
     requests_sent: int
     last_stale: bool
     last_error: LixingerError | None
+    desk: list = field(default_factory=list)  # (label, value) rows about a desk store, when there is one
 
 
 @dataclass

@@ -155,6 +155,11 @@ class PostgresStore(HistoryStore):
                     conn.close()
                 raise self.translate_error(exc) from None
 
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is open (the next call need not connect first)."""
+        return self._conn is not None and not self._conn.closed
+
     def translate_error(self, exc, connecting: bool = False) -> StoreError:
         """One safe line for a psycopg error: no connection string, never the password."""
         where = f"the desk store {self.url.display}"
