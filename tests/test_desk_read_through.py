@@ -57,6 +57,8 @@ def service_for(settings, sandbox, tmp_path, name: str, store: str | None, formu
 
 def local_copy(svc: DataService) -> dict:
     """What the analyst's own SQLite file holds (its history table), read back."""
+    if svc.desk is not None:
+        svc.desk.flush()  # the desk rows' local writes run on the desk layer's thread
     with open_store(svc.settings.cache_path) as local:
         return local.latest(CODES, source=svc.settings.base_url)
 

@@ -22,6 +22,7 @@ and fails with its one line when it cannot be reached.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from typing import Iterable, Iterator
@@ -68,6 +69,7 @@ class DeskLayer:
         self.served = 0  # codes answered from the desk
         self.written = 0  # snapshots written to the desk
         self.attempts = 0  # connections tried
+        self._jobs: queue.Queue | None = None  # the local copy's writes of desk rows, off the formula's path
 
     def __repr__(self) -> str:
         return f"DeskLayer({self.url.display!r})"
@@ -87,15 +89,22 @@ class DeskLayer:
         return time.monotonic() >= self._paused_until
 
     def call(self, what: str, fn, *args, **kwargs):
-        """``fn(store, ...)``; a fault is remembered (with *what* happens instead) and raised as one line."""
+        """``fn(store, ...)``; a fault is remembered (with *what* happens instead) and raised as one line.
+        A kept connection found dead (the server restarted while Excel was idle) is retried once, at once."""
         with self._lock:
             store = self.store()
-            if not store.connected:
-                self.attempts += 1
-            try:
-                result = fn(store, *args, **kwargs)
-            except LixingerError as exc:
-                raise self._fault(exc, what) from None
+            for retry in (True, False):
+                was_open = store.connected
+                if not was_open:
+                    self.attempts += 1
+                try:
+                    result = fn(store, *args, **kwargs)
+                    break
+                except LixingerError as exc:
+                    if retry and was_open and getattr(exc, "kind", None) == "unreachable":
+                        store.close()
+                        continue
+                    raise self._fault(exc, what) from None
             if self.problem is not None and getattr(self.problem, "kind", "") != "read-only":
                 self.problem = None  # it answers again
             return result
@@ -207,7 +216,43 @@ class DeskLayer:
     def history(self, local_path) -> "DeskHistory":
         return DeskHistory(self, local_path)
 
+    # -- the local copy's writes, in order, on one thread of their own --------------------------
+    def later(self, fn, *args) -> None:
+        """Run ``fn(*args)`` on the layer's writer thread (started on first use), after what is queued."""
+        with self._lock:
+            if self._jobs is None:
+                self._jobs = queue.Queue()
+                threading.Thread(target=self._work, args=(self._jobs,), name="xl_addin-desk-local-copy",
+                                 daemon=True).start()
+            self._jobs.put((fn, args))
+
+    @staticmethod
+    def _work(jobs: queue.Queue) -> None:
+        while True:
+            fn, args = jobs.get()
+            try:
+                if fn is not None:
+                    fn(*args)
+            except Exception:  # the job records its own faults (the service's last_error); never kill the thread
+                pass
+            finally:
+                jobs.task_done()
+            if fn is None:
+                return
+
+    def flush(self) -> None:
+        """Wait until every queued write of the local copy is done."""
+        jobs = self._jobs
+        if jobs is not None:
+            jobs.join()
+
     def close(self) -> None:
+        """Finish the local copy's writes, then close the connection (the layer can be used again)."""
+        with self._lock:
+            jobs, self._jobs = self._jobs, None
+        if jobs is not None:
+            jobs.put((None, ()))
+            jobs.join()
         with self._lock:
             if self._store is not None:
                 self._store.close()

@@ -192,16 +192,15 @@ class DataService:
     def _serve_from_desk(self, answer: Answer, missing: list[str], known: dict, max_age: float) -> list[str]:
         """Serve the codes the desk store has fresh (by the same rules as the cache: max_age and the
         Refresh stamp, whoever fetched them); what it gave that is newer than the local copy is kept
-        there too, and is the stale fallback for the rest. Returns the codes still missing."""
-        from .desk_layer import as_fetches
-
+        there too (on the desk layer's thread: the formula does not wait for it), and is the stale
+        fallback for the rest. Returns the codes still missing."""
         found = self.desk.read(missing)  # {} while the desk is away (its fault is in desk.problem)
         if self.desk.problem is not None:
             self.last_error = self.desk.problem
         newer = {c: e for c, e in found.items() if c not in known or e[1] > known[c][1]}
-        for fetched, fetched_at in as_fetches(newer):
-            self._remember(fetched, fetched_at)
-            self._keep_history(fetched, fetched_at)
+        if newer:
+            self._memory.update(newer)
+            self.desk.later(self._keep_desk_rows, newer)
         known.update(newer)
         now, still = time.time(), []
         for code in missing:
@@ -212,6 +211,16 @@ class DataService:
             else:
                 still.append(code)
         return still
+
+    def _keep_desk_rows(self, rows: dict) -> None:
+        """Keep rows read from the desk in the local copy (the offline copy), as fetched ones are kept."""
+        from .desk_layer import as_fetches
+
+        with self._lock:
+            rows = {c: e for c, e in rows.items() if c not in self._memory or self._memory[c][1] <= e[1]}
+            for fetched, fetched_at in as_fetches(rows):
+                self._remember(fetched, fetched_at)
+                self._keep_history(fetched, fetched_at)
 
     def _share_with_desk(self, fetched, now: float) -> None:
         """Write what the service just answered to the desk store, for everyone (after the local copy)."""
@@ -461,6 +470,8 @@ class DataService:
                           data_date=answer.newest_data_date)
 
     def close(self) -> None:
+        if self.desk is not None:
+            self.desk.close()  # its local-copy writes first
         if self._client is not None:
             self._client.close()
         if self.cache is not None:
@@ -469,8 +480,6 @@ class DataService:
             self._history.close()
         if self._history_writer is not None:
             self._history_writer.close()
-        if self.desk is not None:
-            self.desk.close()
 
 
 @dataclass

@@ -112,17 +112,14 @@ class PostgresStore(HistoryStore):
         extra = {"password": password.reveal()} if password else {}
         params = self.url.conninfo(application_name="xl_addin", **extra)
         params.setdefault("connect_timeout", max(1, int(self._timeout)))
+        # a writer that stalls (a laptop shut mid-write) must not hold everyone else for ever; set with
+        # the connection's startup packet, so that connecting costs no extra round trip for them
+        ms = max(1, int(self._lock_timeout * 1000))
+        params["options"] = f"-c lock_timeout={ms} -c idle_in_transaction_session_timeout={max(ms * 2, 60000)}"
         try:
             # prepare_threshold=None: a prepared generic plan of these array queries is 10x slower
             conn = psycopg.connect(autocommit=True, prepare_threshold=None, **params)
         except psycopg.Error as exc:
-            raise self.translate_error(exc, connecting=True) from None
-        try:  # a writer that stalls (a laptop shut mid-write) must not hold everyone else for ever
-            ms = max(1, int(self._lock_timeout * 1000))
-            conn.execute(f"SET lock_timeout = {ms}")
-            conn.execute(f"SET idle_in_transaction_session_timeout = {max(ms * 2, 60000)}")
-        except psycopg.Error as exc:
-            conn.close()
             raise self.translate_error(exc, connecting=True) from None
         if check_version:
             try:
