@@ -179,6 +179,10 @@ def cold_formula(url: str, password: str) -> dict:
     return out
 
 
+def walls(results: list[dict]) -> str:
+    return ", ".join(f"{r['wall']:.2f}" for r in results)
+
+
 def timed(fn, repeat: int) -> tuple[float, object]:
     result = fn()
     times = []
@@ -196,6 +200,7 @@ def main() -> None:
     ap.add_argument("--dates", type=int, default=5)
     ap.add_argument("--days", type=int, default=250)
     ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=3, help="writers: runs of (alone, all at once), interleaved; medians")
     ap.add_argument("--only", choices=("writers", "frame", "formula"), help="run one part only")
     ap.add_argument("--url", help="an initialised database to use (its history is emptied); default: a temporary cluster")
     args = ap.parse_args()
@@ -232,19 +237,24 @@ def main() -> None:
             expected = len(codes) * len(dates)
             print(f"writers: {args.writers} processes x {len(codes)} codes x {len(dates)} data dates, released at once")
             for fetch in ("same", "own"):
-                empty()
-                alone = run_writers(url, password, 1, codes, dates, fetch)
-                empty()
-                many = run_writers(url, password, args.writers, codes, dates, fetch)
-                kept = owner.info().snapshots
-                with owner._session() as conn:
-                    distinct = conn.execute(
-                        "SELECT count(DISTINCT (source, code, data_date)) FROM xl_addin.history").fetchone()[0]
-                errors = many["errors"] + alone["errors"]
-                ok = kept == distinct == expected and not errors
+                alones, manys, ok, errors = [], [], True, []
+                for _ in range(args.runs):
+                    empty()
+                    alones.append(run_writers(url, password, 1, codes, dates, fetch))
+                    empty()
+                    manys.append(run_writers(url, password, args.writers, codes, dates, fetch))
+                    kept = owner.info().snapshots
+                    with owner._session() as conn:
+                        distinct = conn.execute(
+                            "SELECT count(DISTINCT (source, code, data_date)) FROM xl_addin.history").fetchone()[0]
+                    errors += manys[-1]["errors"] + alones[-1]["errors"]
+                    ok = ok and kept == distinct == expected and not errors
+                alone = min(alones, key=lambda r: abs(r["wall"] - statistics.median(a["wall"] for a in alones)))
+                many = min(manys, key=lambda r: abs(r["wall"] - statistics.median(m["wall"] for m in manys)))
                 ratio = many["wall"] / alone["wall"]
                 label = f"{args.writers} writers at once, {'same fetch' if fetch == 'same' else 'own fetch times'} (s)"
-                print(f"{label:56}{many['wall']:>10.2f}{alone['wall']:>10.2f}{ratio:>7.2f}x   baseline: one writer alone")
+                print(f"{label:56}{many['wall']:>10.2f}{alone['wall']:>10.2f}{ratio:>7.2f}x   baseline: one writer alone"
+                      f" (medians of {args.runs} runs: {walls(manys)} s vs {walls(alones)} s)")
                 print(f"    {kept:,} rows kept, {distinct:,} distinct (expected {expected:,}); errors: {len(errors)}; "
                       f"inserted {many['inserted']:,}, replaced by a newer fetch {many['replaced']:,}, "
                       f"unchanged {many['unchanged']:,}")

@@ -5,10 +5,13 @@ suite runs on both), so the service, the CLI and pandas never know which one the
 read. psycopg 3 is an optional extra (``pip install 'xl-addin[postgres]'``) and is
 imported only when a ``postgresql://`` location is opened.
 
-Writes are one statement per batch, ``INSERT ... ON CONFLICT DO UPDATE ... WHERE
-newer``: concurrent writers of the same snapshot never duplicate it and never fail on
-it (the second waits for the first's row, then keeps the newer fetch and counts the
-replacement), and rows go in key order so two writers never deadlock on each other.
+Writes: a batch the store already has whole (as new or newer) is recognised by one count
+and nothing more is sent; otherwise the rows go by binary COPY (values dumped in C) into
+the session's temporary table, those already kept as new or newer are dropped (read
+without waiting on any lock), and the rest go in with one ``INSERT ... ON CONFLICT DO
+UPDATE ... WHERE newer``, in key order: concurrent writers of the same snapshot never
+duplicate it and never fail on it (the second waits for the first's row, then keeps the
+newer fetch and counts the replacement), and two writers never deadlock on each other.
 The schema (in its own ``xl_addin`` schema, versioned like SQLite's) is created and
 migrated only by ``lx-addin store init`` (:mod:`.desk`), run by whoever owns the
 database; analysts' roles may write snapshots or only read them, and this module
@@ -43,14 +46,30 @@ _LOW, _HIGH = dt.date(1, 1, 1), dt.date(9999, 12, 31)
 _COLUMNS = ", ".join(VALUE_KEYS)
 _SELECT = f"SELECT source, code, data_date, fetched_at, {_COLUMNS} FROM {T_HISTORY}"
 _INT_KEYS = frozenset(f.key for f in VALUE_FIELDS if f.kind in INTEGER_KINDS)
-_ARRAY_TYPES = ["text", "text", "date", "float8"] + ["int8" if k in _INT_KEYS else "float8" for k in VALUE_KEYS]
+#: each put's rows go first into this session's own temporary table, by COPY (binary, the values
+#: dumped in C), then into ``history`` in one statement: no per-value array building in Python
+T_INCOMING = "xl_addin_incoming"
+_INCOMING_DDL = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {T_INCOMING} (source TEXT COLLATE \"C\", code TEXT COLLATE \"C\", "
+    "data_date DATE, fetched_at DOUBLE PRECISION, "
+    + ", ".join(f"{k} {'BIGINT' if k in _INT_KEYS else 'DOUBLE PRECISION'}" for k in VALUE_KEYS)
+    + ") ON COMMIT DELETE ROWS"
+)
+_COPY = f"COPY {T_INCOMING} (source, code, data_date, fetched_at, {_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_COPY_TYPES = ["text", "text", "date", "float8"] + ["int8" if k in _INT_KEYS else "float8" for k in VALUE_KEYS]
+#: rows the store already has as new or newer are dropped first: read without waiting on any row lock,
+#: so that writers of what another has just kept skip it instead of queueing behind it
+_DROP_KEPT = f"""
+DELETE FROM {T_INCOMING} t USING {T_HISTORY} h
+WHERE h.source = t.source AND h.code = t.code AND h.data_date = t.data_date AND h.fetched_at >= t.fetched_at
+"""
+#: the rest in key order (so that two writers lock rows in the same order and never deadlock), the
+#: newest fetch winning; -0.0 is kept as 0.0, as SQLite keeps it
 _PUT = f"""
-WITH incoming AS (
-    SELECT * FROM unnest({', '.join(f'%b::{t}[]' for t in _ARRAY_TYPES)})
-        AS t(source, code, data_date, fetched_at, {_COLUMNS})
-), written AS (
+WITH written AS (
     INSERT INTO {T_HISTORY} AS h (source, code, data_date, fetched_at, {_COLUMNS})
-    SELECT * FROM incoming ORDER BY source, code, data_date
+    SELECT source, code, data_date, fetched_at, {', '.join(k if k in _INT_KEYS else f'{k} + 0.0' for k in VALUE_KEYS)}
+    FROM {T_INCOMING} ORDER BY source, code, data_date
     ON CONFLICT (source, code, data_date) DO UPDATE SET
         fetched_at = excluded.fetched_at, replaced = h.replaced + 1,
         {', '.join(f'{k} = excluded.{k}' for k in VALUE_KEYS)}
@@ -60,17 +79,15 @@ WITH incoming AS (
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
 """
 _CLEAR_ABSENT = f"""
-DELETE FROM {T_ABSENT} a USING unnest(%b::text[], %b::text[], %b::float8[]) AS t(source, code, fetched_at)
+DELETE FROM {T_ABSENT} a USING {T_INCOMING} t
 WHERE a.source = t.source AND a.code = t.code AND a.fetched_at <= t.fetched_at
 """
-#: the positions of incoming rows the store already has as new or newer: read without a lock, so
-#: writers that come after a newer fetch of the same snapshots skip them instead of queueing on row locks
-_KEPT = f"""
-SELECT t.i FROM unnest(%b::text[], %b::text[], %b::date[], %b::float8[]) WITH ORDINALITY AS t(source, code, data_date, fetched_at, i)
-JOIN {T_HISTORY} h ON h.source = t.source AND h.code = t.code AND h.data_date = t.data_date
-WHERE h.fetched_at >= t.fetched_at
+#: a fetch's batch (one source, one data date, one fetch time) that the store has whole already, as new or
+#: newer, is known from one count, before anything is sent: a writer after another one sends nothing more
+_ALL_KEPT = f"""
+SELECT count(*) FROM {T_HISTORY}
+WHERE source = %s AND data_date = %s AND code = ANY(%s::text[]) AND fetched_at >= %s
 """
-_LOCK_KEY_PUT = 0x786C5F70  # pg_advisory_xact_lock(this, hashtext(source)): one writer per source at a time
 _RETRY_STATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure: run the batch again
 
 
@@ -208,26 +225,30 @@ class PostgresStore(HistoryStore):
         newest, unchanged = newest_of(snapshots, lambda s: (s.source, s.code, s.data_date))
         if not newest:
             return PutResult(unchanged=unchanged)
-        rows = [newest[k] for k in sorted(newest)]
-        with self._session() as conn:  # without a lock: what is kept already need not wait for one
-            self._check_writer(conn)
-            rows, skipped = _not_kept(conn, rows)
-        unchanged += skipped
-        if not rows:
-            return PutResult(unchanged=unchanged)
-        inserted = replaced = 0
+        kinds = {(s.source, s.data_date, s.fetched_at) for s in newest.values()}
+        if len(kinds) == 1:  # one fetch's batch, the usual put: all kept already? (no lock, nothing sent)
+            source, day, fetched_at = kinds.pop()
+            with self._session() as conn:
+                self._check_writer(conn)
+                codes = [s.code for s in newest.values()]
+                if conn.execute(_ALL_KEPT, (source, day, codes, fetched_at)).fetchone()[0] == len(codes):
+                    return PutResult(unchanged=unchanged + len(codes))
+        rows = [_row(s) for s in newest.values()]
         for attempt in range(5):
             try:
                 with self._session(write=True) as conn:
-                    # one writer per source at a time: the others then find its rows kept and skip
-                    # them, instead of each queueing on the same row locks to change nothing
-                    for source in sorted({s.source for s in rows}):
-                        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_KEY_PUT, source))
-                    todo, skipped = _not_kept(conn, rows)
-                    if todo:
-                        inserted, replaced = conn.execute(_PUT, _columns(todo)).fetchone()
-                        keys = _key_lists(todo)
-                        conn.execute(_CLEAR_ABSENT, (keys[0], keys[1], keys[3]))
+                    self._check_writer(conn)
+                    conn.execute(_INCOMING_DDL)
+                    with conn.cursor() as cur:
+                        with cur.copy(_COPY) as copy:
+                            copy.set_types(_COPY_TYPES)
+                            for row in rows:
+                                copy.write_row(row)
+                    kept = conn.execute(_DROP_KEPT).rowcount
+                    inserted = replaced = 0
+                    if kept < len(rows):
+                        inserted, replaced = conn.execute(_PUT).fetchone()
+                        conn.execute(_CLEAR_ABSENT)
                 break
             except StoreError as exc:
                 if attempt < 4 and getattr(exc, "sqlstate", None) in _RETRY_STATES:
@@ -335,21 +356,16 @@ class PostgresStore(HistoryStore):
             yield self._snapshot(row)
 
 
-def _key_lists(rows: list[Snapshot]) -> list[list]:
-    return [[s.source for s in rows], [s.code for s in rows], [s.data_date for s in rows],
-            [float(s.fetched_at) for s in rows]]
+_INT_POSITIONS = tuple((4 + i, k) for i, k in enumerate(VALUE_KEYS) if k in _INT_KEYS)
 
 
-def _columns(rows: list[Snapshot]) -> list[list]:
-    return _key_lists(rows) + [[_value(key, s.values.get(key)) for s in rows] for key in VALUE_KEYS]
-
-
-def _not_kept(conn, rows: list[Snapshot]) -> tuple[list[Snapshot], int]:
-    """The rows the store does not have yet as new or newer, and how many it has."""
-    if not rows:
-        return rows, 0
-    kept = {i for (i,) in conn.execute(_KEPT, _key_lists(rows)).fetchall()}
-    return [s for i, s in enumerate(rows, 1) if i not in kept], len(kept)
+def _row(s: Snapshot) -> list:
+    """One COPY row: the key, the fetch time, the values in column order (share counts whole)."""
+    row = [s.source, s.code, s.data_date, float(s.fetched_at), *map(s.values.get, VALUE_KEYS)]
+    for i, key in _INT_POSITIONS:
+        if type(row[i]) is not int and row[i] is not None:
+            row[i] = _value(key, row[i])
+    return row
 
 
 def _value(key: str, value):
