@@ -307,3 +307,24 @@ def test_the_cli_with_the_desk_down_serves_the_local_copy_and_says_so_in_one_lin
     assert "formulas, refresh and fetch use the local copy" in r.stderr
     r = run_cli("store", "status", env=mine)
     assert r.returncode == 0 and "backend:      postgresql" in r.stdout
+
+
+def test_lx_mmah_hist_reads_the_desk_and_the_local_copy_when_the_desk_is_down(
+        empty_desk, as_writer, settings, sandbox, tmp_path, udfs):
+    days = [sandbox.as_of - dt.timedelta(days=1), sandbox.as_of]
+    ann = service_for(settings, sandbox, tmp_path, "ann", empty_desk["writer"])
+    for day in days:
+        sandbox.as_of = day
+        ann.fetch(["00700"], use_cache=False)
+    ann.close()
+    ben = service_for(settings, sandbox, tmp_path, "ben", empty_desk["writer"], formulas=True)  # nothing local
+    set_shared(ben)
+    out = xh.call(udfs.LX_MMAH_HIST, 700.0, "mm_sh", days[0].isoformat(), days[1].isoformat())
+    assert [row[0].date() for row in out] == days and all(isinstance(row[1], (int, float)) for row in out)
+    assert ben.history_store().last_from == "desk"
+    down = service_for(settings, sandbox, tmp_path, "ann", f"postgresql://dave@127.0.0.1:{free_port()}/rt",
+                       formulas=True)  # Ann's machine, the desk gone: her local copy has both days
+    set_shared(down)
+    assert xh.call(udfs.LX_MMAH_HIST, 700.0, "mm_sh", days[0].isoformat(), days[1].isoformat()) == out
+    assert down.history_store().last_from == "local"
+    assert "cannot reach the desk store" in info(udfs)["desk store state"]
