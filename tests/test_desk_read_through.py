@@ -305,6 +305,15 @@ def test_the_cli_with_the_desk_down_serves_the_local_copy_and_says_so_in_one_lin
     assert r.returncode == 1 and "local copy location" in r.stdout and "snapshots:" in r.stdout
     assert len(r.stderr.strip().splitlines()) == 1 and "cannot reach the desk store" in r.stderr
     assert "formulas, refresh and fetch use the local copy" in r.stderr
+    with open_store(tmp_path / "mine" / "mm_ah.sqlite3") as local:
+        before = local.info(sandbox.url).last_fetch
+    r = run_cli("snapshot", "--codes", *CODES, env=down)  # the desk did not get the day's snapshot: exit 1
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "cannot reach the desk store" in r.stderr and "kept in the local copy only" in r.stderr
+    with open_store(tmp_path / "mine" / "mm_ah.sqlite3") as local:  # the local file did
+        assert local.info(sandbox.url).last_fetch > before
+        assert {s.fetched_at for s in local.latest(CODES, source=sandbox.url).values()} == {
+            local.info(sandbox.url).last_fetch}
     r = run_cli("store", "status", env=mine)
     assert r.returncode == 0 and "backend:      postgresql" in r.stdout
 
