@@ -337,3 +337,12 @@ def test_lx_mmah_hist_reads_the_desk_and_the_local_copy_when_the_desk_is_down(
     assert xh.call(udfs.LX_MMAH_HIST, 700.0, "mm_sh", days[0].isoformat(), days[1].isoformat()) == out
     assert down.history_store().last_from == "local"
     assert "cannot reach the desk store" in info(udfs)["desk store state"]
+
+
+def test_the_desks_snapshot_follows_the_codes_anyone_on_the_desk_fetched(empty_desk, sandbox, tmp_path, pg_server):
+    two = cli_env(sandbox, tmp_path, "two", empty_desk["writer"])
+    assert run_cli("fetch", "2318", "939", env=two).returncode == 0  # Ben's codes, in the desk
+    one = cli_env(sandbox, tmp_path, "one", empty_desk["writer"])
+    r = run_cli("snapshot", "--codes", "700", env=one)  # the snapshot machine never fetched 02318 itself
+    assert r.returncode == 0 and "3 of 3 codes kept" in r.stdout, r.stdout + r.stderr
+    assert pg_server.psql("SELECT count(*) FROM xl_addin.history WHERE replaced = 1", db="rt") == "2"
