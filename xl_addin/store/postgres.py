@@ -88,6 +88,11 @@ _ALL_KEPT = f"""
 SELECT count(*) FROM {T_HISTORY}
 WHERE source = %s AND data_date = %s AND code = ANY(%s::text[]) AND fetched_at >= %s
 """
+#: writers of the same (source, data date) take turns: one waiting for its turn then finds the other's rows
+#: kept (one count) instead of sending its own to queue on their row locks; other dates go on in parallel.
+#: Locks are taken in order (no deadlock); a put of many dates (an import) takes one lock for its source.
+_TURN = "SELECT pg_advisory_xact_lock(hashtext(%s), %s)"
+_TURN_DATES = 16
 _RETRY_STATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure: run the batch again
 
 
@@ -226,18 +231,22 @@ class PostgresStore(HistoryStore):
         if not newest:
             return PutResult(unchanged=unchanged)
         kinds = {(s.source, s.data_date, s.fetched_at) for s in newest.values()}
-        if len(kinds) == 1:  # one fetch's batch, the usual put: all kept already? (no lock, nothing sent)
-            source, day, fetched_at = kinds.pop()
-            with self._session() as conn:
-                self._check_writer(conn)
-                codes = [s.code for s in newest.values()]
-                if conn.execute(_ALL_KEPT, (source, day, codes, fetched_at)).fetchone()[0] == len(codes):
-                    return PutResult(unchanged=unchanged + len(codes))
-        rows = [_row(s) for s in newest.values()]
+        one_fetch = kinds.pop() if len(kinds) == 1 else None  # one fetch's batch: the usual put
+        codes = [s.code for s in newest.values()]
+        dates = sorted({(s.source, s.data_date) for s in newest.values()})
+        turns = ([(src, day.toordinal()) for src, day in dates] if len(dates) <= _TURN_DATES
+                 else [(src, 0) for src in sorted({src for src, _ in dates})])
+        rows = None
         for attempt in range(5):
             try:
                 with self._session(write=True) as conn:
                     self._check_writer(conn)
+                    for turn in turns:
+                        conn.execute(_TURN, turn)
+                    if one_fetch is not None and conn.execute(  # kept whole already (by the writer before us)?
+                            _ALL_KEPT, (one_fetch[0], one_fetch[1], codes, one_fetch[2])).fetchone()[0] == len(codes):
+                        return PutResult(unchanged=unchanged + len(codes))
+                    rows = rows or [_row(s) for s in newest.values()]
                     conn.execute(_INCOMING_DDL)
                     with conn.cursor() as cur:
                         with cur.copy(_COPY) as copy:
