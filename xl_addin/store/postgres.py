@@ -57,30 +57,28 @@ _INCOMING_DDL = (
 )
 _COPY = f"COPY {T_INCOMING} (source, code, data_date, fetched_at, {_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _COPY_TYPES = ["text", "text", "date", "float8"] + ["int8" if k in _INT_KEYS else "float8" for k in VALUE_KEYS]
-#: rows the store already has as new or newer are dropped first: read without waiting on any row lock,
-#: so that writers of what another has just kept skip it instead of queueing behind it
-_DROP_KEPT = f"""
-DELETE FROM {T_INCOMING} t USING {T_HISTORY} h
-WHERE h.source = t.source AND h.code = t.code AND h.data_date = t.data_date AND h.fetched_at >= t.fetched_at
-"""
-#: the rest in key order (so that two writers lock rows in the same order and never deadlock), the
-#: newest fetch winning; -0.0 is kept as 0.0, as SQLite keeps it
+#: in one statement: the rows the store has as new or newer already are left out (read without waiting
+#: on any row lock), the rest go in key order (so that two writers lock rows in the same order and never
+#: deadlock), the newest fetch winning, -0.0 kept as 0.0 (as SQLite keeps it); a code that now has a
+#: record is no longer "absent"
 _PUT = f"""
 WITH written AS (
     INSERT INTO {T_HISTORY} AS h (source, code, data_date, fetched_at, {_COLUMNS})
     SELECT source, code, data_date, fetched_at, {', '.join(k if k in _INT_KEYS else f'{k} + 0.0' for k in VALUE_KEYS)}
-    FROM {T_INCOMING} ORDER BY source, code, data_date
+    FROM {T_INCOMING} t
+    WHERE NOT EXISTS (SELECT 1 FROM {T_HISTORY} k WHERE k.source = t.source AND k.code = t.code
+                      AND k.data_date = t.data_date AND k.fetched_at >= t.fetched_at)
+    ORDER BY source, code, data_date
     ON CONFLICT (source, code, data_date) DO UPDATE SET
         fetched_at = excluded.fetched_at, replaced = h.replaced + 1,
         {', '.join(f'{k} = excluded.{k}' for k in VALUE_KEYS)}
     WHERE excluded.fetched_at > h.fetched_at
     RETURNING (xmax = 0) AS inserted
+), cleared AS (
+    DELETE FROM {T_ABSENT} a USING {T_INCOMING} t
+    WHERE a.source = t.source AND a.code = t.code AND a.fetched_at <= t.fetched_at
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
-"""
-_CLEAR_ABSENT = f"""
-DELETE FROM {T_ABSENT} a USING {T_INCOMING} t
-WHERE a.source = t.source AND a.code = t.code AND a.fetched_at <= t.fetched_at
 """
 #: a fetch's batch (one source, one data date, one fetch time) that the store has whole already, as new or
 #: newer, is known from one count, before anything is sent: a writer after another one sends nothing more
@@ -121,6 +119,7 @@ class PostgresStore(HistoryStore):
         self._lock = threading.RLock()
         self.version: int | None = None
         self._writer: bool | None = None  # may this login write? asked once
+        self._incoming_on = None  # the connection whose session has the temporary table for writes
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url.display!r})"
@@ -247,17 +246,15 @@ class PostgresStore(HistoryStore):
                             _ALL_KEPT, (one_fetch[0], one_fetch[1], codes, one_fetch[2])).fetchone()[0] == len(codes):
                         return PutResult(unchanged=unchanged + len(codes))
                     rows = rows or [_row(s) for s in newest.values()]
-                    conn.execute(_INCOMING_DDL)
+                    if self._incoming_on is not conn:  # once per connection (emptied at each commit)
+                        conn.execute(_INCOMING_DDL)
                     with conn.cursor() as cur:
                         with cur.copy(_COPY) as copy:
                             copy.set_types(_COPY_TYPES)
                             for row in rows:
                                 copy.write_row(row)
-                    kept = conn.execute(_DROP_KEPT).rowcount
-                    inserted = replaced = 0
-                    if kept < len(rows):
-                        inserted, replaced = conn.execute(_PUT).fetchone()
-                        conn.execute(_CLEAR_ABSENT)
+                    inserted, replaced = conn.execute(_PUT).fetchone()
+                self._incoming_on = conn  # committed: the table stays for the session
                 break
             except StoreError as exc:
                 if attempt < 4 and getattr(exc, "sqlstate", None) in _RETRY_STATES:
