@@ -5,13 +5,14 @@ suite runs on both), so the service, the CLI and pandas never know which one the
 read. psycopg 3 is an optional extra (``pip install 'xl-addin[postgres]'``) and is
 imported only when a ``postgresql://`` location is opened.
 
-Writes: a batch the store already has whole (as new or newer) is recognised by one count
-and nothing more is sent; otherwise the rows go by binary COPY (values dumped in C) into
-the session's temporary table, those already kept as new or newer are dropped (read
-without waiting on any lock), and the rest go in with one ``INSERT ... ON CONFLICT DO
-UPDATE ... WHERE newer``, in key order: concurrent writers of the same snapshot never
-duplicate it and never fail on it (the second waits for the first's row, then keeps the
-newer fetch and counts the replacement), and two writers never deadlock on each other.
+Writes: writers of the same (source, data date) take turns (an advisory lock per date,
+taken in order; other dates go on in parallel). In its turn a writer first counts whether
+the store has its batch whole already, as new or newer (the writer before it fetched the
+same): then nothing more is sent. Otherwise the rows go by binary COPY (values dumped in
+C) into the session's temporary table, and from there in one statement, ``INSERT ... ON
+CONFLICT DO UPDATE ... WHERE newer``, rows already kept as new or newer left out, in key
+order: concurrent writers of the same snapshot never duplicate it and never fail on it
+(a newer fetch replaces and is counted), and two writers never deadlock on each other.
 The schema (in its own ``xl_addin`` schema, versioned like SQLite's) is created and
 migrated only by ``lx-addin store init`` (:mod:`.desk`), run by whoever owns the
 database; analysts' roles may write snapshots or only read them, and this module
