@@ -37,6 +37,10 @@ DESK_CONNECT_TIMEOUT = 2
 #: fetched rows kept for the desk while it is away (beyond this the oldest go: the local copy has them)
 MAX_PENDING = 50_000
 LOCAL_COPY = "the local copy"
+#: what happens instead, said after the fault's own line
+READING = f"working from {LOCAL_COPY}"
+HISTORY = f"read from {LOCAL_COPY}"
+WRITING = f"kept in {LOCAL_COPY} only for now"
 
 
 def open_desk(settings) -> "DeskLayer | None":
@@ -131,7 +135,7 @@ class DeskLayer:
         if not codes or not self.available():
             return {}
         try:
-            snaps, absent = self.call(f"working from {LOCAL_COPY}", _latest_and_absent, codes, self.source)
+            snaps, absent = self.call(READING, _latest_and_absent, codes, self.source)
         except StoreError:
             return {}
         self._flush()
@@ -150,8 +154,10 @@ class DeskLayer:
                 self._pending_absent[code] = max(fetched_at, self._pending_absent.get(code, 0.0))
             while len(self._pending) > MAX_PENDING:
                 self._pending.pop(next(iter(self._pending)))
-        if not self.available():
-            return self.problem
+        if not self.available():  # the fault that started the pause, said for this write
+            error = StoreError(f"{_first(self.problem)}; {WRITING}")
+            error.kind = getattr(self.problem, "kind", "other")
+            return error
         return self._flush()
 
     def _flush(self) -> StoreError | None:
@@ -159,7 +165,7 @@ class DeskLayer:
             if self.read_only is not None or not (self._pending or self._pending_absent):
                 return None
             rows, absent = list(self._pending.values()), dict(self._pending_absent)
-            what = f"kept in {LOCAL_COPY} only for now"
+            what = WRITING
             try:
                 if rows:
                     self.call(what, lambda store: store.put(rows))
@@ -191,7 +197,7 @@ class DeskLayer:
         if self.attempts or not self.available():
             return  # asked already: the state says what happened then
         try:
-            writer = self.call(f"working from {LOCAL_COPY}", lambda store: store.can_write())
+            writer = self.call(READING, lambda store: store.can_write())
         except StoreError:
             return
         if not writer and self.read_only is None:
@@ -260,7 +266,10 @@ class DeskLayer:
 
 def _first(exc: Exception) -> str:
     """A fault's own line without what the layer added after it."""
-    return str(exc).split("; kept in ", 1)[0].split("; working from ", 1)[0]
+    text = str(exc)
+    for what in (READING, HISTORY, WRITING):
+        text = text.removesuffix(f"; {what}")
+    return text
 
 
 def _latest_and_absent(store, codes, source):
@@ -326,7 +335,7 @@ class DeskHistory(HistoryStore):
     def _read(self, name: str, *args, **kwargs):
         if self.layer.available():
             try:
-                result = self.layer.call(f"read from {LOCAL_COPY}", lambda store: getattr(store, name)(*args, **kwargs))
+                result = self.layer.call(HISTORY, lambda store: getattr(store, name)(*args, **kwargs))
                 self.last_from = "desk"
                 return result
             except StoreError:
