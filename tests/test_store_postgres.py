@@ -377,11 +377,12 @@ def test_two_inits_at_once_both_succeed_and_migrate_once(pg_server):
 def test_a_writer_stuck_mid_write_holds_others_only_for_the_lock_timeout(pg_server, desk):
     import psycopg
 
-    from xl_addin.store.postgres import _LOCK_KEY_PUT, PostgresStore
+    from xl_addin.store.postgres import PostgresStore
 
     stuck = psycopg.connect(host="127.0.0.1", port=pg_server.port, user="bob", password=WRITER_PW, dbname="desk")
-    try:
-        stuck.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_KEY_PUT, SRC))  # and never commits
+    try:  # another writer, mid-write on the same snapshot, that never commits
+        stuck.execute("INSERT INTO xl_addin.history (source, code, data_date, fetched_at) VALUES (%s, %s, %s, 1.0)",
+                      (SRC, "02318", DAYS[4]))
         other = PostgresStore(desk["writer"], password=WRITER_PW, lock_timeout=0.5)
         before = other.info().snapshots
         with pytest.raises(StoreError, match="is busy: another writer held it for more than 0.5 s") as caught:

@@ -124,6 +124,12 @@ def _say(line: str) -> None:
     print(f"lx-addin: {line}", file=sys.stderr)
 
 
+def _desk_notes(svc) -> None:
+    """One line per fault of the desk store met by this command (the local copy served instead)."""
+    for line in svc.desk.notes if getattr(svc, "desk", None) is not None else ():
+        _say(_redact(line))
+
+
 # --- the commands ----------------------------------------------------------------------------
 @command("fetch", "Fetch the mm_ah record for each code.",
          Arg("codes", nargs="+", metavar="CODE", help="HK codes as you would type them: 700, 00700, 0700.HK"),
@@ -154,6 +160,7 @@ def cmd_fetch(args) -> int:
     codes = [code for _, code, _ in inputs if code]
     with _service(args) as svc:
         answer = svc.fetch(codes, use_cache=not args.no_cache) if codes else None
+    _desk_notes(svc)
     common = one_error_for_all(codes, answer.errors if answer else {})
     if common is not None:
         raise common  # one failure for all: one line, not a table of it
@@ -204,6 +211,7 @@ def cmd_refresh(args) -> int:
     with _service(args) as svc:
         summary = refresh_file(args.book, args.output, service=svc, max_age=args.max_age,
                                allow_stale=args.allow_stale)
+    _desk_notes(svc)
     print(f"Refreshed {args.output or args.book}: {summary.line()}")
     lines = summary.stale_lines + summary.problems  # one line per cause, with a count
     for line in lines[:20]:
@@ -499,8 +507,15 @@ def cmd_store(args) -> int:
     if args.action == "status":
         from .config import Settings
 
-        location = desk.desk_url(args.url).display if args.url else Settings.load().store_location
-        sys.stdout.write(labelled_text(desk.status_rows(location)))
+        if not args.url:  # the configured store; a desk that cannot be used: its fault, and the local copy
+            from .desk_layer import status_rows
+
+            rows, problem = status_rows(Settings.load())
+            sys.stdout.write(labelled_text(rows))
+            if problem is not None:
+                raise problem
+            return 0
+        sys.stdout.write(labelled_text(desk.status_rows(desk.desk_url(args.url).display)))
         return 0
     url = desk.desk_url(args.url)
     if args.action == "init":
@@ -535,7 +550,8 @@ def cmd_snapshot(args) -> int:
         for book in args.book:
             extra += snapshot.book_codes(book)
         with _service(args) as svc:
-            run = snapshot.take(svc, extra)
+            run = snapshot.take(svc, extra)  # a desk that could not be written: its one line, exit 1
+        _desk_notes(svc)
     except (LixingerError, OSError) as exc:
         snapshot.append_log(f"FAILED {_redact(str(exc))}")
         raise
@@ -641,6 +657,7 @@ def cmd_history(args) -> int:
         sys.stdout.write(history_text(rows, fields, args.format))
         return 0
     finally:
+        _desk_notes(svc)
         svc.close()
 
 

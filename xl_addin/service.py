@@ -113,6 +113,9 @@ class DataService:
         self._failed_at = 0.0  # when the service last failed a fetch of this service (time.time())
         self.last_stale = False
         self._history = None  # the history store (the cache's own when it is the cache file), on the first query
+        from .desk_layer import open_desk
+
+        self.desk = open_desk(self.settings)  # a desk's shared store (``store = "postgresql://..."``), or None
 
     def __repr__(self) -> str:
         return f"DataService(base_url={self.settings.base_url!r}, cache={self.cache!r})"
@@ -175,6 +178,50 @@ class DataService:
         except CacheError as exc:
             self.last_error = exc
 
+    # -- the desk store: read through it, share with it (xl_addin/desk_layer.py) ----------
+    def _serve_from_desk(self, answer: Answer, missing: list[str], known: dict, max_age: float) -> list[str]:
+        """Serve the codes the desk store has fresh (by the same rules as the cache: max_age and the
+        Refresh stamp, whoever fetched them); what it gave that is newer than the local copy is kept
+        there too (on the desk layer's thread: the formula does not wait for it), and is the stale
+        fallback for the rest. Returns the codes still missing."""
+        found = self.desk.read(missing)  # {} while the desk is away (its fault is in desk.problem)
+        if self.desk.problem is not None:
+            self.last_error = self.desk.problem
+        newer = {c: e for c, e in found.items() if c not in known or e[1] > known[c][1]}
+        if newer:
+            self._memory.update(newer)
+            self.desk.later(self._keep_desk_rows, newer)
+        known.update(newer)
+        now, still = time.time(), []
+        for code in missing:
+            entry = newer.get(code)
+            if entry is not None and self._fresh(entry[1], now, max_age):
+                self._serve_cached(answer, code, entry[0], entry[1])
+                self.desk.served += 1
+            else:
+                still.append(code)
+        return still
+
+    def _keep_desk_rows(self, rows: dict) -> None:
+        """Keep rows read from the desk in the local copy (the offline copy), as fetched ones are kept."""
+        from .desk_layer import as_fetches
+
+        with self._lock:
+            rows = {c: e for c, e in rows.items() if c not in self._memory or self._memory[c][1] <= e[1]}
+            for fetched, fetched_at in as_fetches(rows):
+                self._remember(fetched, fetched_at)
+                self._keep_history(fetched, fetched_at)
+
+    def _share_with_desk(self, fetched, now: float) -> None:
+        """Write what the service just answered to the desk store, for everyone (after the local copy)."""
+        if self.desk is None or not self.use_cache:
+            return
+        from .desk_layer import snapshots_of
+
+        problem = self.desk.write(snapshots_of(self.settings.base_url, fetched.records, now), fetched.absent, now)
+        if problem is not None:
+            self.last_error = problem
+
     # -- public ---------------------------------------------------------------------------
     def peek(self, codes: list[str], max_age: float | None = None) -> Answer:
         """What the caches hold that is fresh, with no request at all."""
@@ -198,6 +245,8 @@ class DataService:
             self._sync_fresh_floor()
             known = self._cached(answer.codes) if self.use_cache else {}
             missing = self._serve_fresh(answer, known, max_age) if use_cache else list(answer.codes)
+            if missing and use_cache and self.use_cache and self.desk is not None:
+                missing = self._serve_from_desk(answer, missing, known, max_age)
             if not missing:
                 return answer
             if self._in_outage_pause():
@@ -242,6 +291,7 @@ class DataService:
         now = time.time()
         self._remember(fetched, now)
         self._keep_history(fetched, now)
+        self._share_with_desk(fetched, now)
         for code, record in fetched.records.items():
             answer.records[code] = record
             answer.fetched_at[code] = now
@@ -357,7 +407,10 @@ class DataService:
         with self._lock:
             if self._history is None:
                 location = self.settings.store_location
-                if self.cache is not None and self._is_cache_file(location):
+                if self.desk is not None:  # the desk when it answers, else the local copy (the cache's store)
+                    self._history = self.desk.history(self.cache.store if self.cache is not None
+                                                      else self.settings.cache_path)
+                elif self.cache is not None and self._is_cache_file(location):
                     self._history = self.cache.store  # one handle (closed with the cache)
                 else:
                     from .store import open_store
@@ -433,6 +486,7 @@ class DataService:
             requests_sent=self.requests_sent,
             last_stale=self.last_stale,
             last_error=self.last_error,
+            desk=self.desk.rows() if self.desk is not None else [],
         )
 
     def check_token(self, probe: str = "00700") -> "TokenCheck":
@@ -447,6 +501,8 @@ class DataService:
                           data_date=answer.newest_data_date)
 
     def close(self) -> None:
+        if self.desk is not None:
+            self.desk.close()  # its local-copy writes first
         if self._client is not None:
             self._client.close()
         if self.cache is not None:
@@ -465,6 +521,7 @@ class Status:
     requests_sent: int
     last_stale: bool
     last_error: LixingerError | None
+    desk: list = field(default_factory=list)  # (label, value) rows about a desk store, when there is one
 
 
 @dataclass

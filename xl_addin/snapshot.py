@@ -5,7 +5,8 @@ every trading day; ``lx-addin snapshot`` is that someone, run by the OS schedule
 (:mod:`xl_addin.schedule`) with no one at the keyboard. So it never prompts (no token is
 one line and a non-zero exit), asks the service for everything at once (ceil(N/100)
 requests: the client batches), and appends one line per run to a log in the user's log
-dir, so that "did last night's snapshot run?" has an answer. Running it twice a day is
+dir, so that "did last night's snapshot run?" has an answer. With a desk store, the codes
+anyone on the desk fetched are followed too: one scheduled snapshot fills it for everyone. Running it twice a day is
 harmless: the store keeps one snapshot per (code, data date), the newest fetch.
 """
 
@@ -66,13 +67,17 @@ def given_codes(texts: Iterable[str]) -> list[str]:
     return out
 
 
-def followed_codes(settings, now: float | None = None) -> list[str]:
-    """Every code fetched (with a record) from this service in the last :data:`FOLLOW_DAYS` days."""
+def followed_codes(settings, now: float | None = None, desk=None) -> list[str]:
+    """Every code fetched (with a record) from this service in the last :data:`FOLLOW_DAYS` days:
+    here, and by anyone on the desk when *desk* (the service's desk history) is given."""
     from .store import open_store
 
     since = (time.time() if now is None else now) - FOLLOW_DAYS * 86400
     with open_store(settings.cache_path) as store:  # where the service keeps what it fetches
-        return store.codes_seen(since, source=settings.base_url)
+        codes = store.codes_seen(since, source=settings.base_url)
+    if desk is not None:  # the desk when it answers (else the local copy again: nothing lost)
+        codes = sorted(set(codes) | set(desk.codes_seen(since, source=settings.base_url)))
+    return codes
 
 
 def take(service, extra: Iterable[str] = ()) -> SnapshotRun:
@@ -80,7 +85,8 @@ def take(service, extra: Iterable[str] = ()) -> SnapshotRun:
     Raises a LixingerError (one line) when there is no token, nothing to fetch, or the service
     failed for any code."""
     service.token()  # no token: NoTokenError before anything else, never a prompt
-    codes = unique([*followed_codes(service.settings), *extra])
+    desk = service.history_store() if getattr(service, "desk", None) is not None else None
+    codes = unique([*followed_codes(service.settings, desk=desk), *extra])  # a desk: everyone's codes
     if not codes:
         raise InputError("no codes to snapshot: none fetched in the last 90 days; give --codes or --book")
     answer = service.fetch(codes, use_cache=False)

@@ -219,6 +219,7 @@ def LX_MMAH_INFO():
             ["stale values shown", "yes: the service failed, cached values shown" if status.last_stale else "no"],
             ["last error", str(status.last_error) if status.last_error else ""],
         ]
+        rows += [[label, value] for label, value in status.desk]  # a desk store: where, and how it is doing
     except Exception as exc:
         rows.append(["error", explain(exc)])
     return fit_for_excel(rows)

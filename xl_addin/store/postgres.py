@@ -5,10 +5,14 @@ suite runs on both), so the service, the CLI and pandas never know which one the
 read. psycopg 3 is an optional extra (``pip install 'xl-addin[postgres]'``) and is
 imported only when a ``postgresql://`` location is opened.
 
-Writes are one statement per batch, ``INSERT ... ON CONFLICT DO UPDATE ... WHERE
-newer``: concurrent writers of the same snapshot never duplicate it and never fail on
-it (the second waits for the first's row, then keeps the newer fetch and counts the
-replacement), and rows go in key order so two writers never deadlock on each other.
+Writes: writers of the same (source, data date) take turns (an advisory lock per date,
+taken in order; other dates go on in parallel). In its turn a writer first counts whether
+the store has its batch whole already, as new or newer (the writer before it fetched the
+same): then nothing more is sent. Otherwise the rows go by binary COPY (values dumped in
+C) into the session's temporary table, and from there in one statement, ``INSERT ... ON
+CONFLICT DO UPDATE ... WHERE newer``, rows already kept as new or newer left out, in key
+order: concurrent writers of the same snapshot never duplicate it and never fail on it
+(a newer fetch replaces and is counted), and two writers never deadlock on each other.
 The schema (in its own ``xl_addin`` schema, versioned like SQLite's) is created and
 migrated only by ``lx-addin store init`` (:mod:`.desk`), run by whoever owns the
 database; analysts' roles may write snapshots or only read them, and this module
@@ -43,34 +47,51 @@ _LOW, _HIGH = dt.date(1, 1, 1), dt.date(9999, 12, 31)
 _COLUMNS = ", ".join(VALUE_KEYS)
 _SELECT = f"SELECT source, code, data_date, fetched_at, {_COLUMNS} FROM {T_HISTORY}"
 _INT_KEYS = frozenset(f.key for f in VALUE_FIELDS if f.kind in INTEGER_KINDS)
-_ARRAY_TYPES = ["text", "text", "date", "float8"] + ["int8" if k in _INT_KEYS else "float8" for k in VALUE_KEYS]
+#: each put's rows go first into this session's own temporary table, by COPY (binary, the values
+#: dumped in C), then into ``history`` in one statement: no per-value array building in Python
+T_INCOMING = "xl_addin_incoming"
+_INCOMING_DDL = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {T_INCOMING} (source TEXT COLLATE \"C\", code TEXT COLLATE \"C\", "
+    "data_date DATE, fetched_at DOUBLE PRECISION, "
+    + ", ".join(f"{k} {'BIGINT' if k in _INT_KEYS else 'DOUBLE PRECISION'}" for k in VALUE_KEYS)
+    + ") ON COMMIT DELETE ROWS"
+)
+_COPY = f"COPY {T_INCOMING} (source, code, data_date, fetched_at, {_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_COPY_TYPES = ["text", "text", "date", "float8"] + ["int8" if k in _INT_KEYS else "float8" for k in VALUE_KEYS]
+#: in one statement: the rows the store has as new or newer already are left out (read without waiting
+#: on any row lock), the rest go in key order (so that two writers lock rows in the same order and never
+#: deadlock), the newest fetch winning, -0.0 kept as 0.0 (as SQLite keeps it); a code that now has a
+#: record is no longer "absent"
 _PUT = f"""
-WITH incoming AS (
-    SELECT * FROM unnest({', '.join(f'%b::{t}[]' for t in _ARRAY_TYPES)})
-        AS t(source, code, data_date, fetched_at, {_COLUMNS})
-), written AS (
+WITH written AS (
     INSERT INTO {T_HISTORY} AS h (source, code, data_date, fetched_at, {_COLUMNS})
-    SELECT * FROM incoming ORDER BY source, code, data_date
+    SELECT source, code, data_date, fetched_at, {', '.join(k if k in _INT_KEYS else f'{k} + 0.0' for k in VALUE_KEYS)}
+    FROM {T_INCOMING} t
+    WHERE NOT EXISTS (SELECT 1 FROM {T_HISTORY} k WHERE k.source = t.source AND k.code = t.code
+                      AND k.data_date = t.data_date AND k.fetched_at >= t.fetched_at)
+    ORDER BY source, code, data_date
     ON CONFLICT (source, code, data_date) DO UPDATE SET
         fetched_at = excluded.fetched_at, replaced = h.replaced + 1,
         {', '.join(f'{k} = excluded.{k}' for k in VALUE_KEYS)}
     WHERE excluded.fetched_at > h.fetched_at
     RETURNING (xmax = 0) AS inserted
+), cleared AS (
+    DELETE FROM {T_ABSENT} a USING {T_INCOMING} t
+    WHERE a.source = t.source AND a.code = t.code AND a.fetched_at <= t.fetched_at
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
 """
-_CLEAR_ABSENT = f"""
-DELETE FROM {T_ABSENT} a USING unnest(%b::text[], %b::text[], %b::float8[]) AS t(source, code, fetched_at)
-WHERE a.source = t.source AND a.code = t.code AND a.fetched_at <= t.fetched_at
+#: a fetch's batch (one source, one data date, one fetch time) that the store has whole already, as new or
+#: newer, is known from one count, before anything is sent: a writer after another one sends nothing more
+_ALL_KEPT = f"""
+SELECT count(*) FROM {T_HISTORY}
+WHERE source = %s AND data_date = %s AND code = ANY(%s::text[]) AND fetched_at >= %s
 """
-#: the positions of incoming rows the store already has as new or newer: read without a lock, so
-#: writers that come after a newer fetch of the same snapshots skip them instead of queueing on row locks
-_KEPT = f"""
-SELECT t.i FROM unnest(%b::text[], %b::text[], %b::date[], %b::float8[]) WITH ORDINALITY AS t(source, code, data_date, fetched_at, i)
-JOIN {T_HISTORY} h ON h.source = t.source AND h.code = t.code AND h.data_date = t.data_date
-WHERE h.fetched_at >= t.fetched_at
-"""
-_LOCK_KEY_PUT = 0x786C5F70  # pg_advisory_xact_lock(this, hashtext(source)): one writer per source at a time
+#: writers of the same (source, data date) take turns: one waiting for its turn then finds the other's rows
+#: kept (one count) instead of sending its own to queue on their row locks; other dates go on in parallel.
+#: Locks are taken in order (no deadlock); a put of many dates (an import) takes one lock for its source.
+_TURN = "SELECT pg_advisory_xact_lock(hashtext(%s), %s)"
+_TURN_DATES = 16
 _RETRY_STATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure: run the batch again
 
 
@@ -99,6 +120,7 @@ class PostgresStore(HistoryStore):
         self._lock = threading.RLock()
         self.version: int | None = None
         self._writer: bool | None = None  # may this login write? asked once
+        self._incoming_on = None  # the connection whose session has the temporary table for writes
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url.display!r})"
@@ -112,17 +134,15 @@ class PostgresStore(HistoryStore):
         extra = {"password": password.reveal()} if password else {}
         params = self.url.conninfo(application_name="xl_addin", **extra)
         params.setdefault("connect_timeout", max(1, int(self._timeout)))
+        # a writer that stalls (a laptop shut mid-write) must not hold everyone else for ever; set with
+        # the connection's startup packet, so that connecting costs no extra round trip for them
+        ms = max(1, int(self._lock_timeout * 1000))
+        params["options"] = (f"-c lock_timeout={ms} -c idle_in_transaction_session_timeout={max(ms * 2, 60000)} "
+                             "-c max_parallel_workers_per_gather=0")  # series() relies on its plan's order
         try:
             # prepare_threshold=None: a prepared generic plan of these array queries is 10x slower
             conn = psycopg.connect(autocommit=True, prepare_threshold=None, **params)
         except psycopg.Error as exc:
-            raise self.translate_error(exc, connecting=True) from None
-        try:  # a writer that stalls (a laptop shut mid-write) must not hold everyone else for ever
-            ms = max(1, int(self._lock_timeout * 1000))
-            conn.execute(f"SET lock_timeout = {ms}")
-            conn.execute(f"SET idle_in_transaction_session_timeout = {max(ms * 2, 60000)}")
-        except psycopg.Error as exc:
-            conn.close()
             raise self.translate_error(exc, connecting=True) from None
         if check_version:
             try:
@@ -154,6 +174,11 @@ class PostgresStore(HistoryStore):
                     self._conn = None
                     conn.close()
                 raise self.translate_error(exc) from None
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is open (the next call need not connect first)."""
+        return self._conn is not None and not self._conn.closed
 
     def translate_error(self, exc, connecting: bool = False) -> StoreError:
         """One safe line for a psycopg error: no connection string, never the password."""
@@ -206,26 +231,32 @@ class PostgresStore(HistoryStore):
         newest, unchanged = newest_of(snapshots, lambda s: (s.source, s.code, s.data_date))
         if not newest:
             return PutResult(unchanged=unchanged)
-        rows = [newest[k] for k in sorted(newest)]
-        with self._session() as conn:  # without a lock: what is kept already need not wait for one
-            self._check_writer(conn)
-            rows, skipped = _not_kept(conn, rows)
-        unchanged += skipped
-        if not rows:
-            return PutResult(unchanged=unchanged)
-        inserted = replaced = 0
+        kinds = {(s.source, s.data_date, s.fetched_at) for s in newest.values()}
+        one_fetch = kinds.pop() if len(kinds) == 1 else None  # one fetch's batch: the usual put
+        codes = [s.code for s in newest.values()]
+        dates = sorted({(s.source, s.data_date) for s in newest.values()})
+        turns = ([(src, day.toordinal()) for src, day in dates] if len(dates) <= _TURN_DATES
+                 else [(src, 0) for src in sorted({src for src, _ in dates})])
+        rows = None
         for attempt in range(5):
             try:
                 with self._session(write=True) as conn:
-                    # one writer per source at a time: the others then find its rows kept and skip
-                    # them, instead of each queueing on the same row locks to change nothing
-                    for source in sorted({s.source for s in rows}):
-                        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_KEY_PUT, source))
-                    todo, skipped = _not_kept(conn, rows)
-                    if todo:
-                        inserted, replaced = conn.execute(_PUT, _columns(todo)).fetchone()
-                        keys = _key_lists(todo)
-                        conn.execute(_CLEAR_ABSENT, (keys[0], keys[1], keys[3]))
+                    self._check_writer(conn)
+                    for turn in turns:
+                        conn.execute(_TURN, turn)
+                    if one_fetch is not None and conn.execute(  # kept whole already (by the writer before us)?
+                            _ALL_KEPT, (one_fetch[0], one_fetch[1], codes, one_fetch[2])).fetchone()[0] == len(codes):
+                        return PutResult(unchanged=unchanged + len(codes))
+                    rows = rows or [_row(s) for s in newest.values()]
+                    if self._incoming_on is not conn:  # once per connection (emptied at each commit)
+                        conn.execute(_INCOMING_DDL)
+                    with conn.cursor() as cur:
+                        with cur.copy(_COPY) as copy:
+                            copy.set_types(_COPY_TYPES)
+                            for row in rows:
+                                copy.write_row(row)
+                    inserted, replaced = conn.execute(_PUT).fetchone()
+                self._incoming_on = conn  # committed: the table stays for the session
                 break
             except StoreError as exc:
                 if attempt < 4 and getattr(exc, "sqlstate", None) in _RETRY_STATES:
@@ -291,10 +322,14 @@ class PostgresStore(HistoryStore):
         if not codes:
             return []
         return self._rows(
-            # LATERAL: one primary-key range scan per code, whatever the planner's statistics say
-            f"SELECT c.code, h.* FROM unnest(%s::text[]) WITH ORDINALITY AS c(code, ord) CROSS JOIN LATERAL "
+            # one primary-key range scan per code, in the codes' order, whatever the planner's statistics
+            # say: OFFSET 0 keeps the LATERAL subquery from being flattened into a hash join (which then
+            # sorts 150,000 rows for a year of 600 codes: twice the time), so the plan can only be a
+            # nested loop over the codes as given, each code's rows in key (date) order; no parallel
+            # plan (max_parallel_workers_per_gather=0 at connect) reorders it
+            f"SELECT c.code, h.* FROM unnest(%s::text[]) AS c(code) CROSS JOIN LATERAL "
             f"(SELECT data_date, {', '.join(keys)} FROM {T_HISTORY} WHERE source = %s AND code = c.code "
-            "AND data_date BETWEEN %s AND %s) h ORDER BY c.ord, h.data_date",
+            "AND data_date BETWEEN %s AND %s ORDER BY data_date OFFSET 0) h",
             (codes, source, start or _LOW, end or _HIGH),
         )
 
@@ -333,21 +368,16 @@ class PostgresStore(HistoryStore):
             yield self._snapshot(row)
 
 
-def _key_lists(rows: list[Snapshot]) -> list[list]:
-    return [[s.source for s in rows], [s.code for s in rows], [s.data_date for s in rows],
-            [float(s.fetched_at) for s in rows]]
+_INT_POSITIONS = tuple((4 + i, k) for i, k in enumerate(VALUE_KEYS) if k in _INT_KEYS)
 
 
-def _columns(rows: list[Snapshot]) -> list[list]:
-    return _key_lists(rows) + [[_value(key, s.values.get(key)) for s in rows] for key in VALUE_KEYS]
-
-
-def _not_kept(conn, rows: list[Snapshot]) -> tuple[list[Snapshot], int]:
-    """The rows the store does not have yet as new or newer, and how many it has."""
-    if not rows:
-        return rows, 0
-    kept = {i for (i,) in conn.execute(_KEPT, _key_lists(rows)).fetchall()}
-    return [s for i, s in enumerate(rows, 1) if i not in kept], len(kept)
+def _row(s: Snapshot) -> list:
+    """One COPY row: the key, the fetch time, the values in column order (share counts whole)."""
+    row = [s.source, s.code, s.data_date, float(s.fetched_at), *map(s.values.get, VALUE_KEYS)]
+    for i, key in _INT_POSITIONS:
+        if type(row[i]) is not int and row[i] is not None:
+            row[i] = _value(key, row[i])
+    return row
 
 
 def _value(key: str, value):
