@@ -185,8 +185,13 @@ def test_a_checked_snapshot_is_not_checked_again_and_an_unchecked_one_is(store, 
     calls = []
     monkeypatch.setattr(base, "check_snapshot", lambda s: calls.append(s.code) or s)
     record = parse_record(make_record("00700", DAYS[0]))
-    store.put([Snapshot.from_record(SRC, record, 1.0, checked=True), Snapshot.from_record(SRC, record, 2.0)])
-    assert calls == ["00700"]  # only the one made without checked=True
+    store.put([Snapshot.from_record(SRC, record, 1.0, checked=True)])
+    assert calls == []  # made from a record the client checked: not checked again
+    monkeypatch.undo()
+    bad = Snapshot.from_record(SRC, {**record, "mm_sh": "12"}, 2.0)  # made without checked=True: checked
+    with pytest.raises(StoreError, match="mm_sh"):
+        store.put([bad])
+    assert store.latest(["00700"], source=SRC)["00700"].fetched_at == 1.0  # nothing of it kept
 
 
 def test_info_of_an_empty_and_a_filled_store(store):

@@ -307,7 +307,8 @@ def as_fetches(found: dict[str, tuple[object, float]]):
 
 
 def snapshots_of(source: str, records: dict[str, dict], fetched_at: float) -> list[Snapshot]:
-    return [Snapshot.from_record(source, r, fetched_at) for r in records.values() if r.get("last_data_date")]
+    """The service's records (the client checked them) as snapshots for the desk: not checked again."""
+    return [Snapshot.from_record(source, r, fetched_at, checked=True) for r in records.values() if r.get("last_data_date")]
 
 
 class DeskHistory(HistoryStore):
