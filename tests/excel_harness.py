@@ -299,6 +299,7 @@ class ComApp:
     def __init__(self):
         self.calls: list = []
         self.status: list = []
+        self.on_calculate = None  # what Excel runs before Calculate returns: the dirty formulas (UDFs)
 
     def Intersect(self, a, b):  # noqa: N802
         top, left = max(a._top, b._top), max(a._left, b._left)
@@ -309,6 +310,8 @@ class ComApp:
 
     def Calculate(self):  # noqa: N802
         self.calls.append("Calculate")
+        if self.on_calculate is not None:  # Excel returns from Calculate once the formulas have run
+            self.on_calculate()
 
     def CalculateFull(self):  # noqa: N802
         self.calls.append("CalculateFull")
@@ -590,11 +593,26 @@ def attach_runpython_book() -> None:
 
     book = formulas_book(json.loads(Path(os.environ["XL_HARNESS_BOOK"]).read_text("utf-8")))
     xw.Book.caller = staticmethod(lambda: book)
+    if os.environ.get("XL_HARNESS_CALC"):  # the formulas live in another process (the UDF server)
+        book.api.Application.on_calculate = lambda: _calculate_elsewhere(Path(os.environ["XL_HARNESS_CALC"]))
 
     def report():
         Path(os.environ["XL_HARNESS_REPORT"]).write_text(json.dumps(excel_saw(book)), "utf-8")
 
     atexit.register(report)
+
+
+def _calculate_elsewhere(flag: Path, timeout: float = 120.0) -> None:
+    """Calculate as Excel does it with the formulas in the UDF server: ask for the recalculation
+    (*flag* appears), and return only once it is done (*flag* is gone)."""
+    import time
+
+    flag.write_text("calculate", "utf-8")
+    ends = time.monotonic() + timeout
+    while flag.exists():
+        if time.monotonic() > ends:
+            raise TimeoutError("nobody recalculated the formulas")
+        time.sleep(0.02)
 
 
 def excel_saw(book: XwBook) -> dict:

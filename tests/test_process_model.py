@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -152,38 +153,49 @@ def server(excel_env):
 BOOK = {"A1": 700.0, "A2": "0005.HK", "A3": 939.0, "B1": "mm_sh", "C1": "=LX_MMAH(A1:A3,B1)", "D1": "=LX_MMAH(A1,\"spc\")"}
 
 
+FORMULAS = [a for a, v in BOOK.items() if isinstance(v, str) and v.startswith("=LX_MMAH")]
+
+
 def click_refresh(addin, server, env, tmp_path, use_udf_server):
-    """The Refresh button, run where the add-in's VBA runs it."""
+    """The Refresh button, run where the add-in's VBA runs it; Excel's Calculate (which the button
+    calls) runs the formulas in the UDF server before it returns. What Excel saw, with the values
+    the formulas gave in that recalculation under "recalculated"."""
     if use_udf_server:
         return server.ask(op="exec", cells=BOOK, command=addin.command)["report"]
-    book, report = tmp_path / "book.json", tmp_path / "report.json"
+    book, report, calc = tmp_path / "book.json", tmp_path / "report.json", tmp_path / "calculate.flag"
     book.write_text(json.dumps(BOOK), "utf-8")
     prelude = "import excel_harness; excel_harness.install_com_stubs(); excel_harness.attach_runpython_book()"
     cmd = [sys.executable, "-B", "-c", f"{prelude}; {addin.command}", f"--wb={book.name}", "--from_xl=1"]
-    r = subprocess.run(cmd, env=dict(env, XL_HARNESS_BOOK=str(book), XL_HARNESS_REPORT=str(report)),
-                       capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert r.returncode == 0, r.stderr  # non-zero: the VBA would show a traceback box
-    return json.loads(report.read_text("utf-8"))
+    proc = subprocess.Popen(cmd, env=dict(env, XL_HARNESS_BOOK=str(book), XL_HARNESS_REPORT=str(report),
+                                          XL_HARNESS_CALC=str(calc)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    recalculated, ends = {}, time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < ends:
+        if calc.exists():  # the button called Calculate: Excel runs the formulas in the UDF server
+            recalculated = {a: server.ask(op="calc", cells=BOOK, address=a)["value"] for a in FORMULAS}
+            calc.unlink()
+        time.sleep(0.02)
+    _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 0, stderr  # non-zero: the VBA would show a traceback box
+    return {**json.loads(report.read_text("utf-8")), "recalculated": recalculated}
 
 
 def scenario(addin, server, excel_env, sandbox, tmp_path, use_udf_server):
-    first = {a: server.ask(op="calc", cells=BOOK, address=a)["value"] for a in ("C1", "D1")}
+    first = {a: server.ask(op="calc", cells=BOOK, address=a)["value"] for a in FORMULAS}
     assert sandbox.request_count == 1  # one batched request for the sheet (the neighbour scan)
     server.ask(op="calc", cells=BOOK, address="C1")
     server.ask(op="calc", cells=BOOK, address="D1")
     assert sandbox.request_count == 1  # fresh: the server answers from memory
 
+    before = sandbox.request_count
     saw = click_refresh(addin, server, excel_env, tmp_path, use_udf_server)
     assert (saw["pid"] == server.pid) == use_udf_server
     assert not saw["alerts"], saw["alerts"]
     assert sorted(saw["dirty"]) == ["$C$1:$D$1"] and saw["app"] == ["Calculate"]  # this workbook's LX_MMAH only
     assert saw["status"][-1] is False  # the status bar handed back to Excel
-
-    before = sandbox.request_count
-    again = {a: server.ask(op="calc", cells=BOOK, address=a)["value"] for a in ("C1", "D1")}  # Excel's recalc
-    assert sandbox.request_count > before  # the formulas asked the service again
+    assert sandbox.request_count > before  # in Excel's recalculation the formulas asked the service again
     assert sorted(sandbox.seen[-1].codes) == ["00005", "00700", "00939"]
-    assert again == first
+    assert saw["recalculated"] == first
 
 
 def test_refresh_button_as_the_built_addin_runs_it_makes_formulas_fetch_again(addin, server, excel_env, sandbox,
@@ -194,3 +206,29 @@ def test_refresh_button_as_the_built_addin_runs_it_makes_formulas_fetch_again(ad
 def test_refresh_button_in_the_other_process_model_too(addin, server, excel_env, sandbox, tmp_path):
     """Whatever the config sheet says, the fix holds for the other setting as well."""
     scenario(addin, server, excel_env, sandbox, tmp_path, not addin.use_udf_server)
+
+
+@pytest.mark.parametrize("use_udf_server", [True, False], ids=["udf-server", "own-process"])
+def test_refresh_button_during_an_outage_says_the_formulas_show_older_values(addin, excel_env, sandbox, tmp_path,
+                                                                            use_udf_server):
+    """A workbook of formulas only, the service down at the click: the formulas show the values kept
+    from before (as they should), and the button says so rather than ending as if all were fresh;
+    whichever process ran the formulas. Once the service is back, a click says nothing."""
+    srv = UdfServer(dict(excel_env, LIXINGER_BUDGET="1"))  # a short budget: the 503s end in a second
+    try:
+        first = {a: srv.ask(op="calc", cells=BOOK, address=a)["value"] for a in FORMULAS}
+        sandbox.inject("503", times=None)
+        saw = click_refresh(addin, srv, excel_env, tmp_path, use_udf_server)
+        assert saw["recalculated"] == first  # the kept values, not #N/A
+        assert len(saw["alerts"]) == 1, saw["alerts"]
+        title, text = saw["alerts"][0]
+        assert title == "Lixinger refresh" and "Lixinger did not answer" in text
+        assert "values kept from an earlier fetch" in text and "LX_MMAH_INFO" in text
+        assert ("HTTP 503" in text) == use_udf_server  # the reason, where the formulas ran in this process
+        assert sandbox.token not in text and saw["status"][-1] is False
+
+        sandbox.clear_faults()
+        saw = click_refresh(addin, srv, excel_env, tmp_path, use_udf_server)
+        assert not saw["alerts"] and saw["recalculated"] == first
+    finally:
+        srv.close()

@@ -6,7 +6,8 @@ Reads JSON lines on stdin, answers one JSON line each on stdout:
   in *address* of a sheet holding *cells*: its arguments as COM hands them (ranges for
   references), through xlwings' own call_udf;
 * ``{"op": "exec", "cells": {...}, "command": "..."}``: ``XLPy.Exec`` (RunPython with
-  "Use UDF Server" TRUE): the command runs in this process, on that workbook;
+  "Use UDF Server" TRUE): the command runs in this process, on that workbook; its
+  ``Application.Calculate`` runs the sheet's LX_MMAH formulas here before it returns;
 * ``{"op": "quit"}``.
 """
 
@@ -46,8 +47,12 @@ def run_in_server(cells: dict, command: str) -> dict:
 
     book = xh.formulas_book(cells)
     xw.Book.caller = staticmethod(lambda: book)
+    recalculated = {}
+    formulas = [a for a, v in cells.items() if isinstance(v, str) and _ARGS.match(v)]
+    # Calculate returns once Excel has run the formulas: here, in this same process
+    book.api.Application.on_calculate = lambda: recalculated.update({a: calc(cells, a) for a in formulas})
     exec(command, {})  # what XLPy.Exec does with RunPython's command
-    return xh.excel_saw(book)
+    return {**xh.excel_saw(book), "recalculated": recalculated}
 
 
 def main() -> None:
