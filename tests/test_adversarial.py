@@ -245,3 +245,28 @@ def test_a_result_code_that_only_looks_like_1_is_not_success(service, sandbox, c
     err = result.errors["00700"]
     assert isinstance(err, BadResponseError) and "result code that is not a number" in str(err)
     assert service.cache.latest(["00700"]) == {}
+
+
+# -- the history store is the cache (adv-store) -------------------------------------------------
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_a_value_prints_the_same_from_the_cache_file_as_cold(sandbox, env, fmt):
+    """The API sends a whole amount as an integer (mm_sha 596881053450); the cache file's typed
+    REAL column gave it back as 596881053450.0, so the same record printed differently when it
+    came from the file: an analyst diffing two exports saw every amount change."""
+    record = dict(sandbox.dataset.record("00700"), mm_sha=596881053450, mm_sh_nba_d1=-635456020,
+                  mm_sh=1085238279.0, spc=0)
+    sandbox.inject("bad-record", times=None, data=[record], only_code="00700")
+    cold = run_cli("fetch", "700", "--format", fmt, "--no-cache", env=env)
+    warm = run_cli("fetch", "700", "--format", fmt, env=env)
+    assert cold.returncode == warm.returncode == 0, cold.stderr + warm.stderr
+    assert sandbox.request_count == 1, "the second came from the file"
+    if fmt == "csv":  # the last columns: stale, fetched_at
+        def strip(text):
+            return [line.rsplit(",", 2)[0] for line in text.splitlines()]
+    else:  # numbers as printed (596881053450 and 596881053450.0 are equal in Python)
+        def strip(text):
+            import json
+
+            rows = json.loads(text, parse_int=lambda s: s, parse_float=lambda s: s)
+            return [{k: v for k, v in r.items() if k != "fetched_at"} for r in rows]
+    assert strip(cold.stdout) == strip(warm.stdout)
