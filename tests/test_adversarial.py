@@ -270,3 +270,32 @@ def test_a_value_prints_the_same_from_the_cache_file_as_cold(sandbox, env, fmt):
             rows = json.loads(text, parse_int=lambda s: s, parse_float=lambda s: s)
             return [{k: v for k, v in r.items() if k != "fetched_at"} for r in rows]
     assert strip(cold.stdout) == strip(warm.stdout)
+
+
+def test_a_fetch_the_cache_file_could_not_keep_says_so(sandbox, env, monkeypatch, capsys, tmp_path):
+    """Another process (a scheduled snapshot, a stuck `history import`) holds the file's write
+    lock past the busy timeout: the fetch showed its values and exited 0 without a word, and the
+    history (the cache file is the history now) silently lacked that fetch."""
+    import sqlite3
+
+    from xl_addin.cli import main
+    from xl_addin.store import sqlite as store_sqlite
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert main(["fetch", "5", "--fields", "mm_sh"]) == 0  # the file made, with 00005
+    capsys.readouterr()
+    monkeypatch.setattr(store_sqlite, "BUSY_TIMEOUT_MS", 300)
+    path = tmp_path / "cache" / "mm_ah.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        assert main(["fetch", "700", "--fields", "mm_sh"]) == 0
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    out, err = capsys.readouterr()
+    assert f"{sandbox.dataset.record('00700')['mm_sh']:,}" in out  # the value is shown
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "locked" in lines[0] and "not kept" in lines[0], err
+    assert sandbox.token not in err
