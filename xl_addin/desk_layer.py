@@ -34,6 +34,10 @@ from .store.base import HistoryStore, PutResult, Snapshot, StoreInfo
 DESK_PAUSE = 30.0
 #: seconds a connection attempt may take (libpq's smallest useful value is 2)
 DESK_CONNECT_TIMEOUT = 2
+#: seconds one use of the desk's open connection may wait for an answer (a server hung mid-session
+#: would hold a formula for ever); a write waits for another writer a little less, so it says "busy"
+DESK_ANSWER_TIMEOUT = 10.0
+DESK_LOCK_TIMEOUT = 8.0
 #: fetched rows kept for the desk while it is away (beyond this the oldest go: the local copy has them)
 MAX_PENDING = 50_000
 LOCAL_COPY = "the local copy"
@@ -55,13 +59,14 @@ class DeskLayer:
     """One desk database, as the data service uses it: read, write, and remember what went wrong."""
 
     def __init__(self, location: str, source: str, pause: float = DESK_PAUSE,
-                 connect_timeout: float = DESK_CONNECT_TIMEOUT):
+                 connect_timeout: float = DESK_CONNECT_TIMEOUT, answer_timeout: float = DESK_ANSWER_TIMEOUT):
         from .store.location import parse_desk_url
 
         self.url = parse_desk_url(location)
         self.source = source
         self.pause = pause
         self._connect_timeout = connect_timeout
+        self._answer_timeout = answer_timeout
         self._store = None
         self._lock = threading.RLock()
         self._paused_until = 0.0  # time.monotonic() until which the desk is not asked
@@ -85,7 +90,9 @@ class DeskLayer:
             if self._store is None:
                 from .store.postgres import PostgresStore
 
-                self._store = PostgresStore(self.url, connect_timeout=self._connect_timeout)
+                self._store = PostgresStore(self.url, connect_timeout=self._connect_timeout,
+                                            answer_timeout=self._answer_timeout,
+                                            lock_timeout=min(DESK_LOCK_TIMEOUT, self._answer_timeout * 0.8))
             return self._store
 
     def available(self) -> bool:
