@@ -299,3 +299,48 @@ def test_a_fetch_the_cache_file_could_not_keep_says_so(sandbox, env, monkeypatch
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "locked" in lines[0] and "not kept" in lines[0], err
     assert sandbox.token not in err
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nobody may write (root: the immutable attribute, which root obeys; else mode 555)."""
+    import subprocess
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+
+    def lock():
+        if os.geteuid() == 0:
+            r = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+            assert r.returncode == 0, f"cannot make a read-only folder as root: {r.stderr}"
+        else:
+            folder.chmod(0o555)
+    yield folder, lock
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+    folder.chmod(0o755)
+
+
+def test_a_cache_file_in_a_read_only_folder_is_read_and_says_it_keeps_nothing(sandbox, read_only_folder):
+    """A cache file on a read-only share (or a colleague's copy in a folder one may not write):
+    SQLite cannot make the WAL index beside it, and every read failed with "attempt to write a
+    readonly database" (`cache info`, `store status`, the formulas' cached values); now it is read
+    as it is, and a write says the file is read-only."""
+    from xl_addin.cache import Cache
+    from xl_addin.exceptions import StoreError
+    from xl_addin.records import parse_record
+
+    folder, lock = read_only_folder
+    cache = Cache(folder / "mm_ah.sqlite3", sandbox.url)
+    record = parse_record(sandbox.dataset.record("00700"))
+    cache.store_fetch({"00700": record}, ["12345"], 1000.0)
+    cache.close()
+    lock()
+    cache = Cache(folder / "mm_ah.sqlite3", sandbox.url)
+    found = cache.latest(["00700", "12345"])
+    assert found["00700"] == (record, 1000.0) and found["12345"][1] == 1000.0
+    assert cache.info()["snapshots"] == 1
+    with pytest.raises(StoreError, match="is read-only"):
+        cache.store_fetch({"00700": record}, [], 2000.0)
+    cache.close()
+    assert sorted(os.listdir(folder)) == ["mm_ah.sqlite3"]
