@@ -344,3 +344,23 @@ def test_a_cache_file_in_a_read_only_folder_is_read_and_says_it_keeps_nothing(sa
         cache.store_fetch({"00700": record}, [], 2000.0)
     cache.close()
     assert sorted(os.listdir(folder)) == ["mm_ah.sqlite3"]
+
+
+@pytest.mark.parametrize("url, secret", [
+    ("postgresql://dave:S3cret@db.desk.local:6543/rt?sslmode=require", "S3cret"),
+    ("postgresql://dave@db.desk.local:6543/rt?password=S3cret&sslmode=require", "S3cret"),
+])
+def test_a_desk_url_with_a_password_suggests_the_same_url_without_it(url, secret):
+    """The line said "postgresql://dave@db.desk.local/rt without it is the URL to use": the port
+    and the sslmode were gone, so the URL it offered named another server (port 5432)."""
+    import re
+
+    from xl_addin.store.location import StoreURLError, parse_desk_url
+
+    with pytest.raises(StoreURLError) as caught:
+        parse_desk_url(url, "XL_ADDIN_STORE")
+    line = str(caught.value)
+    assert secret not in line and "\n" not in line
+    offered = re.search(r"\((\S+) without it is the URL to use\)", line).group(1)
+    assert offered == "postgresql://dave@db.desk.local:6543/rt?sslmode=require"
+    assert parse_desk_url(offered).port == 6543
