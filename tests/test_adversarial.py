@@ -364,3 +364,20 @@ def test_a_desk_url_with_a_password_suggests_the_same_url_without_it(url, secret
     offered = re.search(r"\((\S+) without it is the URL to use\)", line).group(1)
     assert offered == "postgresql://dave@db.desk.local:6543/rt?sslmode=require"
     assert parse_desk_url(offered).port == 6543
+
+
+def test_the_cache_file_is_let_go_idle_seconds_after_its_last_use(tmp_path, sandbox):
+    """Windows cannot move or delete a file another process holds open, so Excel's UDF server
+    lets the cache file go after WATCH_IDLE seconds without use: it held it up to twice that
+    (the watcher slept a whole period again after a use it found too recent)."""
+    import time
+
+    from xl_addin.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "mm_ah.sqlite3", as_cache=True, idle=1.0)
+    store.open()
+    time.sleep(0.2)
+    store.stamp("not_before", source=sandbox.url)  # the last use
+    last = time.monotonic()
+    time.sleep(1.6)
+    assert not store.is_open, f"still open {time.monotonic() - last:.1f} s after its last use (idle 1 s)"

@@ -158,12 +158,14 @@ class SQLiteStore(HistoryStore):
         return conn
 
     def _close_when_idle(self, conn) -> None:
+        delay = self.idle
         while True:
-            time.sleep(self.idle)
+            time.sleep(delay)
             with self._lock:
                 if self._conn is not conn:
                     return  # closed (or replaced) meanwhile
-                if time.monotonic() - self._used >= self.idle:
+                delay = self.idle - (time.monotonic() - self._used)  # until idle seconds after the last use
+                if delay <= 0:
                     self._drop()
                     return
 
