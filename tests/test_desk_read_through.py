@@ -386,3 +386,20 @@ def test_a_desk_that_stops_answering_mid_session_holds_a_formula_only_its_answer
         assert isinstance(done[0][0][0], (int, float)) and waited < 10, (done, waited)
         assert "did not answer within 2 s" in str(ben.desk.problem) or "cannot reach" in str(ben.desk.problem)
         ben.close()
+
+
+def test_an_import_into_the_desk_is_not_cut_at_a_formulas_answer_timeout(empty_desk, as_writer, sandbox, tmp_path,
+                                                                           pg_server):
+    """`history import` of a large file into the desk goes through the desk layer's history: it must
+    not be held to the answer timeout that bounds a formula's wait (here all but zero)."""
+    from xl_addin.desk_layer import DeskHistory, DeskLayer
+    from xl_addin.records import parse_record
+    from xl_addin.store.base import Snapshot
+
+    layer = DeskLayer(empty_desk["writer"], sandbox.url, answer_timeout=1e-6)
+    history = DeskHistory(layer, tmp_path / "local.sqlite3")
+    rows = [Snapshot.from_record(sandbox.url, parse_record(sandbox.dataset.record(c)), 1000.0) for c in CODES]
+    assert history.put(rows).inserted == len(CODES)
+    assert len(list(history.export_rows(sandbox.url))) == len(CODES)
+    history.close()
+    assert len(desk_rows(pg_server, sandbox.url)) == len(CODES)

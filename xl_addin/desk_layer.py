@@ -330,6 +330,7 @@ class DeskHistory(HistoryStore):
         self.local_path = local if self._owned else getattr(local, "path", local)
         self._local = None if self._owned else local
         self.last_from: str = ""  # "desk" or "local": where the last read came from
+        self._bulk = None  # the desk without an answer timeout, for import and export
 
     def __repr__(self) -> str:
         return f"DeskHistory({self.layer.url.display!r}, local copy {str(self.local_path)!r})"
@@ -367,17 +368,27 @@ class DeskHistory(HistoryStore):
     def info(self, source=None) -> StoreInfo:
         return self._read("info", source)
 
-    # moving files in and out means the desk itself: its fault is the command's one line
+    # moving files in and out means the desk itself: its fault is the command's one line. A whole
+    # file may take longer than a formula's answer timeout: these go through a store without one
+    def bulk(self):
+        if self._bulk is None:
+            from .store.postgres import PostgresStore
+
+            self._bulk = PostgresStore(self.layer.url, connect_timeout=self.layer._connect_timeout)
+        return self._bulk
+
     def put(self, snapshots) -> PutResult:
-        return self.layer.store().put(snapshots)
+        return self.bulk().put(snapshots)
 
     def mark_absent(self, codes, fetched_at, *, source) -> None:
-        self.layer.store().mark_absent(codes, fetched_at, source=source)
+        self.bulk().mark_absent(codes, fetched_at, source=source)
 
     def export_rows(self, source=None) -> Iterator[Snapshot]:
-        return self.layer.store().export_rows(source)
+        return self.bulk().export_rows(source)
 
     def close(self) -> None:
+        if self._bulk is not None:
+            self._bulk.close()
         if self._owned and self._local is not None:
             self._local.close()
 
