@@ -95,6 +95,11 @@ class DeskLayer:
                                             lock_timeout=min(DESK_LOCK_TIMEOUT, self._answer_timeout * 0.8))
             return self._store
 
+    @property
+    def connect_timeout(self) -> float:
+        """Seconds a connection attempt may take."""
+        return self._connect_timeout
+
     def available(self) -> bool:
         """False during the pause after a fault: the desk is not asked then."""
         return time.monotonic() >= self._paused_until
@@ -374,7 +379,7 @@ class DeskHistory(HistoryStore):
         if self._bulk is None:
             from .store.postgres import PostgresStore
 
-            self._bulk = PostgresStore(self.layer.url, connect_timeout=self.layer._connect_timeout)
+            self._bulk = PostgresStore(self.layer.url, connect_timeout=self.layer.connect_timeout)
         return self._bulk
 
     def put(self, snapshots) -> PutResult:
