@@ -245,3 +245,139 @@ def test_a_result_code_that_only_looks_like_1_is_not_success(service, sandbox, c
     err = result.errors["00700"]
     assert isinstance(err, BadResponseError) and "result code that is not a number" in str(err)
     assert service.cache.latest(["00700"]) == {}
+
+
+# -- the history store is the cache (adv-store) -------------------------------------------------
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_a_value_prints_the_same_from_the_cache_file_as_cold(sandbox, env, fmt):
+    """The API sends a whole amount as an integer (mm_sha 596881053450); the cache file's typed
+    REAL column gave it back as 596881053450.0, so the same record printed differently when it
+    came from the file: an analyst diffing two exports saw every amount change."""
+    record = dict(sandbox.dataset.record("00700"), mm_sha=596881053450, mm_sh_nba_d1=-635456020,
+                  mm_sh=1085238279.0, spc=0)
+    sandbox.inject("bad-record", times=None, data=[record], only_code="00700")
+    cold = run_cli("fetch", "700", "--format", fmt, "--no-cache", env=env)
+    warm = run_cli("fetch", "700", "--format", fmt, env=env)
+    assert cold.returncode == warm.returncode == 0, cold.stderr + warm.stderr
+    assert sandbox.request_count == 1, "the second came from the file"
+    if fmt == "csv":  # the last columns: stale, fetched_at
+        def strip(text):
+            return [line.rsplit(",", 2)[0] for line in text.splitlines()]
+    else:  # numbers as printed (596881053450 and 596881053450.0 are equal in Python)
+        def strip(text):
+            import json
+
+            rows = json.loads(text, parse_int=lambda s: s, parse_float=lambda s: s)
+            return [{k: v for k, v in r.items() if k != "fetched_at"} for r in rows]
+    assert strip(cold.stdout) == strip(warm.stdout)
+
+
+def test_a_fetch_the_cache_file_could_not_keep_says_so(sandbox, env, monkeypatch, capsys, tmp_path):
+    """Another process (a scheduled snapshot, a stuck `history import`) holds the file's write
+    lock past the busy timeout: the fetch showed its values and exited 0 without a word, and the
+    history (the cache file is the history now) silently lacked that fetch."""
+    import sqlite3
+
+    from xl_addin.cli import main
+    from xl_addin.store import sqlite as store_sqlite
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert main(["fetch", "5", "--fields", "mm_sh"]) == 0  # the file made, with 00005
+    capsys.readouterr()
+    monkeypatch.setattr(store_sqlite, "BUSY_TIMEOUT_MS", 300)
+    path = tmp_path / "cache" / "mm_ah.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        assert main(["fetch", "700", "--fields", "mm_sh"]) == 0
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    out, err = capsys.readouterr()
+    assert f"{sandbox.dataset.record('00700')['mm_sh']:,}" in out  # the value is shown
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "locked" in lines[0] and "not kept" in lines[0], err
+    assert sandbox.token not in err
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nobody may write (root: the immutable attribute, which root obeys; else mode 555)."""
+    import subprocess
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+
+    def lock():
+        if os.geteuid() == 0:
+            r = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True)
+            assert r.returncode == 0, f"cannot make a read-only folder as root: {r.stderr}"
+        else:
+            folder.chmod(0o555)
+    yield folder, lock
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+    folder.chmod(0o755)
+
+
+def test_a_cache_file_in_a_read_only_folder_is_read_and_says_it_keeps_nothing(sandbox, read_only_folder):
+    """A cache file on a read-only share (or a colleague's copy in a folder one may not write):
+    SQLite cannot make the WAL index beside it, and every read failed with "attempt to write a
+    readonly database" (`cache info`, `store status`, the formulas' cached values); now it is read
+    as it is, and a write says the file is read-only."""
+    from xl_addin.cache import Cache
+    from xl_addin.exceptions import StoreError
+    from xl_addin.records import parse_record
+
+    folder, lock = read_only_folder
+    cache = Cache(folder / "mm_ah.sqlite3", sandbox.url)
+    record = parse_record(sandbox.dataset.record("00700"))
+    cache.store_fetch({"00700": record}, ["12345"], 1000.0)
+    cache.close()
+    lock()
+    cache = Cache(folder / "mm_ah.sqlite3", sandbox.url)
+    found = cache.latest(["00700", "12345"])
+    assert found["00700"] == (record, 1000.0) and found["12345"][1] == 1000.0
+    assert cache.info()["snapshots"] == 1
+    with pytest.raises(StoreError, match="is read-only"):
+        cache.store_fetch({"00700": record}, [], 2000.0)
+    cache.close()
+    assert sorted(os.listdir(folder)) == ["mm_ah.sqlite3"]
+
+
+@pytest.mark.parametrize("url, secret", [
+    ("postgresql://dave:S3cret@db.desk.local:6543/rt?sslmode=require", "S3cret"),
+    ("postgresql://dave@db.desk.local:6543/rt?password=S3cret&sslmode=require", "S3cret"),
+])
+def test_a_desk_url_with_a_password_suggests_the_same_url_without_it(url, secret):
+    """The line said "postgresql://dave@db.desk.local/rt without it is the URL to use": the port
+    and the sslmode were gone, so the URL it offered named another server (port 5432)."""
+    import re
+
+    from xl_addin.store.location import StoreURLError, parse_desk_url
+
+    with pytest.raises(StoreURLError) as caught:
+        parse_desk_url(url, "XL_ADDIN_STORE")
+    line = str(caught.value)
+    assert secret not in line and "\n" not in line
+    offered = re.search(r"\((\S+) without it is the URL to use\)", line).group(1)
+    assert offered == "postgresql://dave@db.desk.local:6543/rt?sslmode=require"
+    assert parse_desk_url(offered).port == 6543
+
+
+def test_the_cache_file_is_let_go_idle_seconds_after_its_last_use(tmp_path, sandbox):
+    """Windows cannot move or delete a file another process holds open, so Excel's UDF server
+    lets the cache file go after WATCH_IDLE seconds without use: it held it up to twice that
+    (the watcher slept a whole period again after a use it found too recent)."""
+    import time
+
+    from xl_addin.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "mm_ah.sqlite3", as_cache=True, idle=1.0)
+    store.open()
+    time.sleep(0.2)
+    store.stamp("not_before", source=sandbox.url)  # the last use
+    last = time.monotonic()
+    time.sleep(1.6)
+    assert not store.is_open, f"still open {time.monotonic() - last:.1f} s after its last use (idle 1 s)"

@@ -346,3 +346,60 @@ def test_the_desks_snapshot_follows_the_codes_anyone_on_the_desk_fetched(empty_d
     r = run_cli("snapshot", "--codes", "700", env=one)  # the snapshot machine never fetched 02318 itself
     assert r.returncode == 0 and "3 of 3 codes kept" in r.stdout, r.stdout + r.stderr
     assert pg_server.psql("SELECT count(*) FROM xl_addin.history WHERE replaced = 1", db="rt") == "2"
+
+
+def test_a_desk_that_stops_answering_mid_session_holds_a_formula_only_its_answer_timeout(
+        as_writer, settings, sandbox, tmp_path, udfs):
+    """The desk answered, then its server froze (a hung host, a VM paused): TCP is still
+    acknowledged, so the kept connection's next query waited for ever and the formula with it
+    (the connect timeout covers only a new connection). Now the socket is cut at the answer
+    timeout, a new connection is tried once (the connect timeout), and the formula is answered."""
+    import signal
+    import time
+
+    with PostgresServer() as server:
+        if server.why_not:
+            pytest.fail(server.why_not)
+        from xl_addin.store.desk import init_store
+
+        init_store(server.url, password=server.password)
+        os.environ["PGPASSWORD"] = server.password  # monkeypatched by as_writer: restored after the test
+        ben = service_for(settings, sandbox, tmp_path, "ben", server.url, formulas=True)
+        ben.desk._answer_timeout = 2.0
+        set_shared(ben)
+        assert isinstance(xh.call(udfs.LX_MMAH, 700.0, "mm_sh")[0][0], (int, float))
+        frozen = [int((server.tmp / "data" / "postmaster.pid").read_text().split()[0]),
+                  ben.desk.store()._conn.info.backend_pid]
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            done = []
+            started = time.monotonic()
+            worker = threading.Thread(target=lambda: done.append(xh.call(udfs.LX_MMAH, 5.0, "mm_sh")), daemon=True)
+            worker.start()
+            worker.join(20)
+            waited = time.monotonic() - started
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+        assert done, "the formula still waits for the frozen desk"
+        assert isinstance(done[0][0][0], (int, float)) and waited < 10, (done, waited)
+        assert "did not answer within 2 s" in str(ben.desk.problem) or "cannot reach" in str(ben.desk.problem)
+        ben.close()
+
+
+def test_an_import_into_the_desk_is_not_cut_at_a_formulas_answer_timeout(empty_desk, as_writer, sandbox, tmp_path,
+                                                                           pg_server):
+    """`history import` of a large file into the desk goes through the desk layer's history: it must
+    not be held to the answer timeout that bounds a formula's wait (here all but zero)."""
+    from xl_addin.desk_layer import DeskHistory, DeskLayer
+    from xl_addin.records import parse_record
+    from xl_addin.store.base import Snapshot
+
+    layer = DeskLayer(empty_desk["writer"], sandbox.url, answer_timeout=1e-6)
+    history = DeskHistory(layer, tmp_path / "local.sqlite3")
+    rows = [Snapshot.from_record(sandbox.url, parse_record(sandbox.dataset.record(c)), 1000.0) for c in CODES]
+    assert history.put(rows).inserted == len(CODES)
+    assert len(list(history.export_rows(sandbox.url))) == len(CODES)
+    history.close()
+    assert len(desk_rows(pg_server, sandbox.url)) == len(CODES)

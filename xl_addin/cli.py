@@ -125,9 +125,16 @@ def _say(line: str) -> None:
 
 
 def _desk_notes(svc) -> None:
-    """One line per fault of the desk store met by this command (the local copy served instead)."""
+    """One line per fault of the desk store met by this command (the local copy served instead), and
+    one if what the service answered could not be kept in the local store (a file locked by another
+    writer past the busy timeout): the values are shown, but the history has a gap."""
+    from .exceptions import StoreUnusableError
+
     for line in svc.desk.notes if getattr(svc, "desk", None) is not None else ():
         _say(_redact(line))
+    not_kept = getattr(svc, "not_kept", None)
+    if not_kept is not None and not isinstance(not_kept, StoreUnusableError):  # that one was said already
+        _say(_redact(f"{not_kept}; what was fetched is shown but was not kept in the local history"))
 
 
 # --- the commands ----------------------------------------------------------------------------

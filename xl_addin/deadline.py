@@ -155,3 +155,13 @@ class DeadlineAdapter(HTTPAdapter):
         if not all(cls in _guarded_pools.values() for cls in pools.values()):
             manager.pool_classes_by_scheme = {scheme: _guarded_pool(cls) for scheme, cls in pools.items()}
         return manager
+
+
+def watch_socket(when: float, sock) -> int:
+    """Shut *sock* down at *when* (a :func:`time.monotonic` time) unless :func:`unwatch` comes first:
+    the same watchdog for any blocking wait on a socket (a desk database that stopped answering)."""
+    return _watchdog.watch(when, sock)
+
+
+def unwatch(key: int) -> None:
+    _watchdog.cancel(key)

@@ -34,6 +34,10 @@ from .store.base import HistoryStore, PutResult, Snapshot, StoreInfo
 DESK_PAUSE = 30.0
 #: seconds a connection attempt may take (libpq's smallest useful value is 2)
 DESK_CONNECT_TIMEOUT = 2
+#: seconds one use of the desk's open connection may wait for an answer (a server hung mid-session
+#: would hold a formula for ever); a write waits for another writer a little less, so it says "busy"
+DESK_ANSWER_TIMEOUT = 10.0
+DESK_LOCK_TIMEOUT = 8.0
 #: fetched rows kept for the desk while it is away (beyond this the oldest go: the local copy has them)
 MAX_PENDING = 50_000
 LOCAL_COPY = "the local copy"
@@ -55,13 +59,14 @@ class DeskLayer:
     """One desk database, as the data service uses it: read, write, and remember what went wrong."""
 
     def __init__(self, location: str, source: str, pause: float = DESK_PAUSE,
-                 connect_timeout: float = DESK_CONNECT_TIMEOUT):
+                 connect_timeout: float = DESK_CONNECT_TIMEOUT, answer_timeout: float = DESK_ANSWER_TIMEOUT):
         from .store.location import parse_desk_url
 
         self.url = parse_desk_url(location)
         self.source = source
         self.pause = pause
         self._connect_timeout = connect_timeout
+        self._answer_timeout = answer_timeout
         self._store = None
         self._lock = threading.RLock()
         self._paused_until = 0.0  # time.monotonic() until which the desk is not asked
@@ -85,8 +90,15 @@ class DeskLayer:
             if self._store is None:
                 from .store.postgres import PostgresStore
 
-                self._store = PostgresStore(self.url, connect_timeout=self._connect_timeout)
+                self._store = PostgresStore(self.url, connect_timeout=self._connect_timeout,
+                                            answer_timeout=self._answer_timeout,
+                                            lock_timeout=min(DESK_LOCK_TIMEOUT, self._answer_timeout * 0.8))
             return self._store
+
+    @property
+    def connect_timeout(self) -> float:
+        """Seconds a connection attempt may take."""
+        return self._connect_timeout
 
     def available(self) -> bool:
         """False during the pause after a fault: the desk is not asked then."""
@@ -323,6 +335,7 @@ class DeskHistory(HistoryStore):
         self.local_path = local if self._owned else getattr(local, "path", local)
         self._local = None if self._owned else local
         self.last_from: str = ""  # "desk" or "local": where the last read came from
+        self._bulk = None  # the desk without an answer timeout, for import and export
 
     def __repr__(self) -> str:
         return f"DeskHistory({self.layer.url.display!r}, local copy {str(self.local_path)!r})"
@@ -360,17 +373,27 @@ class DeskHistory(HistoryStore):
     def info(self, source=None) -> StoreInfo:
         return self._read("info", source)
 
-    # moving files in and out means the desk itself: its fault is the command's one line
+    # moving files in and out means the desk itself: its fault is the command's one line. A whole
+    # file may take longer than a formula's answer timeout: these go through a store without one
+    def bulk(self):
+        if self._bulk is None:
+            from .store.postgres import PostgresStore
+
+            self._bulk = PostgresStore(self.layer.url, connect_timeout=self.layer.connect_timeout)
+        return self._bulk
+
     def put(self, snapshots) -> PutResult:
-        return self.layer.store().put(snapshots)
+        return self.bulk().put(snapshots)
 
     def mark_absent(self, codes, fetched_at, *, source) -> None:
-        self.layer.store().mark_absent(codes, fetched_at, source=source)
+        self.bulk().mark_absent(codes, fetched_at, source=source)
 
     def export_rows(self, source=None) -> Iterator[Snapshot]:
-        return self.layer.store().export_rows(source)
+        return self.bulk().export_rows(source)
 
     def close(self) -> None:
+        if self._bulk is not None:
+            self._bulk.close()
         if self._owned and self._local is not None:
             self._local.close()
 

@@ -1,8 +1,11 @@
 """Pure transforms of the API's answers (no I/O): answer -> typed records.
 
 A record is a plain dict keyed by the API's field names, with every catalog field
-present: numbers exactly as the API sent them, ``last_data_date`` as the
-Beijing/Hong Kong calendar date, and ``None`` for a field the record lacks.
+present: numbers as the API sent them, one type per field (the API sends a whole amount
+as an integer, ``596881053450``: amounts and ratios are floats, share counts integers when
+whole, as the history store's typed columns keep them, so a value reads the same cold,
+from the cache file or from the desk), ``last_data_date`` as the Beijing/Hong Kong
+calendar date, and ``None`` for a field the record lacks.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import math
 import sys
 
 from .exceptions import BadResponseError, MalformedRecordError
-from .fields import KEYS, NUMERIC_KEYS
+from .fields import FIELDS, KEYS, NUMERIC_KEYS
 
 BEIJING = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 _LARGEST = int(sys.float_info.max)  # a whole number past this overflows a spreadsheet's numbers
@@ -64,6 +67,8 @@ _DATE_KEY = next(k for k in KEYS if k == "last_data_date")  # the catalog's own 
 _FIELDS_AFTER_CODE = tuple(k for k in KEYS[1:] if k in NUMERIC_KEYS or k is _DATE_KEY)
 _DATES: dict[str, dt.date] = {}
 _INF, _NINF = math.inf, -math.inf
+#: the fields whose values are floats (amounts, ratios); the rest of the numbers are share counts
+_FLOAT_KEYS = frozenset(f.key for f in FIELDS if f.key in NUMERIC_KEYS and f.kind != "shares")
 
 
 def _date_of(value: object) -> dt.date | None:
@@ -95,11 +100,17 @@ def parse_record(raw: object) -> dict:
                 kind is float and value == value and value != _INF and value != _NINF):
             if key is _DATE_KEY and value is not None:
                 value = _date_of(value)
+            elif kind is int:
+                if key in _FLOAT_KEYS:
+                    value = float(value)
+            elif kind is float and key not in _FLOAT_KEYS and value.is_integer():
+                value = int(value)
             record[key] = value
         elif key is _DATE_KEY:
             record[key] = _date_of(value)
         else:
-            record[key] = _check_number(key, value, code)
+            value = _check_number(key, value, code)
+            record[key] = float(value) if value is not None and key in _FLOAT_KEYS else value
     return record
 
 

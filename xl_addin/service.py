@@ -110,6 +110,8 @@ class DataService:
         self._outage_error: LixingerError | None = None  # the outage's error, for codes with nothing cached
         self._fresh_floor = 0.0  # nothing fetched before this (epoch seconds) counts as fresh
         self.last_error: LixingerError | None = None
+        #: why the last fetch that could not be kept in the local store (the cache file, the history) was not
+        self.not_kept: CacheError | None = None
         self._failed_at = 0.0  # when the service last failed a fetch of this service (time.time())
         self.last_stale = False
         self._history = None  # the history store (the cache's own when it is the cache file), on the first query
@@ -177,6 +179,7 @@ class DataService:
             self.cache.store_fetch(fetched.records, fetched.absent, now)
         except CacheError as exc:
             self.last_error = exc
+            self.not_kept = exc
 
     # -- the desk store: read through it, share with it (xl_addin/desk_layer.py) ----------
     def _serve_from_desk(self, answer: Answer, missing: list[str], known: dict, max_age: float) -> list[str]:

@@ -91,7 +91,9 @@ def parse_desk_url(text: str, origin: str = "the store URL") -> DeskURL:
         raise StoreURLError(f"{origin} is not a PostgreSQL URL; expected postgresql://user@host:5432/db")
     query = parse_qsl(parts.query, keep_blank_values=True)
     if parts.password is not None or any(k == "password" for k, _ in query):
-        shown = f"postgresql://{unquote(parts.username or '')}@{parts.hostname or ''}{parts.path}"
+        rest = "&".join(f"{k}={v}" for k, v in query if k != "password")  # the URL as given, less the password:
+        shown = (f"postgresql://{unquote(parts.username or '')}@{parts.netloc.rpartition('@')[2]}{parts.path}"
+                 + (f"?{rest}" if rest else ""))  # its port, its sslmode kept (host:port after the last @)
         raise StoreURLError(
             f"{origin} has a password in it ({shown} without it is the URL to use); "
             f"remove it: {WHERE_THE_PASSWORD_GOES}"

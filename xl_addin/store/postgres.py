@@ -111,11 +111,17 @@ class PostgresStore(HistoryStore):
     backend = "postgresql"
 
     def __init__(self, location: str | DeskURL, *, password: Password | str | None = None,
-                 connect_timeout: float = CONNECT_TIMEOUT, lock_timeout: float = LOCK_TIMEOUT):
+                 connect_timeout: float = CONNECT_TIMEOUT, lock_timeout: float = LOCK_TIMEOUT,
+                 answer_timeout: float | None = None):
         self.url = location if isinstance(location, DeskURL) else parse_desk_url(location)
         self._password = Password(password) if isinstance(password, str) else password
         self._timeout = connect_timeout
         self._lock_timeout = lock_timeout
+        #: seconds one use of an open connection may wait for the server (None: no limit). A server
+        #: that stops answering mid-session (hung, its host frozen) still acknowledges TCP, so neither
+        #: the connect timeout nor keepalives end the wait: the connection's socket is shut down at
+        #: the deadline (the HTTP client's watchdog, :mod:`xl_addin.deadline`) and the use fails.
+        self._answer_timeout = answer_timeout
         self._conn = None
         self._lock = threading.RLock()
         self.version: int | None = None
@@ -163,6 +169,7 @@ class PostgresStore(HistoryStore):
             if self._conn is None:
                 self._conn = self.connect()
             conn = self._conn
+            watch = self._watch(conn)
             try:
                 if write:
                     with conn.transaction():
@@ -173,7 +180,30 @@ class PostgresStore(HistoryStore):
                 if conn.closed or conn.broken:
                     self._conn = None
                     conn.close()
+                if watch is not None and time.monotonic() >= watch[0]:
+                    error = StoreError(f"the desk store {self.url.display} did not answer within "
+                                       f"{self._answer_timeout:g} s; is the server up and reachable from here?")
+                    error.sqlstate, error.kind = None, "unreachable"
+                    raise error from None
                 raise self.translate_error(exc) from None
+            finally:
+                if watch is not None:
+                    from ..deadline import unwatch
+
+                    unwatch(watch[1])
+                    watch[2].close()
+
+    def _watch(self, conn):
+        """``(deadline, key, socket)`` of this use's watch, or None without an answer timeout."""
+        if not self._answer_timeout:
+            return None
+        import socket
+
+        from ..deadline import watch_socket
+
+        sock = socket.fromfd(conn.fileno(), socket.AF_INET, socket.SOCK_STREAM)  # a dup: closed after the use
+        when = time.monotonic() + self._answer_timeout
+        return when, watch_socket(when, sock), sock
 
     @property
     def connected(self) -> bool:

@@ -122,6 +122,12 @@ class SQLiteStore(HistoryStore):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             migrate(conn)
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            text = str(exc).lower()
+            if not ("readonly" in text or "unable to open" in text) or not self.path.is_file():
+                raise
+            conn = self._read_only(exc)
         except BaseException:
             conn.close()
             raise
@@ -132,13 +138,34 @@ class SQLiteStore(HistoryStore):
                              daemon=True).start()
         return conn
 
+    def _read_only(self, exc: Exception) -> sqlite3.Connection:
+        """A file that can be read but not written, in a folder where SQLite cannot make its WAL
+        index (a read-only share, a colleague's copy): read as it is, as an immutable file (what it
+        holds is served; every write fails and says so). One from an older xl_addin cannot be
+        migrated: it says so."""
+        conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro&immutable=1", uri=True,
+                               isolation_level=None, check_same_thread=False)
+        try:
+            version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+        except sqlite3.Error:
+            conn.close()
+            raise exc from None  # not readable either: what SQLite said first
+        if version != schema.SQLITE_VERSION:
+            conn.close()
+            raise sqlite3.OperationalError(f"{exc} (it cannot be written, and it needs migrating to this "
+                                           "xl_addin's layout)")
+        log.info("history store %s: read-only (neither it nor its folder can be written)", self.path)
+        return conn
+
     def _close_when_idle(self, conn) -> None:
+        delay = self.idle
         while True:
-            time.sleep(self.idle)
+            time.sleep(delay)
             with self._lock:
                 if self._conn is not conn:
                     return  # closed (or replaced) meanwhile
-                if time.monotonic() - self._used >= self.idle:
+                delay = self.idle - (time.monotonic() - self._used)  # until idle seconds after the last use
+                if delay <= 0:
                     self._drop()
                     return
 
@@ -215,6 +242,9 @@ class SQLiteStore(HistoryStore):
                         conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     self._drop()
+                if "readonly" in str(exc).lower():
+                    raise StoreError(f"history store {self.path} is read-only (the file or its folder "
+                                     "cannot be written)") from None
                 raise StoreError(f"history store {self.path}: {exc}") from None
 
     def open(self) -> None:
