@@ -113,8 +113,26 @@ def test_cache_info_and_clear(cli_sandbox):
     r = run_cli("cache", "info", "--format", "json", env=cli_sandbox)
     info = json.loads(r.stdout)
     assert info["codes"] == 2 and info["newest_data_date"] == "2026-03-17"
-    assert "Cleared 2 snapshot" in run_cli("cache", "clear", env=cli_sandbox).stdout
+    r = run_cli("cache", "clear", "--history", env=cli_sandbox)
+    assert r.returncode == 0 and "Cleared 2 snapshot(s)" in r.stdout and "history included" in r.stdout
     assert json.loads(run_cli("cache", "info", "--format", "json", env=cli_sandbox).stdout)["codes"] == 0
+
+
+def test_cache_clear_keeps_the_history_and_makes_every_code_ask_again(sandbox, tmp_path):
+    """The cache is the history's file: `cache clear` (what a user runs to get fresh data) must not
+    throw away months of snapshots the API cannot give back; the next fetch asks the service."""
+    env = {"LIXINGER_BASE_URL": sandbox.url, "LIXINGER_TOKEN": sandbox.token, "XL_ADDIN_CACHE_DIR": str(tmp_path)}
+    assert run_cli("fetch", "700", "5", env=env).returncode == 0
+    assert run_cli("fetch", "700", "5", env=env).returncode == 0
+    assert sandbox.request_count == 1  # the second one from the cache
+    r = run_cli("cache", "clear", env=env)
+    assert r.returncode == 0 and "The history (2 snapshot(s)) is kept" in r.stdout, r.stdout + r.stderr
+    assert run_cli("fetch", "700", "5", env=env).returncode == 0
+    assert sandbox.request_count == 2  # nothing counted as fresh: asked again
+    r = run_cli("history", "700", "--field", "mm_sh", "--format", "csv", env=env)
+    assert r.returncode == 0 and "00700" in r.stdout
+    r = run_cli("cache", "info", "--history", env=env)
+    assert r.returncode != 0 and "--history goes with `cache clear` only" in r.stderr
 
 
 def test_every_command_help_has_an_example():

@@ -44,7 +44,7 @@ def test_cache_info_shows_every_service_and_clear_compacts(sandbox, tmp_path):
     db = cache_dir / "mm_ah.sqlite3"
     size = lambda: sum(os.path.getsize(p) for p in (db, f"{db}-wal") if os.path.exists(p))  # noqa: E731
     before = size()
-    r = run_cli("cache", "clear", env=plain)
+    r = run_cli("cache", "clear", "--history", env=plain)
     assert r.returncode == 0 and "Cleared 300 snapshot(s)" in r.stdout, r.stdout + r.stderr
     after = size()
     assert after < before / 4, (before, after)

@@ -427,23 +427,38 @@ def cmd_freeze(args) -> int:
 
 @command("cache", "Show or clear the local cache.",
          Arg("action", choices=("info", "clear")),
+         Arg("--history", action="store_true",
+             help="clear: delete every kept snapshot too (the history cannot be fetched again)"),
          FORMAT("table", "json"))
 def cmd_cache(args) -> int:
     """examples:
       lx-addin cache info
-      lx-addin cache clear        (deletes every snapshot, then compacts the file)"""
+      lx-addin cache clear              (nothing counts as fresh: every code is asked for again; history kept)
+      lx-addin cache clear --history    (deletes every snapshot, the history too, then compacts the file)"""
+    import time
+
     from .cache import Cache
     from .config import Settings
     from .output import cache_text, kib
 
     settings = Settings.load(profile=args.profile)
     cache = Cache(settings.cache_path, settings.base_url)
+    if args.action == "clear" and not args.history:
+        # the cache is the history's file: clearing it must not throw away what the API cannot give back
+        kept = cache.info().get("snapshots", 0) if cache.path.exists() else 0
+        if cache.path.exists():
+            cache.set_not_before(time.time())  # every process using the file asks the service again
+        print(f"Nothing in {cache.path} counts as fresh any more: the next fetch of every code asks the service. "
+              f"The history ({kept} snapshot(s)) is kept; `lx-addin cache clear --history` deletes it too")
+        return 0
     if args.action == "clear":
         before, cleared = cache.size_bytes(), cache.clear()
         cache.compact()
-        print(f"Cleared {cleared} snapshot(s) from {cache.path}; the file went from "
+        print(f"Cleared {cleared} snapshot(s) from {cache.path}, the history included; the file went from "
               f"{kib(before)} to {kib(cache.size_bytes())}")
         return 0
+    if args.history:
+        raise InputError("--history goes with `cache clear` only")
     sys.stdout.write(cache_text({**cache.info(), "services": cache.by_source()}, args.format))
     return 0
 
