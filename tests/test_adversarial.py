@@ -7,6 +7,7 @@ Every test here failed on the code before the fix it came with.
 
 import hashlib
 import os
+import re
 import shutil
 
 import pytest
@@ -245,3 +246,16 @@ def test_a_result_code_that_only_looks_like_1_is_not_success(service, sandbox, c
     err = result.errors["00700"]
     assert isinstance(err, BadResponseError) and "result code that is not a number" in str(err)
     assert service.cache.latest(["00700"]) == {}
+
+
+def test_an_iso_date_cell_in_the_codes_is_a_problem_row_not_a_crash(tmp_path, sandbox, env):
+    """``t="d"`` (an ISO 8601 date cell, as strict-mode writers save dates) in LX_CODES ended in
+    "unexpected error: ValueError"; it is a code that is not one, like any other."""
+    from test_refresh_rows import rewrite_sheet
+
+    book = tmp_path / "book.xlsx"
+    date = b'<c r="A8" s="17" t="d"><v>2024-12-31T00:00:00</v></c>'
+    rewrite_sheet(TEMPLATES / "mm_ah.xlsx", book, lambda d: re.sub(rb'<c r="A8".*?</c>', date, d, count=1))
+    r = run_cli("refresh", str(book), env=env)
+    assert r.returncode == 0, r.stderr
+    assert "1 problem row" in r.stdout

@@ -219,3 +219,64 @@ def test_a_created_row_below_a_skipped_row_and_a_row_without_cells_takes_the_sty
     got = [[openpyxl.load_workbook(p).active.cell(row=r, column=c).number_format for r in (2, 4, 5) for c in (3, 4)]
            for p in (path, tree)]
     assert got[0] == got[1] == ["#,##0", "#,##0", "0.00%", "0.00%", "0.00%", "0.00%"]
+
+
+def without_r(data: bytes) -> bytes:
+    """Rows and cells without ``r``, as OOXML allows (a row follows the one before it, a cell the
+    cell before it): every other table row has none, and in the others every cell after A has none."""
+    def row(m):
+        r, text = int(m.group(1)), m.group(0)
+        if r < 7:
+            return text
+        if r % 2:
+            return text.replace(b'<row r="%d"' % r, b"<row", 1)
+        return re.sub(rb'<c r="(?!A\d)[A-Z]+\d+"', b"<c", text)
+    return re.sub(rb'<row r="(\d+)".*?</row>', row, data, flags=re.S)
+
+
+def test_rows_and_cells_without_r_are_read_and_written_where_they_are(tmp_path, sandbox, service):
+    """``r`` is optional on rows and cells: the refresh raised TypeError/AttributeError on such a sheet."""
+    plain, other = tmp_path / "plain.xlsx", tmp_path / "other.xlsx"
+    shutil.copyfile(TEMPLATES / "mm_ah.xlsx", plain)
+    set_codes(plain, [*sandbox.dataset.codes[:6], "bad!"])
+    rewrite_sheet(plain, other, without_r)
+    part = sheet_part(other)
+    assert part.count(b"<row r=") < part.count(b"<row") and part.count(b"<c r=") < part.count(b"<c")
+    refresh_file(plain, service=service)
+    refresh_file(other, service=service)
+    a, b = cells(plain, rows=range(5, 20)), cells(other, rows=range(5, 20))
+    assert a == b
+    assert all(isinstance(b[(r, 9)][0], float) for r in range(7, 13)) and "bad!" in b[(13, 3)][0]
+
+
+def test_phonetic_guides_are_not_part_of_a_codes_text(tmp_path, sandbox, service):
+    """Excel keeps a phonetic reading (``rPh``, Japanese IME) beside typed text; it was read into the code."""
+    path = tmp_path / "book.xlsx"
+    shutil.copyfile(TEMPLATES / "mm_ah.xlsx", path)
+    code = sandbox.dataset.codes[0]
+    ruby = f'<c r="A7" s="17" t="inlineStr"><is><t>{code}</t><rPh sb="0" eb="5"><t>ヨミ</t></rPh></is></c>'
+    rewrite_sheet(TEMPLATES / "mm_ah.xlsx", path, lambda d: re.sub(rb'<c r="A7".*?</c>', ruby.encode(), d, count=1))
+    summary = refresh_file(path, service=service)
+    assert summary.with_data >= 1 and summary.problem_rows == 0
+    assert openpyxl.load_workbook(path)["MM_AH"]["C7"].value is not None
+
+
+def test_written_cells_lose_rich_value_and_array_metadata(tmp_path):
+    """A cell that held a rich value (``vm``: a linked data type, a picture in the cell) or belonged to
+    a dynamic array (``cm``) keeps pointing at it after a number is written over it: Excel shows
+    the old rich value, not the number. Raw and tree alike drop both."""
+    raw, tree = tmp_path / "raw.xlsx", tmp_path / "tree.xlsx"
+
+    def meta(d):
+        d = d.replace(b'<c r="C7" s="17" t="n"></c>', b'<c r="C7" s="17" t="e" vm="1"><v>#VALUE!</v></c>', 1)
+        return d.replace(b'<c r="D7" s="18" t="n"></c>', b'<c r="D7" s="18" cm="1"/>', 1)
+
+    rewrite_sheet(TEMPLATES / "mm_ah.xlsx", raw, meta)
+    rewrite_sheet(raw, tree, with_comment)
+    for path in (raw, tree):
+        b = XlsxBook(path)
+        b.write("MM_AH", 7, 3, [[1.5, 2.5]])
+        b.save()
+        row7 = re.search(rb'<row r="7".*?</row>', sheet_part(path)).group(0)
+        assert b"vm=" not in row7 and b"cm=" not in row7, row7[:400]
+    assert written_cells(raw, 2) == written_cells(tree, 2)

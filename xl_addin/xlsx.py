@@ -51,6 +51,9 @@ Q = f"{{{NS}}}"
 _V = f"{Q}v"
 _ADDR = re.compile(r"^([A-Z]{1,3})(\d+)$")
 _PARSER = etree.XMLParser(remove_blank_text=False, resolve_entities=False, huge_tree=True)
+#: a cell's pointers to value metadata (a rich value: a linked data type, a picture in the cell) and
+#: cell metadata (a dynamic array): they describe the value a write replaces, so the write drops them
+_METADATA = frozenset(("vm", "cm"))
 
 #: A temporary file of ours (``.~{stem}.{mkstemp's 8 characters}{suffix}``) older than this,
 #: and not locked by a running save, was left by a killed refresh.
@@ -179,7 +182,7 @@ class XlsxBook:
         if "xl/sharedStrings.xml" not in self._parts:
             return []
         root = etree.fromstring(self._part("xl/sharedStrings.xml"), _PARSER)
-        return ["".join(t.text or "" for t in si.iter(f"{Q}t")) for si in root.iter(f"{Q}si")]
+        return [_text(si) for si in root.iter(f"{Q}si")]
 
     def sheet_names(self) -> list[str]:
         """The workbook's sheets, in its order (hidden ones included)."""
@@ -207,21 +210,21 @@ class XlsxBook:
             try:
                 self._sheets[name] = RawSheet(data)
             except NotRaw:
-                self._sheets[name] = etree.fromstring(data, _PARSER)
+                self._sheets[name] = _tree(data)
         return self._sheets[name]
 
     def _sheet(self, name: str) -> etree._Element:
         """The sheet as a tree (a raw sheet is parsed, with what was written to it so far)."""
         sheet = self._load(name)
         if isinstance(sheet, RawSheet):
-            sheet = self._sheets[name] = etree.fromstring(sheet.to_bytes(), _PARSER)
+            sheet = self._sheets[name] = _tree(sheet.to_bytes())
             self._ready = {k: v for k, v in self._ready.items() if k[0] != name}
         return sheet
 
     def _value(self, c: etree._Element):
         t = c.get("t", "n")
         if t == "inlineStr":
-            return "".join(x.text or "" for x in c.iter(f"{Q}t"))
+            return _text(c.find(f"{Q}is"))
         v = c.find(f"{Q}v")
         if v is None or v.text is None:
             return None
@@ -231,8 +234,15 @@ class XlsxBook:
             return v.text
         if t == "b":
             return v.text == "1"
-        number = float(v.text)
-        return number
+        if t == "d":  # an ISO 8601 date (strict-mode writers), read as the date it is
+            try:
+                return dt.datetime.fromisoformat(v.text.strip().replace("Z", "+00:00"))
+            except ValueError:
+                return v.text
+        try:
+            return float(v.text)
+        except ValueError:
+            return v.text  # not a number after all: the text, which the caller judges
 
     def read(self, sheet: str, top: int, left: int, bottom: int, right: int) -> list[list]:
         grid = [[None] * (right - left + 1) for _ in range(bottom - top + 1)]
@@ -378,7 +388,9 @@ class XlsxBook:
                     inside[col] = cell
                 else:
                     above[col] = cell.get("s")
-                    if not len(cell) and "t" not in cell.attrib:  # an empty cell: the common cases inline
+                    attrib = cell.attrib
+                    if not len(cell) and "t" not in attrib and "vm" not in attrib and "cm" not in attrib:
+                        # an empty cell: the common cases inline
                         if value is None:
                             continue
                         if type(value) is float and math.isfinite(value):
@@ -434,6 +446,9 @@ class XlsxBook:
         attrib = cell.attrib
         if "t" in attrib:
             del attrib["t"]
+        for meta in _METADATA:  # the old value's rich value / array: not the new value's
+            if meta in attrib:
+                del attrib[meta]
         if value is None:
             return
         if type(value) is float:  # the common case first
@@ -535,6 +550,37 @@ class XlsxBook:
 
     def close(self) -> None:
         self._zip.close()
+
+
+def _text(el) -> str:
+    """The text of a string item (``<si>``, ``<is>``): its runs, without phonetic guides (``rPh``)."""
+    if el is None:
+        return ""
+    return "".join(t.text or "" for t in el.iter(f"{Q}t") if t.getparent().tag != f"{Q}rPh")
+
+
+def _tree(data: bytes):
+    """A sheet part as a tree, every row and cell with its ``r``: OOXML lets a writer leave it out (a
+    row is then the one after the row before it, a cell the column after the cell before it)."""
+    root = etree.fromstring(data, _PARSER)
+    data = root.find(f"{Q}sheetData")
+    if data is None:
+        return root
+    r = 0
+    for row in data.iterchildren(f"{Q}row"):
+        number = row.get("r")
+        r = int(number) if number is not None else r + 1
+        if number is None:
+            row.set("r", str(r))
+        col = 0
+        for c in row.iterchildren(f"{Q}c"):
+            ref = c.get("r")
+            if ref is None:
+                col += 1
+                c.set("r", f"{col_letter(col)}{r}")
+            else:
+                col = _col(ref)
+    return root
 
 
 class _Ordered:

@@ -46,6 +46,8 @@ _CELL = re.compile(r'<c r="([A-Z]{1,3})(\d+)"((?:\s+(?!t\s*=)[\w:.-]+\s*=\s*"[^"
                    r'((?:\s+[\w:.-]+\s*=\s*"[^"]*")*)\s*(?:/>|>(.*?)</c>)', re.S)
 _CELL_LETTERS = re.compile(r'<c r="([A-Z]{1,3})\d')
 _T = re.compile(r'\s+t="[^"<]*"')
+#: a cell's value and cell metadata (a rich value, a dynamic array): dropped from the cells a write renders
+_METADATA = re.compile(r'\s+[cv]m="[^"]*"')
 _HOLDS = re.compile(r'<(?:v|is|f)[\s/>]')  # a row whose cells hold something
 _FORMULA = re.compile(r'<f[\s/>]')
 _STYLE = re.compile(r'\ss="([^"]*)"')
@@ -340,6 +342,8 @@ class RawSheet:
             prefixes = [f'<c r="{a}{b}"{c}{d}' for a, b, c, d in
                         zip(pieces[1::7], pieces[2::7], pieces[3::7], pieces[5::7])]
             contents = pieces[6::7]
+        if 'm="' in region:
+            prefixes = [_METADATA.sub("", p) for p in prefixes]
         cells = list(zip(cols[i0:i1], prefixes))
         if style is None:
             return None, cells
