@@ -289,6 +289,12 @@ class XlsxBook:
             if r1 <= bottom and r2 >= top and c1 <= right and c2 >= left:
                 raise WorkbookError(f"merged cells {mc.get('ref')} on {sheet!r} overlap the area the refresh fills")
 
+    def check_area(self, sheet: str, top: int, left: int, bottom: int, right: int) -> None:
+        """Raise what :meth:`write` would refuse about the area as a whole (not a worksheet, a protected
+        sheet, merged cells across it), so that a caller can refuse before asking the service."""
+        loaded = self._load(sheet)
+        self._check(sheet, loaded.skeleton() if isinstance(loaded, RawSheet) else loaded, top, left, bottom, right)
+
     def _index(self, sheet: str, top: int, left: int, bottom: int, right: int):
         """The sheet's rows by number, and the cells of each row of the area inside it, by column."""
         data = self._sheet(sheet).find(f"{Q}sheetData")
