@@ -280,3 +280,24 @@ def test_written_cells_lose_rich_value_and_array_metadata(tmp_path):
         row7 = re.search(rb'<row r="7".*?</row>', sheet_part(path)).group(0)
         assert b"vm=" not in row7 and b"cm=" not in row7, row7[:400]
     assert written_cells(raw, 2) == written_cells(tree, 2)
+
+
+def test_a_date_written_into_a_general_cell_gets_the_books_date_style_raw_and_tree_alike(tmp_path):
+    """Excel formats a date written into a General cell as a date; the file writer wrote a bare serial."""
+    raw, tree = tmp_path / "raw.xlsx", tmp_path / "tree.xlsx"
+    shutil.copyfile(TEMPLATES / "mm_ah.xlsx", raw)
+    rewrite_sheet(raw, tree, with_comment)
+    values = [dt.date(2025, 12, 31), dt.datetime(2026, 1, 2, 9, 30), 1.5, "text"]
+    for path in (raw, tree):
+        b = XlsxBook(path)
+        b.write("MM_AH", 2000, 3, [values])
+        b.save()
+    ws = openpyxl.load_workbook(raw)["MM_AH"]
+    got = [ws.cell(row=2000, column=c) for c in range(3, 7)]
+    assert [c.value for c in got] == [dt.datetime(2025, 12, 31), dt.datetime(2026, 1, 2, 9, 30), 1.5, "text"]
+    assert got[0].is_date and got[1].is_date and "h" in got[1].number_format.lower()
+    assert got[2].number_format == got[3].number_format == "General"
+    other = openpyxl.load_workbook(tree)["MM_AH"]
+    assert [(c.value, c.number_format, c.style_id) for c in got] == \
+        [(other.cell(row=2000, column=c).value, other.cell(row=2000, column=c).number_format,
+          other.cell(row=2000, column=c).style_id) for c in range(3, 7)]

@@ -334,3 +334,26 @@ def test_a_trend_block_on_a_protected_sheet_is_refused_before_anything_is_asked(
         refresh_file(protected, service=service)
     assert "sheet 'Trend' is protected" in str(err.value) and "LX_TREND_RATIO" in str(err.value)
     assert protected.read_bytes() == before and sandbox.request_count == 0
+
+
+def test_a_block_moved_to_cells_without_formats_still_shows_dates(dash, service, sandbox, tmp_path):
+    """Moved to cells that do not exist yet, the date column was written as bare serials (46098 in
+    LibreOffice and Excel); Excel's own button formats a date it writes as a date, so must the file."""
+    moved = tmp_path / "moved.xlsx"
+    with zipfile.ZipFile(dash) as zin, zipfile.ZipFile(moved, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "xl/workbook.xml":
+                data = data.replace(b"'Trend'!$A$24:$G$84", b"'Trend'!$Q$100:$Z$110")
+                data = data.replace(b"'Trend'!$I$24:$O$84", b"'Trend'!$AB$100:$AK$110")
+            zout.writestr(info, data)
+    keep(service, sandbox, DAYS[-3:])
+    refresh_file(moved, service=service)
+    got = blocks(moved)
+    for name in (RATIO, NETBUY):
+        dates = [row[0] for row in got[name][1][1:]]
+        assert all(isinstance(d, dt.datetime) for d in dates), dates[:3]
+        assert dates[-1].date() == TODAY
+    ws = openpyxl.load_workbook(moved)["Trend"]
+    assert ws["Q110"].number_format == "yyyy-mm-dd" and isinstance(ws["R110"].value, float)
+    assert ws["R110"].number_format == "General"  # the values keep theirs

@@ -129,7 +129,8 @@ class XlsxBook:
         self._epoch = dt.datetime(1904, 1, 1) if pr is not None and pr.get("date1904") in ("1", "true") \
             else dt.datetime(1899, 12, 30)
         self._sheets: dict[str, RawSheet | etree._Element] = {}  # raw text when it can be, else a tree
-        self._tail = cell_tail(self._epoch)
+        self._restyle = self._date_restyle()
+        self._tail = cell_tail(self._epoch, mark_dates=self._restyle is not None)
         self._col_styles: dict[str, tuple[list, dict]] = {}
         self._dirty: set[str] = set()
         self._ready: dict[tuple, tuple] = {}  # area -> (edits when indexed, its index): see ready()
@@ -183,6 +184,45 @@ class XlsxBook:
             return []
         root = etree.fromstring(self._part("xl/sharedStrings.xml"), _PARSER)
         return [_text(si) for si in root.iter(f"{Q}si")]
+
+    def _date_restyle(self):
+        """``restyle(style, with_time) -> style`` for a date written into a cell: a cell whose number
+        format is General gets the book's own date style (the one with the same font, fill and border
+        if there is one; with a time of day, one that shows it), as Excel formats a date written into
+        such a cell; any other format is the analyst's and kept. None: the book has no date style
+        (adding one would rewrite styles.xml), and dates are written as they were."""
+        if "xl/styles.xml" not in self._parts:
+            return None
+        try:
+            root = etree.fromstring(self._part("xl/styles.xml"), _PARSER)
+        except etree.XMLSyntaxError:
+            return None
+        codes = {n.get("numFmtId"): n.get("formatCode") or "" for n in root.iter(f"{Q}numFmt")}
+        xfs = root.find(f"{Q}cellXfs")
+        looks, general, dates = [], set(), []
+        for i, xf in enumerate(xfs.iterchildren(f"{Q}xf") if xfs is not None else ()):
+            fmt = xf.get("numFmtId", "0")
+            looks.append((xf.get("fontId"), xf.get("fillId"), xf.get("borderId")))
+            if fmt == "0":
+                general.add(str(i))
+            kind = _date_kind(fmt, codes.get(fmt))
+            if kind is not None:
+                dates.append((str(i), kind))
+        if not dates:
+            return None
+        memo: dict = {}
+
+        def restyle(style, with_time: bool):
+            style = style or "0"
+            if style not in general:
+                return style
+            key = (style, with_time)
+            if key not in memo:
+                look = looks[int(style)]
+                memo[key] = min(dates, key=lambda d: (d[1] != with_time, looks[int(d[0])] != look))[0]
+            return memo[key]
+
+        return restyle
 
     def sheet_names(self) -> list[str]:
         """The workbook's sheets, in its order (hidden ones included)."""
@@ -423,9 +463,9 @@ class XlsxBook:
                                 "move it out of the table")
         self._ready.clear()
         self._edits += 1
-        if not raw.write(index, top, left, matrix, self._tail):
+        if not raw.write(index, top, left, matrix, self._tail, self._restyle):
             raw.write(raw.index(top, left, bottom, right, self._column_styles(sheet, skeleton)), top, left,
-                      matrix, self._tail)
+                      matrix, self._tail, self._restyle)
         raw.grow(bottom, right)
         self._dirty.add(sheet)
 
@@ -467,6 +507,10 @@ class XlsxBook:
         elif isinstance(value, (dt.date, dt.datetime)):
             value = as_excel_datetime(value)
             serial = (value - self._epoch).total_seconds() / 86400
+            if self._restyle is not None:
+                style = self._restyle(cell.get("s"), bool(serial % 1))
+                if style and style != (cell.get("s") or "0"):
+                    cell.set("s", style)
             etree.SubElement(cell, f"{Q}v").text = repr(round(serial, 8)) if serial % 1 else str(int(serial))
         elif isinstance(value, (int, float)):
             if isinstance(value, float) and not math.isfinite(value):
@@ -556,6 +600,22 @@ class XlsxBook:
 
     def close(self) -> None:
         self._zip.close()
+
+
+#: built-in number formats that show a date or a time (ECMA-376 18.8.30, with the East Asian ones)
+_BUILTIN_DATES = {**{str(i): False for i in (14, 15, 16, 17, 27, 28, 29, 30, 31, 34, 35, 36, 50, 51, 52, 53, 54, 57, 58)},
+                  **{str(i): True for i in (18, 19, 20, 21, 22, 32, 33, 45, 46, 47, 55, 56)}}
+_QUOTED = re.compile(r'"[^"]*"|\[[^\]]*\]|\\.|_.|\*.')
+
+
+def _date_kind(fmt_id: str, code: str | None):
+    """None: not a date format; else whether it shows a time of day."""
+    if code is None:
+        return _BUILTIN_DATES.get(fmt_id)
+    bare = _QUOTED.sub("", code).lower()
+    if "general" in bare or not re.search(r"[ymdhs]", bare):
+        return None
+    return bool(re.search(r"[hs]", bare))
 
 
 def _text(el) -> str:
