@@ -301,3 +301,32 @@ def test_a_date_written_into_a_general_cell_gets_the_books_date_style_raw_and_tr
     assert [(c.value, c.number_format, c.style_id) for c in got] == \
         [(other.cell(row=2000, column=c).value, other.cell(row=2000, column=c).number_format,
           other.cell(row=2000, column=c).style_id) for c in range(3, 7)]
+
+
+def test_shared_strings_found_through_the_workbooks_relationship_not_by_name(tmp_path, sandbox, service):
+    """The shared strings part is wherever the workbook's relationships say (OOXML names no path);
+    a book whose part is not xl/sharedStrings.xml had every shared-string code read as nothing
+    (IndexError: "unexpected error" on the CLI)."""
+    src = tmp_path / "src.xlsx"
+    shutil.copyfile(TEMPLATES / "mm_ah.xlsx", src)
+    set_codes(src, [sandbox.dataset.codes[0]])
+    lo = tmp_path / "shared.xlsx"  # the code as a shared string, as Excel and LibreOffice save it
+    sst = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?><sst xmlns="http://schemas.openxmlformats.org/'
+           f'spreadsheetml/2006/main" count="1" uniqueCount="1"><si><t>{sandbox.dataset.codes[0]}</t></si></sst>')
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(lo, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == SHEET:
+                data = re.sub(rb'<c r="A7"[^>]*?(?:/>|>.*?</c>)', b'<c r="A7" t="s"><v>0</v></c>', data, count=1, flags=re.S)
+            elif info.filename == "xl/_rels/workbook.xml.rels":
+                data = data.replace(b"</Relationships>", b'<Relationship Id="rIdS" Type="http://schemas.openxmlformats.'
+                                    b'org/officeDocument/2006/relationships/sharedStrings" Target="strings/sst1.xml"/>'
+                                    b"</Relationships>")
+            elif info.filename == "[Content_Types].xml":
+                data = data.replace(b"</Types>", b'<Override PartName="/xl/strings/sst1.xml" ContentType="application/'
+                                    b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>')
+            zout.writestr(info, data)
+        zout.writestr("xl/strings/sst1.xml", sst)
+    summary = refresh_file(lo, service=service)
+    assert summary.with_data == 1 and summary.problem_rows == 0
+    assert isinstance(openpyxl.load_workbook(lo)["MM_AH"]["I7"].value, float)

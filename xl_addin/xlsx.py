@@ -170,19 +170,22 @@ class XlsxBook:
     def _map_sheets(self) -> dict[str, str]:
         rels = etree.fromstring(self._part("xl/_rels/workbook.xml.rels"), _PARSER)
         targets = {}
+        self._related = {}  # the workbook's parts by relationship type's last word: sharedStrings, styles
         for rel in rels.iter(f"{{{PKG_REL}}}Relationship"):
             target = rel.get("Target")
             part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
             targets[rel.get("Id")] = part
+            self._related.setdefault((rel.get("Type") or "").rsplit("/", 1)[-1], part)
         out = {}
         for sheet in self._workbook.iter(f"{Q}sheet"):
             out[sheet.get("name")] = targets.get(sheet.get(f"{{{R_NS}}}id"))
         return out
 
     def _read_shared_strings(self) -> list[str]:
-        if "xl/sharedStrings.xml" not in self._parts:
+        part = self._related.get("sharedStrings", "xl/sharedStrings.xml")  # where the relationship says
+        if part not in self._parts:
             return []
-        root = etree.fromstring(self._part("xl/sharedStrings.xml"), _PARSER)
+        root = etree.fromstring(self._part(part), _PARSER)
         return [_text(si) for si in root.iter(f"{Q}si")]
 
     def _date_restyle(self):
@@ -191,10 +194,11 @@ class XlsxBook:
         if there is one; with a time of day, one that shows it), as Excel formats a date written into
         such a cell; any other format is the analyst's and kept. None: the book has no date style
         (adding one would rewrite styles.xml), and dates are written as they were."""
-        if "xl/styles.xml" not in self._parts:
+        part = self._related.get("styles", "xl/styles.xml")
+        if part not in self._parts:
             return None
         try:
-            root = etree.fromstring(self._part("xl/styles.xml"), _PARSER)
+            root = etree.fromstring(self._part(part), _PARSER)
         except etree.XMLSyntaxError:
             return None
         codes = {n.get("numFmtId"): n.get("formatCode") or "" for n in root.iter(f"{Q}numFmt")}
