@@ -259,3 +259,17 @@ def test_an_iso_date_cell_in_the_codes_is_a_problem_row_not_a_crash(tmp_path, sa
     r = run_cli("refresh", str(book), env=env)
     assert r.returncode == 0, r.stderr
     assert "1 problem row" in r.stdout
+
+
+def test_a_code_that_points_past_the_shared_strings_is_a_damaged_book_in_one_line(tmp_path, sandbox, env):
+    """A cell ``t="s"`` whose index the shared strings do not hold (a damaged or hand-edited file)
+    ended in "unexpected error: IndexError"."""
+    from test_refresh_rows import rewrite_sheet
+
+    book = tmp_path / "book.xlsx"
+    rewrite_sheet(TEMPLATES / "mm_ah.xlsx", book, lambda d: re.sub(
+        rb'<c r="A8".*?</c>', b'<c r="A8" s="17" t="s"><v>7</v></c>', d, count=1))
+    before = digest(book)
+    r = run_cli("refresh", str(book), env=env)
+    assert r.returncode == 1 and "damaged" in one_line(r) and "A8" in one_line(r)
+    assert digest(book) == before and sandbox.request_count == 0

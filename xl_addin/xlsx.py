@@ -273,7 +273,11 @@ class XlsxBook:
         if v is None or v.text is None:
             return None
         if t == "s":
-            return self._shared[int(v.text)]
+            try:
+                return self._shared[int(v.text)]
+            except (ValueError, IndexError):
+                raise WorkbookError(f"{self.path.name} is damaged: cell {c.get('r')} refers to shared string "
+                                    f"{v.text.strip()!r}, which the workbook does not hold") from None
         if t in ("str", "e"):
             return v.text
         if t == "b":
