@@ -234,6 +234,7 @@ def test_runpython_refresh_fills_the_trend_as_the_headless_refresh_does(formula_
     ({RATIO: "'Data'!$X$3:$Z$5"}, "must not overlap the LX_CODES/LX_FIELDS table"),  # the field keys' row
     ({RATIO: "Trend A24"}, "LX_TREND_RATIO: cannot read the range"),
     ({RATIO: "'Trends'!$A$24:$G$84"}, "LX_TREND_RATIO ('Trends'!$A$24:$G$84) is on a sheet this workbook does not have"),
+    ({RATIO: "'Dashboard'!$A$1:$G$61"}, "LX_TREND_RATIO ('Dashboard'!$A$1:$G$61): cell D2 on 'Dashboard' holds a formula"),
 ])
 def test_a_malformed_trend_block_is_one_line_changes_nothing_and_asks_nothing(dash, service, sandbox, names, message):
     wb = openpyxl.load_workbook(dash)

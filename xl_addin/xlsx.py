@@ -338,10 +338,26 @@ class XlsxBook:
                 raise WorkbookError(f"merged cells {mc.get('ref')} on {sheet!r} overlap the area the refresh fills")
 
     def check_area(self, sheet: str, top: int, left: int, bottom: int, right: int) -> None:
-        """Raise what :meth:`write` would refuse about the area as a whole (not a worksheet, a protected
-        sheet, merged cells across it), so that a caller can refuse before asking the service."""
+        """Raise what :meth:`write` would refuse about the area whatever it writes (not a worksheet, a
+        protected sheet, merged cells across it, a formula in it), so that a caller can refuse before
+        asking the service. Only reads."""
         loaded = self._load(sheet)
         self._check(sheet, loaded.skeleton() if isinstance(loaded, RawSheet) else loaded, top, left, bottom, right)
+        formula = None
+        if isinstance(loaded, RawSheet):
+            try:
+                formula = loaded.formula(loaded.index(top, left, bottom, right,
+                                                      self._column_styles(sheet, loaded.skeleton())))
+                loaded = None
+            except NotRaw:
+                loaded = self._sheet(sheet)
+        if loaded is not None:
+            _, targets = self._index(sheet, top, left, bottom, right)
+            formula = next((c.get("r") for inside in targets.values() for c in inside.values()
+                            if len(c) and c.find(f"{Q}f") is not None), None)
+        if formula is not None:
+            raise WorkbookError(f"cell {formula} on {sheet!r} holds a formula inside the area the refresh fills; "
+                                "move it out of that area")
 
     def _index(self, sheet: str, top: int, left: int, bottom: int, right: int):
         """The sheet's rows by number, and the cells of each row of the area inside it, by column."""
