@@ -7,6 +7,7 @@ Every test here failed on the code before the fix it came with.
 
 import hashlib
 import os
+import re
 import shutil
 
 import pytest
@@ -381,3 +382,29 @@ def test_the_cache_file_is_let_go_idle_seconds_after_its_last_use(tmp_path, sand
     last = time.monotonic()
     time.sleep(1.6)
     assert not store.is_open, f"still open {time.monotonic() - last:.1f} s after its last use (idle 1 s)"
+
+def test_an_iso_date_cell_in_the_codes_is_a_problem_row_not_a_crash(tmp_path, sandbox, env):
+    """``t="d"`` (an ISO 8601 date cell, as strict-mode writers save dates) in LX_CODES ended in
+    "unexpected error: ValueError"; it is a code that is not one, like any other."""
+    from test_refresh_rows import rewrite_sheet
+
+    book = tmp_path / "book.xlsx"
+    date = b'<c r="A8" s="17" t="d"><v>2024-12-31T00:00:00</v></c>'
+    rewrite_sheet(TEMPLATES / "mm_ah.xlsx", book, lambda d: re.sub(rb'<c r="A8".*?</c>', date, d, count=1))
+    r = run_cli("refresh", str(book), env=env)
+    assert r.returncode == 0, r.stderr
+    assert "1 problem row" in r.stdout
+
+
+def test_a_code_that_points_past_the_shared_strings_is_a_damaged_book_in_one_line(tmp_path, sandbox, env):
+    """A cell ``t="s"`` whose index the shared strings do not hold (a damaged or hand-edited file)
+    ended in "unexpected error: IndexError"."""
+    from test_refresh_rows import rewrite_sheet
+
+    book = tmp_path / "book.xlsx"
+    rewrite_sheet(TEMPLATES / "mm_ah.xlsx", book, lambda d: re.sub(
+        rb'<c r="A8".*?</c>', b'<c r="A8" s="17" t="s"><v>7</v></c>', d, count=1))
+    before = digest(book)
+    r = run_cli("refresh", str(book), env=env)
+    assert r.returncode == 1 and "damaged" in one_line(r) and "A8" in one_line(r)
+    assert digest(book) == before and sandbox.request_count == 0

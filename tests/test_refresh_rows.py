@@ -219,3 +219,114 @@ def test_a_created_row_below_a_skipped_row_and_a_row_without_cells_takes_the_sty
     got = [[openpyxl.load_workbook(p).active.cell(row=r, column=c).number_format for r in (2, 4, 5) for c in (3, 4)]
            for p in (path, tree)]
     assert got[0] == got[1] == ["#,##0", "#,##0", "0.00%", "0.00%", "0.00%", "0.00%"]
+
+
+def without_r(data: bytes) -> bytes:
+    """Rows and cells without ``r``, as OOXML allows (a row follows the one before it, a cell the
+    cell before it): every other table row has none, and in the others every cell after A has none."""
+    def row(m):
+        r, text = int(m.group(1)), m.group(0)
+        if r < 7:
+            return text
+        if r % 2:
+            return text.replace(b'<row r="%d"' % r, b"<row", 1)
+        return re.sub(rb'<c r="(?!A\d)[A-Z]+\d+"', b"<c", text)
+    return re.sub(rb'<row r="(\d+)".*?</row>', row, data, flags=re.S)
+
+
+def test_rows_and_cells_without_r_are_read_and_written_where_they_are(tmp_path, sandbox, service):
+    """``r`` is optional on rows and cells: the refresh raised TypeError/AttributeError on such a sheet."""
+    plain, other = tmp_path / "plain.xlsx", tmp_path / "other.xlsx"
+    shutil.copyfile(TEMPLATES / "mm_ah.xlsx", plain)
+    set_codes(plain, [*sandbox.dataset.codes[:6], "bad!"])
+    rewrite_sheet(plain, other, without_r)
+    part = sheet_part(other)
+    assert part.count(b"<row r=") < part.count(b"<row") and part.count(b"<c r=") < part.count(b"<c")
+    refresh_file(plain, service=service)
+    refresh_file(other, service=service)
+    a, b = cells(plain, rows=range(5, 20)), cells(other, rows=range(5, 20))
+    assert a == b
+    assert all(isinstance(b[(r, 9)][0], float) for r in range(7, 13)) and "bad!" in b[(13, 3)][0]
+
+
+def test_phonetic_guides_are_not_part_of_a_codes_text(tmp_path, sandbox, service):
+    """Excel keeps a phonetic reading (``rPh``, Japanese IME) beside typed text; it was read into the code."""
+    path = tmp_path / "book.xlsx"
+    shutil.copyfile(TEMPLATES / "mm_ah.xlsx", path)
+    code = sandbox.dataset.codes[0]
+    ruby = f'<c r="A7" s="17" t="inlineStr"><is><t>{code}</t><rPh sb="0" eb="5"><t>ヨミ</t></rPh></is></c>'
+    rewrite_sheet(TEMPLATES / "mm_ah.xlsx", path, lambda d: re.sub(rb'<c r="A7".*?</c>', ruby.encode(), d, count=1))
+    summary = refresh_file(path, service=service)
+    assert summary.with_data >= 1 and summary.problem_rows == 0
+    assert openpyxl.load_workbook(path)["MM_AH"]["C7"].value is not None
+
+
+def test_written_cells_lose_rich_value_and_array_metadata(tmp_path):
+    """A cell that held a rich value (``vm``: a linked data type, a picture in the cell) or belonged to
+    a dynamic array (``cm``) keeps pointing at it after a number is written over it: Excel shows
+    the old rich value, not the number. Raw and tree alike drop both."""
+    raw, tree = tmp_path / "raw.xlsx", tmp_path / "tree.xlsx"
+
+    def meta(d):
+        d = d.replace(b'<c r="C7" s="17" t="n"></c>', b'<c r="C7" s="17" t="e" vm="1"><v>#VALUE!</v></c>', 1)
+        return d.replace(b'<c r="D7" s="18" t="n"></c>', b'<c r="D7" s="18" cm="1"/>', 1)
+
+    rewrite_sheet(TEMPLATES / "mm_ah.xlsx", raw, meta)
+    rewrite_sheet(raw, tree, with_comment)
+    for path in (raw, tree):
+        b = XlsxBook(path)
+        b.write("MM_AH", 7, 3, [[1.5, 2.5]])
+        b.save()
+        row7 = re.search(rb'<row r="7".*?</row>', sheet_part(path)).group(0)
+        assert b"vm=" not in row7 and b"cm=" not in row7, row7[:400]
+    assert written_cells(raw, 2) == written_cells(tree, 2)
+
+
+def test_a_date_written_into_a_general_cell_gets_the_books_date_style_raw_and_tree_alike(tmp_path):
+    """Excel formats a date written into a General cell as a date; the file writer wrote a bare serial."""
+    raw, tree = tmp_path / "raw.xlsx", tmp_path / "tree.xlsx"
+    shutil.copyfile(TEMPLATES / "mm_ah.xlsx", raw)
+    rewrite_sheet(raw, tree, with_comment)
+    values = [dt.date(2025, 12, 31), dt.datetime(2026, 1, 2, 9, 30), 1.5, "text"]
+    for path in (raw, tree):
+        b = XlsxBook(path)
+        b.write("MM_AH", 2000, 3, [values])
+        b.save()
+    ws = openpyxl.load_workbook(raw)["MM_AH"]
+    got = [ws.cell(row=2000, column=c) for c in range(3, 7)]
+    assert [c.value for c in got] == [dt.datetime(2025, 12, 31), dt.datetime(2026, 1, 2, 9, 30), 1.5, "text"]
+    assert got[0].is_date and got[1].is_date and "h" in got[1].number_format.lower()
+    assert got[2].number_format == got[3].number_format == "General"
+    other = openpyxl.load_workbook(tree)["MM_AH"]
+    assert [(c.value, c.number_format, c.style_id) for c in got] == \
+        [(other.cell(row=2000, column=c).value, other.cell(row=2000, column=c).number_format,
+          other.cell(row=2000, column=c).style_id) for c in range(3, 7)]
+
+
+def test_shared_strings_found_through_the_workbooks_relationship_not_by_name(tmp_path, sandbox, service):
+    """The shared strings part is wherever the workbook's relationships say (OOXML names no path);
+    a book whose part is not xl/sharedStrings.xml had every shared-string code read as nothing
+    (IndexError: "unexpected error" on the CLI)."""
+    src = tmp_path / "src.xlsx"
+    shutil.copyfile(TEMPLATES / "mm_ah.xlsx", src)
+    set_codes(src, [sandbox.dataset.codes[0]])
+    lo = tmp_path / "shared.xlsx"  # the code as a shared string, as Excel and LibreOffice save it
+    sst = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?><sst xmlns="http://schemas.openxmlformats.org/'
+           f'spreadsheetml/2006/main" count="1" uniqueCount="1"><si><t>{sandbox.dataset.codes[0]}</t></si></sst>')
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(lo, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == SHEET:
+                data = re.sub(rb'<c r="A7"[^>]*?(?:/>|>.*?</c>)', b'<c r="A7" t="s"><v>0</v></c>', data, count=1, flags=re.S)
+            elif info.filename == "xl/_rels/workbook.xml.rels":
+                data = data.replace(b"</Relationships>", b'<Relationship Id="rIdS" Type="http://schemas.openxmlformats.'
+                                    b'org/officeDocument/2006/relationships/sharedStrings" Target="strings/sst1.xml"/>'
+                                    b"</Relationships>")
+            elif info.filename == "[Content_Types].xml":
+                data = data.replace(b"</Types>", b'<Override PartName="/xl/strings/sst1.xml" ContentType="application/'
+                                    b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>')
+            zout.writestr(info, data)
+        zout.writestr("xl/strings/sst1.xml", sst)
+    summary = refresh_file(lo, service=service)
+    assert summary.with_data == 1 and summary.problem_rows == 0
+    assert isinstance(openpyxl.load_workbook(lo)["MM_AH"]["I7"].value, float)

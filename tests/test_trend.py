@@ -233,6 +233,8 @@ def test_runpython_refresh_fills_the_trend_as_the_headless_refresh_does(formula_
     ({RATIO: "'Data'!$I$1:$O$3"}, "must not overlap LX_STATUS"),
     ({RATIO: "'Data'!$X$3:$Z$5"}, "must not overlap the LX_CODES/LX_FIELDS table"),  # the field keys' row
     ({RATIO: "Trend A24"}, "LX_TREND_RATIO: cannot read the range"),
+    ({RATIO: "'Trends'!$A$24:$G$84"}, "LX_TREND_RATIO ('Trends'!$A$24:$G$84) is on a sheet this workbook does not have"),
+    ({RATIO: "'Dashboard'!$A$1:$G$61"}, "LX_TREND_RATIO ('Dashboard'!$A$1:$G$61): cell D2 on 'Dashboard' holds a formula"),
 ])
 def test_a_malformed_trend_block_is_one_line_changes_nothing_and_asks_nothing(dash, service, sandbox, names, message):
     wb = openpyxl.load_workbook(dash)
@@ -317,3 +319,42 @@ def test_plan_names_columns_by_code_without_a_name_column_and_clears_unused_ones
     assert [r[2] for r in netbuy[1:]] == [-4.0, None, 6.0]  # 3-16 not kept: blank, and the sum goes on
     assert [r[1] for r in netbuy[1:]] == [None, None, None]  # 00005's flow is missing that day: blank
     assert [r[3] for r in ratio[1:]] == [None] * 3
+
+
+def test_a_trend_block_on_a_protected_sheet_is_refused_before_anything_is_asked(dash, service, sandbox, tmp_path):
+    """The protection was found only when the block was written, after the request."""
+    protected = tmp_path / "protected.xlsx"
+    with zipfile.ZipFile(dash) as zin, zipfile.ZipFile(protected, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "xl/worksheets/sheet3.xml":  # Trend
+                data = data.replace(b"</sheetData>", b'</sheetData><sheetProtection sheet="1" objects="1"/>', 1)
+            zout.writestr(info, data)
+    before = protected.read_bytes()
+    with pytest.raises(WorkbookError) as err:
+        refresh_file(protected, service=service)
+    assert "sheet 'Trend' is protected" in str(err.value) and "LX_TREND_RATIO" in str(err.value)
+    assert protected.read_bytes() == before and sandbox.request_count == 0
+
+
+def test_a_block_moved_to_cells_without_formats_still_shows_dates(dash, service, sandbox, tmp_path):
+    """Moved to cells that do not exist yet, the date column was written as bare serials (46098 in
+    LibreOffice and Excel); Excel's own button formats a date it writes as a date, so must the file."""
+    moved = tmp_path / "moved.xlsx"
+    with zipfile.ZipFile(dash) as zin, zipfile.ZipFile(moved, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == "xl/workbook.xml":
+                data = data.replace(b"'Trend'!$A$24:$G$84", b"'Trend'!$Q$100:$Z$110")
+                data = data.replace(b"'Trend'!$I$24:$O$84", b"'Trend'!$AB$100:$AK$110")
+            zout.writestr(info, data)
+    keep(service, sandbox, DAYS[-3:])
+    refresh_file(moved, service=service)
+    got = blocks(moved)
+    for name in (RATIO, NETBUY):
+        dates = [row[0] for row in got[name][1][1:]]
+        assert all(isinstance(d, dt.datetime) for d in dates), dates[:3]
+        assert dates[-1].date() == TODAY
+    ws = openpyxl.load_workbook(moved)["Trend"]
+    assert ws["Q110"].number_format == "yyyy-mm-dd" and isinstance(ws["R110"].value, float)
+    assert ws["R110"].number_format == "General"  # the values keep theirs

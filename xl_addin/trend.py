@@ -97,7 +97,24 @@ def layout_of(book) -> TrendLayout | None:
 
     table = Layout.from_names(names)
     found = TrendLayout.from_names(names, table.codes, table.fields, table.status)
+    _check_writable(book, found.blocks)
     return TrendLayout(found.blocks, table)
+
+
+def _check_writable(book, blocks: dict) -> None:
+    """A block on a sheet the book lacks, or that the book would refuse to write (a protected sheet,
+    merged cells), is refused now, naming the block: before the request, not after it."""
+    sheets = getattr(book, "sheet_names", None)
+    check = getattr(book, "check_area", None)
+    known = sheets() if sheets is not None else None
+    for name, ref in blocks.items():
+        if known is not None and ref.sheet not in known:
+            raise WorkbookError(f"{name} ({ref.a1()}) is on a sheet this workbook does not have")
+        if check is not None:
+            try:
+                check(ref.sheet, ref.top, ref.left, ref.bottom, ref.right)
+            except WorkbookError as exc:
+                raise WorkbookError(f"{name} ({ref.a1()}): {exc}") from None
 
 
 def _table_area(codes: Ref, fields: Ref) -> Ref:

@@ -51,6 +51,9 @@ Q = f"{{{NS}}}"
 _V = f"{Q}v"
 _ADDR = re.compile(r"^([A-Z]{1,3})(\d+)$")
 _PARSER = etree.XMLParser(remove_blank_text=False, resolve_entities=False, huge_tree=True)
+#: a cell's pointers to value metadata (a rich value: a linked data type, a picture in the cell) and
+#: cell metadata (a dynamic array): they describe the value a write replaces, so the write drops them
+_METADATA = frozenset(("vm", "cm"))
 
 #: A temporary file of ours (``.~{stem}.{mkstemp's 8 characters}{suffix}``) older than this,
 #: and not locked by a running save, was left by a killed refresh.
@@ -126,7 +129,8 @@ class XlsxBook:
         self._epoch = dt.datetime(1904, 1, 1) if pr is not None and pr.get("date1904") in ("1", "true") \
             else dt.datetime(1899, 12, 30)
         self._sheets: dict[str, RawSheet | etree._Element] = {}  # raw text when it can be, else a tree
-        self._tail = cell_tail(self._epoch)
+        self._restyle = self._date_restyle()
+        self._tail = cell_tail(self._epoch, mark_dates=self._restyle is not None)
         self._col_styles: dict[str, tuple[list, dict]] = {}
         self._dirty: set[str] = set()
         self._ready: dict[tuple, tuple] = {}  # area -> (edits when indexed, its index): see ready()
@@ -166,20 +170,63 @@ class XlsxBook:
     def _map_sheets(self) -> dict[str, str]:
         rels = etree.fromstring(self._part("xl/_rels/workbook.xml.rels"), _PARSER)
         targets = {}
+        self._related = {}  # the workbook's parts by relationship type's last word: sharedStrings, styles
         for rel in rels.iter(f"{{{PKG_REL}}}Relationship"):
             target = rel.get("Target")
             part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
             targets[rel.get("Id")] = part
+            self._related.setdefault((rel.get("Type") or "").rsplit("/", 1)[-1], part)
         out = {}
         for sheet in self._workbook.iter(f"{Q}sheet"):
             out[sheet.get("name")] = targets.get(sheet.get(f"{{{R_NS}}}id"))
         return out
 
     def _read_shared_strings(self) -> list[str]:
-        if "xl/sharedStrings.xml" not in self._parts:
+        part = self._related.get("sharedStrings", "xl/sharedStrings.xml")  # where the relationship says
+        if part not in self._parts:
             return []
-        root = etree.fromstring(self._part("xl/sharedStrings.xml"), _PARSER)
-        return ["".join(t.text or "" for t in si.iter(f"{Q}t")) for si in root.iter(f"{Q}si")]
+        root = etree.fromstring(self._part(part), _PARSER)
+        return [_text(si) for si in root.iter(f"{Q}si")]
+
+    def _date_restyle(self):
+        """``restyle(style, with_time) -> style`` for a date written into a cell: a cell whose number
+        format is General gets the book's own date style (the one with the same font, fill and border
+        if there is one; with a time of day, one that shows it), as Excel formats a date written into
+        such a cell; any other format is the analyst's and kept. None: the book has no date style
+        (adding one would rewrite styles.xml), and dates are written as they were."""
+        part = self._related.get("styles", "xl/styles.xml")
+        if part not in self._parts:
+            return None
+        try:
+            root = etree.fromstring(self._part(part), _PARSER)
+        except etree.XMLSyntaxError:
+            return None
+        codes = {n.get("numFmtId"): n.get("formatCode") or "" for n in root.iter(f"{Q}numFmt")}
+        xfs = root.find(f"{Q}cellXfs")
+        looks, general, dates = [], set(), []
+        for i, xf in enumerate(xfs.iterchildren(f"{Q}xf") if xfs is not None else ()):
+            fmt = xf.get("numFmtId", "0")
+            looks.append((xf.get("fontId"), xf.get("fillId"), xf.get("borderId")))
+            if fmt == "0":
+                general.add(str(i))
+            kind = _date_kind(fmt, codes.get(fmt))
+            if kind is not None:
+                dates.append((str(i), kind))
+        if not dates:
+            return None
+        memo: dict = {}
+
+        def restyle(style, with_time: bool):
+            style = style or "0"
+            if style not in general:
+                return style
+            key = (style, with_time)
+            if key not in memo:
+                look = looks[int(style)]
+                memo[key] = min(dates, key=lambda d: (d[1] != with_time, looks[int(d[0])] != look))[0]
+            return memo[key]
+
+        return restyle
 
     def sheet_names(self) -> list[str]:
         """The workbook's sheets, in its order (hidden ones included)."""
@@ -207,32 +254,43 @@ class XlsxBook:
             try:
                 self._sheets[name] = RawSheet(data)
             except NotRaw:
-                self._sheets[name] = etree.fromstring(data, _PARSER)
+                self._sheets[name] = _tree(data)
         return self._sheets[name]
 
     def _sheet(self, name: str) -> etree._Element:
         """The sheet as a tree (a raw sheet is parsed, with what was written to it so far)."""
         sheet = self._load(name)
         if isinstance(sheet, RawSheet):
-            sheet = self._sheets[name] = etree.fromstring(sheet.to_bytes(), _PARSER)
+            sheet = self._sheets[name] = _tree(sheet.to_bytes())
             self._ready = {k: v for k, v in self._ready.items() if k[0] != name}
         return sheet
 
     def _value(self, c: etree._Element):
         t = c.get("t", "n")
         if t == "inlineStr":
-            return "".join(x.text or "" for x in c.iter(f"{Q}t"))
+            return _text(c.find(f"{Q}is"))
         v = c.find(f"{Q}v")
         if v is None or v.text is None:
             return None
         if t == "s":
-            return self._shared[int(v.text)]
+            try:
+                return self._shared[int(v.text)]
+            except (ValueError, IndexError):
+                raise WorkbookError(f"{self.path.name} is damaged: cell {c.get('r')} refers to shared string "
+                                    f"{v.text.strip()!r}, which the workbook does not hold") from None
         if t in ("str", "e"):
             return v.text
         if t == "b":
             return v.text == "1"
-        number = float(v.text)
-        return number
+        if t == "d":  # an ISO 8601 date (strict-mode writers), read as the date it is
+            try:
+                return dt.datetime.fromisoformat(v.text.strip().replace("Z", "+00:00"))
+            except ValueError:
+                return v.text
+        try:
+            return float(v.text)
+        except ValueError:
+            return v.text  # not a number after all: the text, which the caller judges
 
     def read(self, sheet: str, top: int, left: int, bottom: int, right: int) -> list[list]:
         grid = [[None] * (right - left + 1) for _ in range(bottom - top + 1)]
@@ -278,6 +336,28 @@ class XlsxBook:
             r2, c2 = _addr(b or a)
             if r1 <= bottom and r2 >= top and c1 <= right and c2 >= left:
                 raise WorkbookError(f"merged cells {mc.get('ref')} on {sheet!r} overlap the area the refresh fills")
+
+    def check_area(self, sheet: str, top: int, left: int, bottom: int, right: int) -> None:
+        """Raise what :meth:`write` would refuse about the area whatever it writes (not a worksheet, a
+        protected sheet, merged cells across it, a formula in it), so that a caller can refuse before
+        asking the service. Only reads."""
+        loaded = self._load(sheet)
+        self._check(sheet, loaded.skeleton() if isinstance(loaded, RawSheet) else loaded, top, left, bottom, right)
+        formula = None
+        if isinstance(loaded, RawSheet):
+            try:
+                formula = loaded.formula(loaded.index(top, left, bottom, right,
+                                                      self._column_styles(sheet, loaded.skeleton())))
+                loaded = None
+            except NotRaw:
+                loaded = self._sheet(sheet)
+        if loaded is not None:
+            _, targets = self._index(sheet, top, left, bottom, right)
+            formula = next((c.get("r") for inside in targets.values() for c in inside.values()
+                            if len(c) and c.find(f"{Q}f") is not None), None)
+        if formula is not None:
+            raise WorkbookError(f"cell {formula} on {sheet!r} holds a formula inside the area the refresh fills; "
+                                "move it out of that area")
 
     def _index(self, sheet: str, top: int, left: int, bottom: int, right: int):
         """The sheet's rows by number, and the cells of each row of the area inside it, by column."""
@@ -378,7 +458,9 @@ class XlsxBook:
                     inside[col] = cell
                 else:
                     above[col] = cell.get("s")
-                    if not len(cell) and "t" not in cell.attrib:  # an empty cell: the common cases inline
+                    attrib = cell.attrib
+                    if not len(cell) and "t" not in attrib and "vm" not in attrib and "cm" not in attrib:
+                        # an empty cell: the common cases inline
                         if value is None:
                             continue
                         if type(value) is float and math.isfinite(value):
@@ -405,9 +487,9 @@ class XlsxBook:
                                 "move it out of the table")
         self._ready.clear()
         self._edits += 1
-        if not raw.write(index, top, left, matrix, self._tail):
+        if not raw.write(index, top, left, matrix, self._tail, self._restyle):
             raw.write(raw.index(top, left, bottom, right, self._column_styles(sheet, skeleton)), top, left,
-                      matrix, self._tail)
+                      matrix, self._tail, self._restyle)
         raw.grow(bottom, right)
         self._dirty.add(sheet)
 
@@ -434,6 +516,9 @@ class XlsxBook:
         attrib = cell.attrib
         if "t" in attrib:
             del attrib["t"]
+        for meta in _METADATA:  # the old value's rich value / array: not the new value's
+            if meta in attrib:
+                del attrib[meta]
         if value is None:
             return
         if type(value) is float:  # the common case first
@@ -446,6 +531,10 @@ class XlsxBook:
         elif isinstance(value, (dt.date, dt.datetime)):
             value = as_excel_datetime(value)
             serial = (value - self._epoch).total_seconds() / 86400
+            if self._restyle is not None:
+                style = self._restyle(cell.get("s"), bool(serial % 1))
+                if style and style != (cell.get("s") or "0"):
+                    cell.set("s", style)
             etree.SubElement(cell, f"{Q}v").text = repr(round(serial, 8)) if serial % 1 else str(int(serial))
         elif isinstance(value, (int, float)):
             if isinstance(value, float) and not math.isfinite(value):
@@ -535,6 +624,53 @@ class XlsxBook:
 
     def close(self) -> None:
         self._zip.close()
+
+
+#: built-in number formats that show a date or a time (ECMA-376 18.8.30, with the East Asian ones)
+_BUILTIN_DATES = {**{str(i): False for i in (14, 15, 16, 17, 27, 28, 29, 30, 31, 34, 35, 36, 50, 51, 52, 53, 54, 57, 58)},
+                  **{str(i): True for i in (18, 19, 20, 21, 22, 32, 33, 45, 46, 47, 55, 56)}}
+_QUOTED = re.compile(r'"[^"]*"|\[[^\]]*\]|\\.|_.|\*.')
+
+
+def _date_kind(fmt_id: str, code: str | None):
+    """None: not a date format; else whether it shows a time of day."""
+    if code is None:
+        return _BUILTIN_DATES.get(fmt_id)
+    bare = _QUOTED.sub("", code).lower()
+    if "general" in bare or not re.search(r"[ymdhs]", bare):
+        return None
+    return bool(re.search(r"[hs]", bare))
+
+
+def _text(el) -> str:
+    """The text of a string item (``<si>``, ``<is>``): its runs, without phonetic guides (``rPh``)."""
+    if el is None:
+        return ""
+    return "".join(t.text or "" for t in el.iter(f"{Q}t") if t.getparent().tag != f"{Q}rPh")
+
+
+def _tree(data: bytes):
+    """A sheet part as a tree, every row and cell with its ``r``: OOXML lets a writer leave it out (a
+    row is then the one after the row before it, a cell the column after the cell before it)."""
+    root = etree.fromstring(data, _PARSER)
+    data = root.find(f"{Q}sheetData")
+    if data is None:
+        return root
+    r = 0
+    for row in data.iterchildren(f"{Q}row"):
+        number = row.get("r")
+        r = int(number) if number is not None else r + 1
+        if number is None:
+            row.set("r", str(r))
+        col = 0
+        for c in row.iterchildren(f"{Q}c"):
+            ref = c.get("r")
+            if ref is None:
+                col += 1
+                c.set("r", f"{col_letter(col)}{r}")
+            else:
+                col = _col(ref)
+    return root
 
 
 class _Ordered:

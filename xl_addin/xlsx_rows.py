@@ -46,6 +46,8 @@ _CELL = re.compile(r'<c r="([A-Z]{1,3})(\d+)"((?:\s+(?!t\s*=)[\w:.-]+\s*=\s*"[^"
                    r'((?:\s+[\w:.-]+\s*=\s*"[^"]*")*)\s*(?:/>|>(.*?)</c>)', re.S)
 _CELL_LETTERS = re.compile(r'<c r="([A-Z]{1,3})\d')
 _T = re.compile(r'\s+t="[^"<]*"')
+#: a cell's value and cell metadata (a rich value, a dynamic array): dropped from the cells a write renders
+_METADATA = re.compile(r'\s+[cv]m="[^"]*"')
 _HOLDS = re.compile(r'<(?:v|is|f)[\s/>]')  # a row whose cells hold something
 _FORMULA = re.compile(r'<f[\s/>]')
 _STYLE = re.compile(r'\ss="([^"]*)"')
@@ -98,9 +100,42 @@ def _escape(text: str) -> str:
     return text
 
 
-def cell_tail(epoch: dt.datetime):
+#: what a date's tail starts with when the book can give it a date style (see :func:`dated`): a
+#: character no XML holds, so it cannot come from a value (:data:`_NOT_XML` refuses it)
+DATE_MARK, DATETIME_MARK = "\x00", "\x01"
+
+
+def dated(row: str, restyle) -> str:
+    """*row* with each date cell's style given by ``restyle(style or None, is_datetime) -> style``
+    (each mark found from the end of its cell's opening: no scan of the rest of the row)."""
+    out, pos = [], 0
+    while True:
+        d, t = row.find(DATE_MARK, pos), row.find(DATETIME_MARK, pos)
+        mark = min(d, t) if d >= 0 and t >= 0 else max(d, t)
+        if mark < 0:
+            out.append(row[pos:])
+            return "".join(out)
+        cell = row.rfind("<c ", pos, mark)
+        head = row[cell:mark] if cell >= 0 and ">" not in row[cell:mark] else None
+        if head is None:  # not a cell's opening as this module writes it: the value, unstyled
+            out.append(row[pos:mark])
+        else:
+            old = _STYLE.search(head)
+            new = restyle(old.group(1) if old else None, row[mark] == DATETIME_MARK)
+            if old is not None:
+                head = f'{head[:old.start()]} s="{new}"{head[old.end():]}' if new else head
+            elif new:
+                head = f'{head} s="{new}"'
+            out.append(row[pos:cell])
+            out.append(head)
+        pos = mark + 1
+
+
+def cell_tail(epoch: dt.datetime, mark_dates: bool = False):
     """``tail(value)``: what follows ``<c r=".." s=".."`` for *value*, as the tree path's
-    ``XlsxBook._set`` writes it (numbers, booleans, dates as serials from *epoch*, text inline)."""
+    ``XlsxBook._set`` writes it (numbers, booleans, dates as serials from *epoch*, text inline).
+    *mark_dates*: a date's tail starts with :data:`DATE_MARK` (:data:`DATETIME_MARK` with a time of
+    day), for :func:`dated` to give its cell a date style."""
     isfinite = math.isfinite
 
     def tail(value) -> str:
@@ -113,7 +148,8 @@ def cell_tail(epoch: dt.datetime):
         if isinstance(value, (dt.date, dt.datetime)):
             value = as_excel_datetime(value)
             serial = (value - epoch).total_seconds() / 86400
-            return f"><v>{repr(round(serial, 8)) if serial % 1 else str(int(serial))}</v></c>"
+            mark = (DATETIME_MARK if serial % 1 else DATE_MARK) if mark_dates else ""
+            return f"{mark}><v>{repr(round(serial, 8)) if serial % 1 else str(int(serial))}</v></c>"
         if isinstance(value, (int, float)):
             if isinstance(value, float):
                 return f"><v>{value!r}</v></c>" if isfinite(value) else "/>"
@@ -340,6 +376,8 @@ class RawSheet:
             prefixes = [f'<c r="{a}{b}"{c}{d}' for a, b, c, d in
                         zip(pieces[1::7], pieces[2::7], pieces[3::7], pieces[5::7])]
             contents = pieces[6::7]
+        if 'm="' in region:
+            prefixes = [_METADATA.sub("", p) for p in prefixes]
         cells = list(zip(cols[i0:i1], prefixes))
         if style is None:
             return None, cells
@@ -373,7 +411,7 @@ class RawSheet:
                 return tpl[5]
         return None
 
-    def write(self, index: list, top: int, left: int, matrix: list[list], tail) -> bool:
+    def write(self, index: list, top: int, left: int, matrix: list[list], tail, restyle=None) -> bool:
         """Render the rows of *matrix* from *index* (:meth:`index` of the same area, since the
         last write) and put them in place of the rows they replace. False (nothing written):
         a row the index left out (:data:`KEEP`) is to hold something after all."""
@@ -394,7 +432,7 @@ class RawSheet:
                 styles = tpl[1]
                 body = "".join([f'<c r="{letters[j]}{r}"{styles[j]}{tail(v)}'
                                 for j, v in enumerate(values) if v is not None])
-                self._put(r, f'<row r="{r}">{body}</row>')
+                self._put(r, _dates(f'<row r="{r}">{body}</row>', restyle))
                 continue
             head, prefixes, exists, end, empty, _ = tpl
             if nothing and empty:
@@ -406,7 +444,7 @@ class RawSheet:
                                 for p, v in zip(prefixes, values)])  # numbers inline: most of the cells
             else:
                 body = "".join([p + tail(v) for p, e, v in zip(prefixes, exists, values) if e or v is not None])
-            self._put(r, head + body + end)
+            self._put(r, _dates(head + body + end, restyle))
         return True
 
     def _put(self, r: int, text: str) -> None:
@@ -451,6 +489,12 @@ class RawSheet:
         parts.append(text[cursor:self._hi])
         parts.append(self._after)
         return "".join(parts).encode("utf-8")
+
+
+def _dates(row: str, restyle) -> str:
+    if restyle is not None and (DATE_MARK in row or DATETIME_MARK in row):
+        return dated(row, restyle)
+    return row
 
 
 def _unquote(value: str | None) -> str | None:
