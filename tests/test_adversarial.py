@@ -408,3 +408,41 @@ def test_a_code_that_points_past_the_shared_strings_is_a_damaged_book_in_one_lin
     r = run_cli("refresh", str(book), env=env)
     assert r.returncode == 1 and "damaged" in one_line(r) and "A8" in one_line(r)
     assert digest(book) == before and sandbox.request_count == 0
+
+
+def _codes_as_formulas(path, formulas: dict) -> None:
+    """The mm_ah template with its codes cleared and *formulas* in LX_CODES cells, saved by openpyxl
+    (which writes a formula with no calculated value, as any program that does not calculate)."""
+    import openpyxl
+
+    wb = openpyxl.load_workbook(TEMPLATES / "mm_ah.xlsx")
+    ws = wb["MM_AH"]
+    for r in range(7, 1007):
+        ws.cell(row=r, column=1).value = None
+    for address, value in formulas.items():
+        ws[address] = value
+    wb.save(path)
+
+
+def test_codes_that_are_formulas_no_program_calculated_are_said_so(tmp_path, sandbox, env):
+    """Codes as formulas (``=Watchlist!A2``) in a book saved by openpyxl or another writer that does
+    not calculate read as blank: the rows were skipped without a word, and with every code so the
+    refresh said "no codes to refresh: type HK codes into …" to cells that hold formulas."""
+    import openpyxl
+
+    book = tmp_path / "formulas.xlsx"
+    _codes_as_formulas(book, {"A7": "=Watchlist!A2", "A8": "=Watchlist!A3"})
+    before = digest(book)
+    r = run_cli("refresh", str(book), env=env)
+    assert r.returncode == 1 and "formula never calculated" in one_line(r), r.stdout + r.stderr
+    assert "open and save it in Excel or LibreOffice first" in one_line(r)
+    assert digest(book) == before and sandbox.request_count == 0
+
+    _codes_as_formulas(book, {"A7": "=Watchlist!A2", "A8": "700"})
+    r = run_cli("refresh", str(book), env=env)
+    assert r.returncode == 0 and "1 problem row" in r.stdout, r.stdout + r.stderr
+    row7 = [c.value for c in openpyxl.load_workbook(book)["MM_AH"][7]]
+    assert "#N/A Formula Not Calculated" in row7, row7
+    problems = [c.value for row in openpyxl.load_workbook(book)["MM_AH"].iter_rows() for c in row
+                if isinstance(c.value, str) and "formula never calculated" in c.value]
+    assert problems, "the status block names the cause"

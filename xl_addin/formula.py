@@ -26,6 +26,7 @@ from .problems import one_error_for_all
 BLANK = ""
 NO_DATA_CELL = "#N/A No Data"
 INVALID_CODE_CELL = "#N/A Invalid Code"
+UNCALCULATED_CELL = "#N/A Formula Not Calculated"
 INVALID_FIELD_CELL = "#N/A Invalid Field"
 #: what Excel hands over for error cells when err_to_str is on
 EXCEL_ERRORS = frozenset({"#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!",

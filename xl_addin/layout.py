@@ -32,8 +32,8 @@ from .codes import is_blank, parse_code
 from .dates import as_excel_datetime
 from .exceptions import NoDataError, UnknownFieldError, WorkbookError
 from .fields import Field, lookup
-from .formula import INVALID_CODE_CELL, NO_DATA_CELL
-from .problems import CAUSE_INVALID, cause_of, grouped
+from .formula import INVALID_CODE_CELL, NO_DATA_CELL, UNCALCULATED_CELL
+from .problems import CAUSE_INVALID, CAUSE_UNCALCULATED, cause_of, grouped
 
 CODES, FIELDS_NAME, STATUS = "LX_CODES", "LX_FIELDS", "LX_STATUS"
 STATUS_LABELS = ("Refreshed at 刷新时间", "Data date 数据日期", "Codes 代码", "Problems 问题")
@@ -171,6 +171,11 @@ def read_codes(code_cells: list) -> list[tuple[str | None, str | None]]:
     return out
 
 
+def is_uncalculated(cell) -> bool:
+    """A code cell that is a formula no program calculated (a book's reader marks it ``uncalculated``)."""
+    return getattr(cell, "uncalculated", False) is True
+
+
 def _contiguous(columns: list[int]) -> list[list[int]]:
     runs: list[list[int]] = []
     for c in sorted(columns):
@@ -195,7 +200,7 @@ def plan_refresh(layout: Layout, code_cells: list, header_row: list, result, now
     table: list[list] = []  # one row per LX_CODES row, one value per field, in column order
     records = result.records if result else {}
     errors = result.errors if result else {}
-    for (code, problem) in parsed:
+    for raw, (code, problem) in zip(code_cells, parsed):
         record = records.get(code) if code else None
         if record is not None:
             table.append([v if v is None or type(v) in _AS_IS else as_excel_datetime(v) for v in map(record.get, keys)])
@@ -203,10 +208,11 @@ def plan_refresh(layout: Layout, code_cells: list, header_row: list, result, now
         row = [None] * width  # a blank row is cleared
         if code is not None or problem is not None:  # the first column says why the row is empty
             error = errors.get(code) if code else None
-            row[0] = (f"{INVALID_CODE_CELL} {problem}"[:60] if problem
+            uncalculated = is_uncalculated(raw)
+            row[0] = (UNCALCULATED_CELL if uncalculated else f"{INVALID_CODE_CELL} {problem}"[:60] if problem
                       else NO_DATA_CELL if isinstance(error, NoDataError) else f"#N/A {error}")
         if problem:
-            problem_rows.append((problem, CAUSE_INVALID))
+            problem_rows.append((problem, CAUSE_UNCALCULATED if is_uncalculated(raw) else CAUSE_INVALID))
         elif code:
             problem_rows.append((code, cause_of(errors.get(code))))
         table.append(row)

@@ -15,6 +15,8 @@ from .exceptions import InvalidCodeError, NoDataError
 
 CAUSE_INVALID = "invalid code"
 CAUSE_NO_DATA = "no data"
+CAUSE_UNCALCULATED = ("a formula never calculated (the workbook was saved by a program that does not calculate: "
+                      "open and save it in Excel or LibreOffice first)")
 INVALID_HINT = "expected 1 to 5 digits, like 700, 00700 or 0700.HK"
 
 

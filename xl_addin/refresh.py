@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Protocol
 
 from .exceptions import LixingerError, WorkbookError
-from .layout import Layout, Plan, plan_refresh, stale_cause
-from .problems import grouped, hard_errors
+from .layout import Layout, Plan, is_uncalculated, plan_refresh, stale_cause
+from .problems import CAUSE_UNCALCULATED, grouped, hard_errors
 
 
 class Book(Protocol):
@@ -73,6 +73,8 @@ def prepare(book: Book, service, max_age: float = 0.0, allow_stale: bool = False
     header = book.read(f.sheet, f.top, f.left, f.top, f.right)[0]
     plan = plan_refresh(layout, code_cells, header, None, dt.datetime.now())  # validates fields, codes
     if not plan.codes:
+        if any(is_uncalculated(cell) for cell in code_cells):
+            raise WorkbookError(f"the codes in {layout.codes.a1()} are {CAUSE_UNCALCULATED}")
         raise WorkbookError(f"no codes to refresh: type HK codes into {layout.codes.a1()}")
     book.progress(f"Lixinger: fetching {len(plan.codes)} codes…")
     with _readying(book, plan):  # the book indexes what it will write while the request is in flight

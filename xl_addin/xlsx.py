@@ -90,6 +90,13 @@ def _addr(ref: str) -> tuple[int, int]:
     return int(m.group(2)), col
 
 
+class Uncalculated(str):
+    """A formula cell with no calculated value, as its formula text (``=Watchlist!A2``): saved by a
+    program that does not calculate. Never a code; the refresh says what to do about it."""
+
+    uncalculated = True
+
+
 class XlsxBook:
     """The refresh's Book adapter over an .xlsx file on disk."""
 
@@ -271,6 +278,9 @@ class XlsxBook:
             return _text(c.find(f"{Q}is"))
         v = c.find(f"{Q}v")
         if v is None or v.text is None:
+            f = c.find(f"{Q}f")
+            if f is not None:  # a formula no program calculated (openpyxl and other writers save none)
+                return Uncalculated(f"={f.text or ''}")
             return None
         if t == "s":
             try:
