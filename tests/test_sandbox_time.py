@@ -166,3 +166,14 @@ def test_snapshots_fetched_on_several_days_come_back_as_a_series(sandbox, tmp_pa
         for k in range(4, len(mine)):
             assert mine[k][4] == sum(r[3] for r in mine[k - 4 : k + 1])
     assert sandbox.request_count == len(days) + 1
+
+
+def test_a_universe_larger_than_the_codes_it_draws_from_is_refused_not_endless():
+    """``universe(10_000)`` drew from 00001..09999 for ever; it is a clear error now."""
+    import pytest
+
+    from xl_addin.sandbox.data import universe
+
+    assert len(universe(9999)) == 9999
+    with pytest.raises(ValueError, match="at most 9,999 codes"):
+        universe(10_000)

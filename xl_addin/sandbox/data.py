@@ -71,6 +71,8 @@ def _documented() -> dict:
 @lru_cache(maxsize=4)
 def universe(size: int = DEFAULT_SIZE, seed: int = SEED) -> tuple[str, ...]:
     """The sandbox's codes: the well-known names, then seeded others in 00001..09999."""
+    if size > 9999:  # 00001..09999 hold no more: drawing would never end
+        raise ValueError(f"the sandbox's universe holds at most 9,999 codes (00001..09999), not {size:,}")
     codes = list(WELL_KNOWN)
     taken = set(codes)
     rng = random.Random(f"universe:{seed}")
