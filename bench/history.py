@@ -23,7 +23,6 @@ import argparse
 import gc
 import datetime as dt
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -35,6 +34,9 @@ from xl_addin.records import parse_record  # noqa: E402
 from xl_addin.sandbox.data import DEFAULT_AS_OF, make_record, trading_days, universe  # noqa: E402
 from xl_addin.store import Snapshot, SQLiteStore  # noqa: E402
 from xl_addin.store import frames  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import per_call, timed  # noqa: E402
 
 SOURCE = "https://open.lixinger.com/api"
 
@@ -72,17 +74,6 @@ class BlobCache:
     def close(self):
         self.db.close()
 FIELD = "mm_sh_cap_r"
-
-
-def timed(fn, repeat: int) -> tuple[float, object]:
-    """Median wall time of *repeat* warm calls (one call first to warm), and the last result."""
-    result = fn()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result
 
 
 def size_of(path: Path) -> int:
@@ -200,21 +191,6 @@ def main() -> None:
     formula_bench(args.days)
 
 
-def per_call(*fns, n=300, rounds=9) -> list[float]:
-    """Best time per call of each function, measured in interleaved rounds (fair under load)."""
-    for fn in fns:
-        for _ in range(20):
-            fn()
-    best = [float("inf")] * len(fns)
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
-            t = time.perf_counter()
-            for _ in range(n):
-                fn()
-            best[i] = min(best[i], (time.perf_counter() - t) / n)
-    return best
-
-
 def formula_bench(n_days: int) -> None:
     """Warm LX_MMAH_HIST over one code and *n_days* trading days against the warm single-cell LX_MMAH."""
     import os
@@ -258,6 +234,7 @@ def formula_bench(n_days: int) -> None:
             lambda: xh.call(udfs.LX_MMAH_HIST, 700.0, field, start, end, caller=caller),
             recalculated,
             lambda: xh.call(SAME_ARRAY, 700.0, field, start, end, caller=caller),
+            n=300, warm=20,
         )
         assert sb.request_count == requests  # neither asked the service
         udfs.reset()

@@ -45,6 +45,9 @@ from xl_addin.records import parse_record  # noqa: E402
 from xl_addin.sandbox.data import DEFAULT_AS_OF, make_record, trading_days, universe  # noqa: E402
 from xl_addin.store import Snapshot, SQLiteStore, frames, open_store  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import timed  # noqa: E402
+
 SOURCE = "https://open.lixinger.com/api"
 FIELD = "mm_sh_cap_r"
 
@@ -181,16 +184,6 @@ def cold_formula(url: str, password: str) -> dict:
 
 def walls(results: list[dict]) -> str:
     return ", ".join(f"{r['wall']:.2f}" for r in results)
-
-
-def timed(fn, repeat: int) -> tuple[float, object]:
-    result = fn()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), result
 
 
 def main() -> None:

@@ -27,20 +27,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 import excel_harness as xh  # noqa: E402
 
-
-def per_call(*fns, n=10000, rounds=9) -> list[float]:
-    """Best time per call of each function, measured in interleaved rounds (fair under load)."""
-    for fn in fns:
-        for _ in range(500):
-            fn()
-    best = [float("inf")] * len(fns)
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
-            t = time.perf_counter()
-            for _ in range(n):
-                fn()
-            best[i] = min(best[i], (time.perf_counter() - t) / n)
-    return best
+sys.path.insert(0, str(HERE))
+from timing import per_call  # noqa: E402
 
 
 def import_time(stmt: str, env: dict, runs: int = 15) -> float:
