@@ -22,8 +22,6 @@ import time
 from contextlib import contextmanager
 
 from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 _local = threading.local()  # the deadline of the request this thread is sending
 
@@ -111,22 +109,6 @@ def _guarded(getresponse):
     return wait_for_headers
 
 
-class _HTTPConnection(HTTPConnection):
-    getresponse = _guarded(HTTPConnection.getresponse)
-
-
-class _HTTPSConnection(HTTPSConnection):
-    getresponse = _guarded(HTTPSConnection.getresponse)
-
-
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-
 _guarded_pools: dict[type, type] = {}
 
 
@@ -147,14 +129,18 @@ class DeadlineAdapter(HTTPAdapter):
 
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        _guard(self.poolmanager)
 
     def proxy_manager_for(self, proxy, **proxy_kwargs):
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        pools = manager.pool_classes_by_scheme
-        if not all(cls in _guarded_pools.values() for cls in pools.values()):
-            manager.pool_classes_by_scheme = {scheme: _guarded_pool(cls) for scheme, cls in pools.items()}
-        return manager
+        return _guard(super().proxy_manager_for(proxy, **proxy_kwargs))
+
+
+def _guard(manager):
+    """*manager* (urllib3's pool manager, plain or a proxy's) making pools that honour :func:`deadline`."""
+    pools = manager.pool_classes_by_scheme
+    if not all(cls in _guarded_pools.values() for cls in pools.values()):
+        manager.pool_classes_by_scheme = {scheme: _guarded_pool(cls) for scheme, cls in pools.items()}
+    return manager
 
 
 def watch_socket(when: float, sock) -> int:
