@@ -206,13 +206,13 @@ def plan_refresh(layout: Layout, code_cells: list, header_row: list, result, now
             table.append([v if v is None or type(v) in _AS_IS else as_excel_datetime(v) for v in map(record.get, keys)])
             continue
         row = [None] * width  # a blank row is cleared
+        uncalculated = is_uncalculated(raw)
         if code is not None or problem is not None:  # the first column says why the row is empty
             error = errors.get(code) if code else None
-            uncalculated = is_uncalculated(raw)
             row[0] = (UNCALCULATED_CELL if uncalculated else f"{INVALID_CODE_CELL} {problem}"[:60] if problem
                       else NO_DATA_CELL if isinstance(error, NoDataError) else f"#N/A {error}")
         if problem:
-            problem_rows.append((problem, CAUSE_UNCALCULATED if is_uncalculated(raw) else CAUSE_INVALID))
+            problem_rows.append((problem, CAUSE_UNCALCULATED if uncalculated else CAUSE_INVALID))
         elif code:
             problem_rows.append((code, cause_of(errors.get(code))))
         table.append(row)
