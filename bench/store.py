@@ -222,7 +222,7 @@ def main() -> None:
 
         def empty() -> None:
             with owner._session(write=True) as conn:
-                conn.execute("TRUNCATE xl_addin.history, xl_addin.absent")
+                conn.execute("TRUNCATE xl_addin.history, xl_addin.absent, xl_addin.fetches")
 
         # -- 1. writers ---------------------------------------------------------------------------------
         if "writers" in parts:

@@ -110,8 +110,9 @@ def test_a_desk_row_counts_when_fetched_after_the_refresh_stamp_and_within_max_a
     ben.expire_all()  # Ben clicked Refresh after Ann's fetch: her rows are older than his stamp
     before = sandbox.request_count
     assert ben.fetch(CODES).requests == 1 and sandbox.request_count == before + 1
-    replaced = pg_server.psql("SELECT sum(replaced) FROM xl_addin.history", db="rt")
-    assert replaced == "5"  # Ben's newer fetch replaced Ann's in the desk
+    with open_store(empty_desk["owner"], password=pg_server.password) as desk:
+        assert desk.info().replacements == 5  # Ben's newer fetch replaced Ann's in the desk (`store status`)
+        assert {s.fetched_at for s in desk.latest(CODES, source=sandbox.url).values()} == {ben.fetch(CODES).fetched_at["00700"]}
     carl = service_for(settings, sandbox, tmp_path, "carl", empty_desk["writer"])
     carl.expire_all()
     ann.expire_all()

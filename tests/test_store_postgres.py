@@ -16,9 +16,10 @@ from keyring_service import BACKEND, SecretService
 from pg_server import PostgresServer
 from test_store import DAYS, SRC, snap
 from xl_addin.exceptions import ConfigError, LixingerError, StoreError
-from xl_addin.store import open_store, transfer
+from xl_addin.store import Snapshot, open_store, schema, transfer
 from xl_addin.store.desk import init_store
 from xl_addin.store.location import parse_desk_url
+from xl_addin.store.postgres import DESK_VERSION
 
 READER_PW, WRITER_PW = "reader-Pw-5fz81q", "writer-Pw-0x9kq2"
 READER_ROLE, WRITER_ROLE = "desk_reader", "desk_writer"  # roles are the cluster's: not the defaults other tests make
@@ -55,9 +56,9 @@ def desk(pg_server):
 # -- store init ---------------------------------------------------------------------------------------
 def test_init_creates_the_version_table_and_two_roles(pg_server, desk):
     first = desk["first"]
-    assert (first.version_before, first.version) == (0, 2)
+    assert (first.version_before, first.version) == (0, DESK_VERSION)
     assert set(first.roles_created) == {READER_ROLE, WRITER_ROLE}
-    assert pg_server.psql("SELECT version FROM xl_addin.schema_version ORDER BY version", db="desk") == "2"
+    assert pg_server.psql("SELECT version FROM xl_addin.schema_version ORDER BY version", db="desk").split() == ["2", "3"]
     roles = pg_server.psql(f"SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname IN "
                            f"('{READER_ROLE}', '{WRITER_ROLE}') ORDER BY 1")
     assert roles.splitlines() == [f"{READER_ROLE}|f", f"{WRITER_ROLE}|f"]
@@ -71,9 +72,9 @@ def test_init_again_changes_nothing_and_keeps_the_history(pg_server, desk):
     writer = open_store(desk["writer"], password=WRITER_PW)
     writer.put([snap("00700", DAYS[0])])
     again = init_store(desk["owner"], password=pg_server.password, reader=READER_ROLE, writer=WRITER_ROLE)
-    assert (again.version_before, again.version, again.roles_created) == (2, 2, ())
+    assert (again.version_before, again.version, again.roles_created) == (DESK_VERSION, DESK_VERSION, ())
     assert "already in place" in one_line(again.line())
-    assert pg_server.psql("SELECT count(*) FROM xl_addin.schema_version", db="desk") == "1"
+    assert pg_server.psql("SELECT count(*) FROM xl_addin.schema_version", db="desk") == "2"
     assert "00700" in open_store(desk["reader"], password=READER_PW).latest(["00700"], source=SRC)
     writer.close()
 
@@ -265,6 +266,95 @@ def test_a_newer_fetch_from_another_writer_replaces_and_is_counted(pg_server, de
     assert a.latest("00700", source=SRC)["00700"].fetched_at == 200.0 and a.info().replacements == 1
 
 
+def _xmins(pg_server, day) -> set[str]:
+    """The row versions of one day's rows: a row rewritten gets a new one."""
+    return set(pg_server.psql(f"SELECT xmin FROM xl_addin.history WHERE data_date = '{day}'", db="desk").split())
+
+
+def test_a_colleagues_later_fetch_of_the_same_snapshot_moves_its_time_without_rewriting_a_row(pg_server, desk):
+    pg_server.psql("TRUNCATE xl_addin.history, xl_addin.absent, xl_addin.fetches", db="desk")
+    ann, ben = open_store(desk["writer"], password=WRITER_PW), open_store(desk["writer"], password=WRITER_PW)
+    codes = ["00700", "00005", "09988"]
+    assert ann.put(snap(c, DAYS[3], fetched_at=100.0) for c in codes).inserted == 3
+    written = _xmins(pg_server, DAYS[3])
+    later = ben.put(snap(c, DAYS[3], fetched_at=200.0) for c in codes)
+    assert (later.inserted, later.replaced, later.unchanged) == (0, 3, 0)  # counted as SQLite counts it
+    assert _xmins(pg_server, DAYS[3]) == written  # no wide row written again
+    assert {s.fetched_at for s in ann.latest(codes, source=SRC).values()} == {200.0}  # but the fetch time is Ben's
+    assert ann.info().replacements == 3 and ann.info().last_fetch == 200.0
+    assert ann.codes_seen(150.0, source=SRC) == sorted(codes)
+    assert ben.put(snap(c, DAYS[3], fetched_at=150.0) for c in codes).unchanged == 3  # an older one changes nothing
+    exported = list(ann.export_rows(SRC))
+    assert {s.fetched_at for s in exported} == {200.0} and len(exported) == 3
+
+
+def test_part_of_a_fetch_or_other_values_are_written_and_only_those_rows_move(pg_server, desk):
+    pg_server.psql("TRUNCATE xl_addin.history, xl_addin.absent, xl_addin.fetches", db="desk")
+    store = open_store(desk["writer"], password=WRITER_PW)
+    codes = ["00700", "00005", "09988"]
+    store.put(snap(c, DAYS[4], fetched_at=100.0) for c in codes)
+    # a formula's fetch of one of the three, later: that one moves, the others keep their time
+    assert store.put([snap("00005", DAYS[4], fetched_at=200.0)]).replaced == 1
+    times = {c: s.fetched_at for c, s in store.latest(codes, source=SRC).items()}
+    assert times == {"00700": 100.0, "00005": 200.0, "09988": 100.0}
+    # the service's values changed, then changed back: each later fetch wins with its own values
+    first = snap("00700", DAYS[4], fetched_at=300.0)
+    changed = Snapshot(SRC, "00700", DAYS[4], 400.0, {**first.values, "mm_sh": 1.0})
+    assert store.put([changed]).replaced == 1 and store.latest("00700", source=SRC)["00700"].values["mm_sh"] == 1
+    back = store.put([snap("00700", DAYS[4], fetched_at=500.0)])
+    assert back.replaced == 1
+    kept = store.latest("00700", source=SRC)["00700"]
+    assert (kept.fetched_at, kept.values) == (500.0, first.values)
+
+
+def test_history_emptied_by_hand_is_written_again(pg_server, desk):
+    pg_server.psql("TRUNCATE xl_addin.history, xl_addin.absent, xl_addin.fetches", db="desk")
+    store = open_store(desk["writer"], password=WRITER_PW)
+    batch = [snap(c, DAYS[5], fetched_at=100.0) for c in ("00700", "00005")]
+    assert store.put(batch).inserted == 2
+    pg_server.psql("TRUNCATE xl_addin.history", db="desk")  # the fetches left behind say nothing now
+    assert store.put(batch).inserted == 2 and store.info().snapshots == 2
+
+
+def test_a_version_2_desk_is_brought_to_3_by_init_keeping_every_row_and_its_fetch_time(pg_server):
+    from xl_addin.store import postgres
+
+    pg_server.psql("CREATE DATABASE old_desk")
+    url = pg_server.url_for("postgres", "old_desk")
+    import psycopg
+
+    with psycopg.connect(host="127.0.0.1", port=pg_server.port, user="postgres", password=pg_server.password,
+                         dbname="old_desk", autocommit=True) as conn:  # the layout the previous release made
+        conn.execute(f"CREATE SCHEMA {postgres.SCHEMA}")
+        conn.execute(schema.VERSION_DDL.replace("schema_version", postgres.T_VERSION, 1))
+        postgres._to_v2(conn)
+        conn.execute(f"INSERT INTO {postgres.T_VERSION} VALUES (2, 0)")
+        for code, day, at in (("00700", DAYS[0], 100.0), ("00005", DAYS[0], 100.0), ("00700", DAYS[1], 250.0)):
+            values = snap(code, day).values
+            conn.execute(f"INSERT INTO {postgres.T_HISTORY} (source, code, data_date, fetched_at, replaced, "
+                         f"{', '.join(values)}) VALUES (%s, %s, %s, %s, 1, {', '.join(['%s'] * len(values))})",
+                         (SRC, code, day, at, *values.values()))
+    with pytest.raises(StoreError, match="runs `lx-addin store init` to bring it to 3") as caught:
+        open_store(url, password=pg_server.password).info()
+    one_line(caught)
+    result = init_store(url, password=pg_server.password)
+    assert (result.version_before, result.version) == (2, DESK_VERSION)
+    store = open_store(url, password=pg_server.password)
+    info = store.info()
+    assert (info.snapshots, info.replacements, info.last_fetch, info.schema_version) == (3, 3, 250.0, DESK_VERSION)
+    assert [(s.code, s.data_date, s.fetched_at) for s in store.export_rows(SRC)] == [
+        ("00005", DAYS[0], 100.0), ("00700", DAYS[0], 100.0), ("00700", DAYS[1], 250.0)]
+    assert store.latest("00700", source=SRC)["00700"].values == snap("00700", DAYS[1]).values
+    # the rows kept before have no digest: a newer fetch of them writes them once, then moves forward
+    assert store.put([snap("00700", DAYS[1], fetched_at=300.0)]).replaced == 1
+    assert store.put([snap("00700", DAYS[1], fetched_at=400.0)]).replaced == 1
+    assert store.latest("00700", source=SRC)["00700"].fetched_at == 400.0
+    assert store.codes_seen(260.0, source=SRC) == ["00700"]
+    again = init_store(url, password=pg_server.password)
+    assert (again.version_before, again.version) == (DESK_VERSION, DESK_VERSION)
+    store.close()
+
+
 # -- files in and out ------------------------------------------------------------------------------
 def test_export_from_sqlite_import_into_postgres_export_again_is_byte_identical(pg_server, desk, tmp_path):
     from test_store import OTHER, TRICKY
@@ -369,9 +459,10 @@ def test_two_inits_at_once_both_succeed_and_migrate_once(pg_server):
     for t in threads:
         t.join()
     assert errors == [] and len(results) == 4
-    assert sorted(r.version_before for r in results) == [0, 2, 2, 2]
+    befores = sorted(r.version_before for r in results)  # one made it; the others found some or all of it done
+    assert befores[0] == 0 and 0 not in befores[1:] and {r.version for r in results} == {DESK_VERSION}
     assert sorted(role for r in results for role in r.roles_created) == ["twice_reader", "twice_writer"]
-    assert pg_server.psql("SELECT count(*) FROM xl_addin.schema_version", db="twice") == "1"
+    assert pg_server.psql("SELECT count(*) FROM xl_addin.schema_version", db="twice") == "2"
 
 
 def test_a_writer_stuck_mid_write_holds_others_only_for_the_lock_timeout(pg_server, desk):
@@ -381,7 +472,8 @@ def test_a_writer_stuck_mid_write_holds_others_only_for_the_lock_timeout(pg_serv
 
     stuck = psycopg.connect(host="127.0.0.1", port=pg_server.port, user="bob", password=WRITER_PW, dbname="desk")
     try:  # another writer, mid-write on the same snapshot, that never commits
-        stuck.execute("INSERT INTO xl_addin.history (source, code, data_date, fetched_at) VALUES (%s, %s, %s, 1.0)",
+        stuck.execute("INSERT INTO xl_addin.history (source, code, data_date, fetched_at, fetch_id) "
+                      "VALUES (%s, %s, %s, 1.0, 0)",
                       (SRC, "02318", DAYS[4]))
         other = PostgresStore(desk["writer"], password=WRITER_PW, lock_timeout=0.5)
         before = other.info().snapshots

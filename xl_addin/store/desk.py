@@ -43,7 +43,8 @@ class InitResult:
 def init_store(location: str | DeskURL, *, password: Password | str | None = None,
                reader: str = READER_ROLE, writer: str = WRITER_ROLE) -> InitResult:
     """Create or migrate the schema, create the two roles, grant them; idempotent."""
-    from .postgres import LOCK_KEY, SCHEMA, T_ABSENT, T_HISTORY, T_VERSION, PostgresStore, load_psycopg, migrate
+    from .postgres import (LOCK_KEY, SCHEMA, T_ABSENT, T_FETCHES, T_HISTORY, T_VERSION, PostgresStore, load_psycopg,
+                           migrate)
 
     for role in (reader, writer):
         if not _ROLE_NAME.match(role):
@@ -68,9 +69,10 @@ def init_store(location: str | DeskURL, *, password: Password | str | None = Non
             for statement in (
                 f"GRANT CONNECT ON DATABASE {ident} TO {reader}",
                 f"GRANT USAGE ON SCHEMA {SCHEMA} TO {reader}",
-                f"GRANT SELECT ON {T_HISTORY}, {T_ABSENT}, {T_VERSION} TO {reader}",
+                f"GRANT SELECT ON {T_HISTORY}, {T_ABSENT}, {T_VERSION}, {T_FETCHES} TO {reader}",
                 f"GRANT {reader} TO {writer}",
-                f"GRANT INSERT, UPDATE ON {T_HISTORY} TO {writer}",
+                f"GRANT INSERT, UPDATE ON {T_HISTORY}, {T_FETCHES} TO {writer}",
+                f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {SCHEMA} TO {writer}",  # fetches' identity
                 f"GRANT INSERT, UPDATE, DELETE ON {T_ABSENT} TO {writer}",
                 f"REVOKE CREATE ON SCHEMA {SCHEMA} FROM PUBLIC",
             ):

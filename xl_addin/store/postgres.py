@@ -6,13 +6,18 @@ read. psycopg 3 is an optional extra (``pip install 'xl-addin[postgres]'``) and 
 imported only when a ``postgresql://`` location is opened.
 
 Writes: writers of the same (source, data date) take turns (an advisory lock per date,
-taken in order; other dates go on in parallel). In its turn a writer first counts whether
-the store has its batch whole already, as new or newer (the writer before it fetched the
-same): then nothing more is sent. Otherwise the rows go by binary COPY (values dumped in
-C) into the session's temporary table, and from there in one statement, ``INSERT ... ON
-CONFLICT DO UPDATE ... WHERE newer``, rows already kept as new or newer left out, in key
-order: concurrent writers of the same snapshot never duplicate it and never fail on it
-(a newer fetch replaces and is counted), and two writers never deadlock on each other.
+taken in order; other dates go on in parallel; an import of many dates takes its source's
+lock alone). Every row points at the fetch that wrote it (``fetches``: one row per
+(source, data date, fetch time) of a put), and a row's fetch time is its fetch's. In its
+turn a writer first counts whether the store has its batch whole already, as new or newer
+(the writer before it fetched the same): then nothing more is sent. A newer fetch of the
+same values (a colleague's fetch of the same snapshot, minutes later), known by a digest
+of each row's values, moves the fetch that wrote them forward, one small row, instead of
+rewriting every wide row. Otherwise the rows go by binary COPY (values dumped in C) into
+the session's temporary table, and from there in one statement, ``INSERT ... ON CONFLICT
+DO UPDATE ... WHERE newer``, rows already kept as new or newer left out, in key order:
+concurrent writers of the same snapshot never duplicate it and never fail on it (a newer
+fetch replaces and is counted), and two writers never deadlock on each other.
 The schema (in its own ``xl_addin`` schema, versioned like SQLite's) is created and
 migrated only by ``lx-addin store init`` (:mod:`.desk`), run by whoever owns the
 database; analysts' roles may write snapshots or only read them, and this module
@@ -25,6 +30,8 @@ a :class:`StoreError` whose one line is built from safe parts and redacted.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import struct
 import threading
 import time
 from contextlib import contextmanager
@@ -41,39 +48,65 @@ from .password import Password, stored_password
 
 SCHEMA = "xl_addin"
 T_HISTORY, T_ABSENT, T_VERSION = f"{SCHEMA}.history", f"{SCHEMA}.absent", f"{SCHEMA}.schema_version"
+T_FETCHES = f"{SCHEMA}.fetches"
+#: the desk database's schema version (the SQLite file's is schema.SQLITE_VERSION): 2 is the typed
+#: history of schema.CURRENT_VERSION, 3 adds ``fetches`` and each row's fetch and values' digest
+DESK_VERSION = 3
 CONNECT_TIMEOUT = 5  # seconds; a desk database that does not answer falls back quickly
 LOCK_TIMEOUT = 30.0  # seconds a write waits for another writer before it gives up with one line
 _LOW, _HIGH = dt.date(1, 1, 1), dt.date(9999, 12, 31)
 _COLUMNS = ", ".join(VALUE_KEYS)
-_SELECT = f"SELECT source, code, data_date, fetched_at, {_COLUMNS} FROM {T_HISTORY}"
 _INT_KEYS = frozenset(f.key for f in VALUE_FIELDS if f.kind in INTEGER_KINDS)
+#: a row's fetch time is its fetch's, moved forward by newer fetches of the same values (never earlier
+#: than the row's own: a fetch is made with its rows' time and only moves forward)
+_FETCHED = "GREATEST(h.fetched_at, f.fetched_at)"
+_SELECT = (f"SELECT h.source, h.code, h.data_date, {_FETCHED} AS fetched_at, "
+           f"{', '.join('h.' + k for k in VALUE_KEYS)} FROM {T_HISTORY} h LEFT JOIN {T_FETCHES} f USING (fetch_id)")
 #: each put's rows go first into this session's own temporary table, by COPY (binary, the values
 #: dumped in C), then into ``history`` in one statement: no per-value array building in Python
 T_INCOMING = "xl_addin_incoming"
 _INCOMING_DDL = (
     f"CREATE TEMP TABLE IF NOT EXISTS {T_INCOMING} (source TEXT COLLATE \"C\", code TEXT COLLATE \"C\", "
-    "data_date DATE, fetched_at DOUBLE PRECISION, "
+    "data_date DATE, fetched_at DOUBLE PRECISION, digest BIGINT, "
     + ", ".join(f"{k} {'BIGINT' if k in _INT_KEYS else 'DOUBLE PRECISION'}" for k in VALUE_KEYS)
     + ") ON COMMIT DELETE ROWS"
 )
-_COPY = f"COPY {T_INCOMING} (source, code, data_date, fetched_at, {_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-_COPY_TYPES = ["text", "text", "date", "float8"] + ["int8" if k in _INT_KEYS else "float8" for k in VALUE_KEYS]
-#: in one statement: the rows the store has as new or newer already are left out (read without waiting
-#: on any row lock), the rest go in key order (so that two writers lock rows in the same order and never
-#: deadlock), the newest fetch winning, -0.0 kept as 0.0 (as SQLite keeps it); a code that now has a
-#: record is no longer "absent"
+_COPY = f"COPY {T_INCOMING} (source, code, data_date, fetched_at, digest, {_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_COPY_TYPES = ["text", "text", "date", "float8", "int8"] + ["int8" if k in _INT_KEYS else "float8" for k in VALUE_KEYS]
+#: in one statement: each row of the put beside the fetch time the store has for it (one primary-key
+#: lookup a row: OFFSET 0 keeps it from becoming a join over all of history; the few fetches that wrote
+#: them looked up once); rows the store has as new or newer are left out; a fetch row is made for each
+#: (source, date, fetch time) with rows to write; these are written in key order (so that two writers
+#: lock rows in the same order and never deadlock), the newest fetch winning, -0.0 kept as 0.0 (as
+#: SQLite keeps it); a code that now has a record is no longer "absent"
 _PUT = f"""
-WITH written AS (
-    INSERT INTO {T_HISTORY} AS h (source, code, data_date, fetched_at, {_COLUMNS})
-    SELECT source, code, data_date, fetched_at, {', '.join(k if k in _INT_KEYS else f'{k} + 0.0' for k in VALUE_KEYS)}
+WITH kept AS (
+    SELECT t.*, h.fetch_id AS old_id, h.fetched_at AS old_at
     FROM {T_INCOMING} t
-    WHERE NOT EXISTS (SELECT 1 FROM {T_HISTORY} k WHERE k.source = t.source AND k.code = t.code
-                      AND k.data_date = t.data_date AND k.fetched_at >= t.fetched_at)
-    ORDER BY source, code, data_date
+    LEFT JOIN LATERAL (SELECT fetch_id, fetched_at FROM {T_HISTORY} h WHERE h.source = t.source AND h.code = t.code
+                       AND h.data_date = t.data_date OFFSET 0) h ON true
+), theirs AS (
+    SELECT fetch_id, fetched_at FROM {T_FETCHES} WHERE fetch_id IN (SELECT old_id FROM kept)
+), todo AS (
+    SELECT k.* FROM kept k LEFT JOIN theirs r ON r.fetch_id = k.old_id
+    WHERE k.old_at IS NULL OR GREATEST(k.old_at, r.fetched_at) < k.fetched_at
+), made AS (
+    INSERT INTO {T_FETCHES} (source, data_date, fetched_at, codes)
+    SELECT source, data_date, fetched_at, md5(string_agg(code, ',' ORDER BY code)) FROM {T_INCOMING} i
+    WHERE EXISTS (SELECT 1 FROM todo t WHERE t.source = i.source AND t.data_date = i.data_date
+                  AND t.fetched_at = i.fetched_at)
+    GROUP BY 1, 2, 3
+    RETURNING fetch_id, source, data_date, fetched_at
+), written AS (
+    INSERT INTO {T_HISTORY} AS h (source, code, data_date, fetched_at, fetch_id, digest, {_COLUMNS})
+    SELECT t.source, t.code, t.data_date, t.fetched_at, made.fetch_id, t.digest,
+           {', '.join(k if k in _INT_KEYS else f'{k} + 0.0' for k in VALUE_KEYS)}
+    FROM todo t JOIN made USING (source, data_date, fetched_at)
+    ORDER BY t.source, t.code, t.data_date
     ON CONFLICT (source, code, data_date) DO UPDATE SET
-        fetched_at = excluded.fetched_at, replaced = h.replaced + 1,
-        {', '.join(f'{k} = excluded.{k}' for k in VALUE_KEYS)}
-    WHERE excluded.fetched_at > h.fetched_at
+        fetched_at = excluded.fetched_at, fetch_id = excluded.fetch_id, digest = excluded.digest,
+        replaced = h.replaced + 1, {', '.join(f'{k} = excluded.{k}' for k in VALUE_KEYS)}
+    WHERE excluded.fetched_at > h.fetched_at  -- newer than its fetch: found in todo, in this writer's turn
     RETURNING (xmax = 0) AS inserted
 ), cleared AS (
     DELETE FROM {T_ABSENT} a USING {T_INCOMING} t
@@ -81,16 +114,52 @@ WITH written AS (
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
 """
-#: a fetch's batch (one source, one data date, one fetch time) that the store has whole already, as new or
-#: newer, is known from one count, before anything is sent: a writer after another one sends nothing more
-_ALL_KEPT = f"""
-SELECT count(*) FROM {T_HISTORY}
-WHERE source = %s AND data_date = %s AND code = ANY(%s::text[]) AND fetched_at >= %s
+#: the same for a fetch's batch the store has none of (counted in this writer's turn): no row looked up
+_PUT_NEW = _PUT[:_PUT.index("WITH kept AS (")] + f"""
+WITH todo AS (SELECT * FROM {T_INCOMING}), made AS""" + _PUT[_PUT.index(" (\n    INSERT INTO " + T_FETCHES):]
+#: a fetch's batch the store has whole already, as new or newer, known from the fetches alone: a fetch of
+#: the same (source, date) and the same codes at this time or later. Each fetch keeps the digest of its
+#: batch's codes, every one of which has a fetch time at least the fetch's from then on (fetch times only
+#: move forward; a fetch moved forward takes the codes of the batch that moved it)
+_SEEN = f"""
+SELECT EXISTS (SELECT 1 FROM {T_FETCHES} f WHERE source = %s AND data_date = %s AND codes = %s AND fetched_at >= %s
+               AND EXISTS (SELECT 1 FROM {T_HISTORY} x WHERE x.fetch_id = f.fetch_id))  -- (history emptied by hand)
+"""
+#: otherwise, each row of the batch beside the store's (one primary-key lookup a code, whatever the
+#: statistics say), by the fetch that wrote it: how many rows, how many of them hold other values (by each
+#: row's digest), whether they are as new as the batch or newer, and how many rows that fetch has in all.
+#: A fetch the batch has every row of, older and with the same values (a colleague's fetch of the same
+#: snapshot, minutes before), moves forward to the batch's time: one small row, no history row written.
+_KEPT = f"""
+WITH mine AS (SELECT * FROM unnest(string_to_array(%s, ','), string_to_array(%s, ',')::int8[]) AS m(code, digest)),
+kept AS (
+    SELECT h.fetch_id, h.fetched_at, count(*) AS n, count(*) FILTER (WHERE h.digest IS DISTINCT FROM m.digest) AS differ
+    FROM mine m CROSS JOIN LATERAL (SELECT fetch_id, fetched_at, digest FROM {T_HISTORY} h
+                                    WHERE h.source = %s AND h.code = m.code AND h.data_date = %s OFFSET 0) h
+    GROUP BY 1, 2
+)
+SELECT k.fetch_id, sum(k.n)::bigint, sum(k.differ)::bigint,
+       bool_and(GREATEST(k.fetched_at, f.fetched_at) >= %s), bool_or(GREATEST(k.fetched_at, f.fetched_at) >= %s),
+       (SELECT count(*) FROM {T_HISTORY} x WHERE x.fetch_id = k.fetch_id), bool_and(f.fetch_id IS NOT NULL)
+FROM kept k LEFT JOIN {T_FETCHES} f USING (fetch_id) GROUP BY k.fetch_id
+"""
+_CONFIRM = f"""
+WITH moved AS (
+    UPDATE {T_FETCHES} f SET fetched_at = %(at)s, replaced = f.replaced + m.n, codes = %(set)s
+    FROM unnest(%(ids)s::bigint[], %(ns)s::bigint[]) AS m(id, n)
+    WHERE f.fetch_id = m.id AND f.fetched_at < %(at)s
+), cleared AS (
+    DELETE FROM {T_ABSENT} a WHERE a.source = %(source)s AND a.code = ANY(string_to_array(%(codes)s, ','))
+                               AND a.fetched_at <= %(at)s
+)
+SELECT 1
 """
 #: writers of the same (source, data date) take turns: one waiting for its turn then finds the other's rows
 #: kept (one count) instead of sending its own to queue on their row locks; other dates go on in parallel.
-#: Locks are taken in order (no deadlock); a put of many dates (an import) takes one lock for its source.
-_TURN = "SELECT pg_advisory_xact_lock(hashtext(%s), %s)"
+#: Locks are taken in order (no deadlock). A put of many dates (an import) takes its source's lock alone,
+#: which the others hold shared: it waits for them, they wait for it.
+_TURN = "pg_advisory_xact_lock(hashtext(%s), %s)"
+_SHARED_TURN = "pg_advisory_xact_lock_shared(hashtext(%s), 0)"
 _TURN_DATES = 16
 _RETRY_STATES = frozenset({"40P01", "40001"})  # deadlock, serialization failure: run the batch again
 
@@ -143,8 +212,10 @@ class PostgresStore(HistoryStore):
         # a writer that stalls (a laptop shut mid-write) must not hold everyone else for ever; set with
         # the connection's startup packet, so that connecting costs no extra round trip for them
         ms = max(1, int(self._lock_timeout * 1000))
+        # series() relies on its plan's order (no parallel plan); no JIT: every query here is short, and a
+        # cost estimate over its threshold made a 7 ms write spend 70 ms compiling
         params["options"] = (f"-c lock_timeout={ms} -c idle_in_transaction_session_timeout={max(ms * 2, 60000)} "
-                             "-c max_parallel_workers_per_gather=0")  # series() relies on its plan's order
+                             "-c max_parallel_workers_per_gather=0 -c jit=off")
         try:
             # prepare_threshold=None: a prepared generic plan of these array queries is 10x slower
             conn = psycopg.connect(autocommit=True, prepare_threshold=None, **params)
@@ -265,19 +336,38 @@ class PostgresStore(HistoryStore):
         one_fetch = kinds.pop() if len(kinds) == 1 else None  # one fetch's batch: the usual put
         codes = [s.code for s in newest.values()]
         dates = sorted({(s.source, s.data_date) for s in newest.values()})
-        turns = ([(src, day.toordinal()) for src, day in dates] if len(dates) <= _TURN_DATES
-                 else [(src, 0) for src in sorted({src for src, _ in dates})])
-        rows = None
+        sources = sorted({src for src, _ in dates})
+        if len(dates) <= _TURN_DATES:
+            turns = [(_SHARED_TURN, (src,)) for src in sources] + [(_TURN, (src, day.toordinal())) for src, day in dates]
+        else:
+            turns = [(_TURN, (src, 0)) for src in sources]
+        take_turns = "SELECT " + ", ".join(sql for sql, _ in turns)
+        turn_args = [a for _, args in turns for a in args]
+        joined = ",".join(codes)  # five-digit codes: one text, split by the server (a list is dumped in Python)
+        rows = digests = None
         for attempt in range(5):
             try:
                 with self._session(write=True) as conn:
                     self._check_writer(conn)
-                    for turn in turns:
-                        conn.execute(_TURN, turn)
-                    if one_fetch is not None and conn.execute(  # kept whole already (by the writer before us)?
-                            _ALL_KEPT, (one_fetch[0], one_fetch[1], codes, one_fetch[2])).fetchone()[0] == len(codes):
-                        return PutResult(unchanged=unchanged + len(codes))
-                    rows = rows or [_row(s) for s in newest.values()]
+                    conn.execute(take_turns, turn_args)
+                    new = False
+                    if one_fetch is not None:
+                        source, day, at = one_fetch
+                        code_set = _code_set(codes)
+                        if conn.execute(_SEEN, (source, day, code_set, at)).fetchone()[0]:
+                            return PutResult(unchanged=unchanged + len(codes))  # the writer before us fetched it
+                        digests = digests or _digests(newest.values())
+                        kept = conn.execute(_KEPT, (joined, ",".join(map(str, digests)), source, day, at, at)).fetchall()
+                        decided = _decide(kept, len(codes))
+                        if decided is not None:
+                            newer, older = decided
+                            if older:  # the same values, fetched later: their fetches move forward
+                                conn.execute(_CONFIRM, {"at": at, "ids": [i for i, _ in older], "ns": [n for _, n in older],
+                                                        "source": source, "codes": joined, "set": code_set})
+                            return PutResult(replaced=len(codes) - newer, unchanged=unchanged + newer)
+                        new = not kept
+                    digests = digests or _digests(newest.values())
+                    rows = rows or list(map(_row, newest.values(), digests))
                     if self._incoming_on is not conn:  # once per connection (emptied at each commit)
                         conn.execute(_INCOMING_DDL)
                     with conn.cursor() as cur:
@@ -285,7 +375,7 @@ class PostgresStore(HistoryStore):
                             copy.set_types(_COPY_TYPES)
                             for row in rows:
                                 copy.write_row(row)
-                    inserted, replaced = conn.execute(_PUT).fetchone()
+                    inserted, replaced = conn.execute(_PUT_NEW if new else _PUT).fetchone()
                 self._incoming_on = conn  # committed: the table stays for the session
                 break
             except StoreError as exc:
@@ -333,7 +423,7 @@ class PostgresStore(HistoryStore):
             return {}
         rows = self._rows(
             f"SELECT h.* FROM unnest(%s::text[]) AS c(code) CROSS JOIN LATERAL "
-            f"({_SELECT} WHERE source = %s AND code = c.code ORDER BY data_date DESC LIMIT 1) h",
+            f"({_SELECT} WHERE h.source = %s AND h.code = c.code ORDER BY h.data_date DESC LIMIT 1) h",
             (codes, source),
         )
         return {row[1]: self._snapshot(row) for row in rows}
@@ -364,22 +454,27 @@ class PostgresStore(HistoryStore):
         )
 
     def codes_seen(self, since: float, *, source: str) -> list[str]:
-        rows = self._rows(f"SELECT DISTINCT code FROM {T_HISTORY} WHERE source = %s AND fetched_at >= %s ORDER BY code",
-                          (source, float(since)))
+        rows = self._rows(f"SELECT DISTINCT h.code FROM {T_FETCHES} f JOIN {T_HISTORY} h ON h.fetch_id = f.fetch_id "
+                          "WHERE f.source = %s AND f.fetched_at >= %s ORDER BY h.code", (source, float(since)))
         return [r[0] for r in rows]
 
     def info(self, source: str | None = None) -> StoreInfo:
         where, args = ("WHERE source = %s", [source]) if source is not None else ("", [])
         with self._session() as conn:
             version = conn.execute(f"SELECT MAX(version) FROM {T_VERSION}").fetchone()[0]
-            n, codes, first, last, fetch, replaced = conn.execute(
-                "SELECT COUNT(*), COUNT(DISTINCT code), MIN(data_date), MAX(data_date), MAX(fetched_at), "
+            n, codes, first, last, replaced = conn.execute(
+                "SELECT COUNT(*), COUNT(DISTINCT code), MIN(data_date), MAX(data_date), "
                 f"COALESCE(SUM(replaced), 0) FROM {T_HISTORY} {where}", args
             ).fetchone()
+            # a row's fetch time is its fetch's; a fetch whose rows all went to newer ones is older than them
+            fetch, confirmed = conn.execute(f"SELECT MAX(fetched_at), COALESCE(SUM(replaced), 0) FROM {T_FETCHES} "
+                                            f"{where}", args).fetchone() if n else (None, 0)
+            replaced += confirmed
             sources = tuple(r[0] for r in conn.execute(
                 f"SELECT DISTINCT source FROM {T_HISTORY} {where} ORDER BY source", args))
             size = conn.execute(
-                f"SELECT pg_total_relation_size('{T_HISTORY}') + pg_total_relation_size('{T_ABSENT}')").fetchone()[0]
+                f"SELECT pg_total_relation_size('{T_HISTORY}') + pg_total_relation_size('{T_ABSENT}') "
+                f"+ pg_total_relation_size('{T_FETCHES}')").fetchone()[0]
         return StoreInfo(
             backend=self.backend, location=self.url.display, schema_version=version, snapshots=n, codes=codes,
             sources=sources, first_data_date=first, last_data_date=last, last_fetch=fetch, replacements=int(replaced),
@@ -392,21 +487,70 @@ class PostgresStore(HistoryStore):
             return bool(conn.execute("SELECT has_table_privilege(%s, 'INSERT')", (T_HISTORY,)).fetchone()[0])
 
     def export_rows(self, source: str | None = None) -> Iterator[Snapshot]:
-        where, args = ("WHERE source = %s", [source]) if source is not None else ("", [])
-        rows = self._rows(f"{_SELECT} {where} ORDER BY source, code, data_date", args)
+        where, args = ("WHERE h.source = %s", [source]) if source is not None else ("", [])
+        rows = self._rows(f"{_SELECT} {where} ORDER BY h.source, h.code, h.data_date", args)
         for row in rows:
             yield self._snapshot(row)
 
 
-_INT_POSITIONS = tuple((4 + i, k) for i, k in enumerate(VALUE_KEYS) if k in _INT_KEYS)
+_FIRST_VALUE = 5
+_KINDS = tuple((_FIRST_VALUE + i, k, k in _INT_KEYS) for i, k in enumerate(VALUE_KEYS))
+#: a row's values as bytes for their digest: share counts as 8-byte integers, the rest as doubles, and a
+#: mask of the missing ones; the same bytes for the same values on every machine and Python
+_PACK = struct.Struct("<Q" + "".join("q" if k in _INT_KEYS else "d" for k in VALUE_KEYS))
+assert len(VALUE_KEYS) <= 64
 
 
-def _row(s: Snapshot) -> list:
-    """One COPY row: the key, the fetch time, the values in column order (share counts whole)."""
-    row = [s.source, s.code, s.data_date, float(s.fetched_at), *map(s.values.get, VALUE_KEYS)]
-    for i, key in _INT_POSITIONS:
-        if type(row[i]) is not int and row[i] is not None:
-            row[i] = _value(key, row[i])
+def digest(values: tuple) -> int:
+    """64 bits of BLAKE2b over a row's values packed as their columns' types: the same values, the same
+    digest (-0.0 and 0.0 differ here: a fetch of one after the other is written, not moved forward)."""
+    missing = 0
+    if None in values:
+        values = list(values)
+        for i, v in enumerate(values):
+            if v is None:
+                missing |= 1 << i
+                values[i] = 0
+    try:
+        packed = _PACK.pack(missing, *values)
+    except struct.error:  # a share count given as a float (2.0): as its column keeps it
+        packed = _PACK.pack(missing, *(_value(k, v) for k, v in zip(VALUE_KEYS, values)))
+    return int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(), "little", signed=True)
+
+
+def _decide(kept: list[tuple], n: int) -> tuple[int, list[tuple[int, int]]] | None:
+    """From :data:`_KEPT`'s rows: (rows kept as new or newer, [(fetch, rows)] to move forward) when the batch
+    changes nothing but fetch times; None when it must be written (new rows, other values, part of a fetch)."""
+    if sum(row[1] for row in kept) != n:
+        return None
+    newer, older = 0, []
+    for fetch_id, rows, differ, all_newer, any_newer, total, known in kept:
+        if all_newer:
+            newer += rows
+        elif any_newer or differ or rows != total or not known:
+            return None
+        else:
+            older.append((fetch_id, rows))
+    return newer, older
+
+
+def _code_set(codes: list[str]) -> str:
+    """The digest of a batch's codes, as the server makes it: md5 of them sorted (bytewise), comma-joined."""
+    return hashlib.md5(",".join(sorted(codes)).encode(), usedforsecurity=False).hexdigest()
+
+
+def _digests(snapshots) -> list[int]:
+    return [digest(tuple(map(s.values.get, VALUE_KEYS))) for s in snapshots]
+
+
+def _row(s: Snapshot, digest: int) -> list:
+    """One COPY row: the key, the fetch time, the values' digest, the values in column order (share
+    counts whole, the rest floats with -0.0 as 0.0)."""
+    row = [s.source, s.code, s.data_date, float(s.fetched_at), digest, *map(s.values.get, VALUE_KEYS)]
+    for i, key, integer in _KINDS:
+        value = row[i]
+        if value is not None and ((type(value) is not int) if integer else (type(value) is not float or value == 0.0)):
+            row[i] = _value(key, value)
     return row
 
 
@@ -444,15 +588,42 @@ def _to_v2(conn) -> None:
         PRIMARY KEY (source, code))""")
 
 
-MIGRATIONS = {2: _to_v2}
-assert max(MIGRATIONS) == schema.CURRENT_VERSION
+def _to_v3(conn) -> None:
+    """``fetches``: each row points at the fetch that wrote it, and a row's fetch time is its fetch's,
+    so that a newer fetch of the same values (a colleague's, of the same snapshot) moves one small
+    row forward instead of rewriting every wide one; each row's values' digest finds them. Rows kept
+    before get a fetch per (source, data date, fetch time) and no digest (the next newer fetch of
+    them writes them once, with one)."""
+    conn.execute(f"""CREATE TABLE IF NOT EXISTS {T_FETCHES} (
+        fetch_id   BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+        source     TEXT COLLATE "C" NOT NULL,
+        data_date  DATE NOT NULL,
+        fetched_at DOUBLE PRECISION NOT NULL,
+        codes      TEXT,  -- md5 of its batch's codes, sorted, comma-joined
+        replaced   BIGINT NOT NULL DEFAULT 0)""")
+    conn.execute(f"CREATE INDEX IF NOT EXISTS fetches_fetched ON {T_FETCHES} (source, fetched_at)")
+    conn.execute(f"CREATE INDEX IF NOT EXISTS fetches_date ON {T_FETCHES} (source, data_date, codes)")
+    conn.execute(f"ALTER TABLE {T_HISTORY} ADD COLUMN IF NOT EXISTS fetch_id BIGINT, "
+                 "ADD COLUMN IF NOT EXISTS digest BIGINT")
+    conn.execute(f"INSERT INTO {T_FETCHES} (source, data_date, fetched_at, codes) "
+                 "SELECT source, data_date, fetched_at, md5(string_agg(code, ',' ORDER BY code)) "
+                 f"FROM {T_HISTORY} WHERE fetch_id IS NULL GROUP BY 1, 2, 3")
+    conn.execute(f"UPDATE {T_HISTORY} h SET fetch_id = f.fetch_id FROM {T_FETCHES} f WHERE h.fetch_id IS NULL "
+                 "AND f.source = h.source AND f.data_date = h.data_date AND f.fetched_at = h.fetched_at")
+    conn.execute(f"ALTER TABLE {T_HISTORY} ALTER COLUMN fetch_id SET NOT NULL")
+    conn.execute(f"CREATE INDEX IF NOT EXISTS history_fetch ON {T_HISTORY} (fetch_id)")
+    conn.execute(f"DROP INDEX IF EXISTS {SCHEMA}.history_fetched")  # fetches_fetched answers it now
+
+
+MIGRATIONS = {2: _to_v2, 3: _to_v3}
+assert max(MIGRATIONS) == DESK_VERSION
 LOCK_KEY = 0x786C5F6164  # pg_advisory_xact_lock: one `store init` migrates at a time
 
 
 def _newer(version: int, url: DeskURL) -> StoreError:
     return StoreError(
         f"the desk store {url.display} has schema {version}, made by a newer xl_addin (this one knows "
-        f"{schema.CURRENT_VERSION}); upgrade xl_addin to use it"
+        f"{DESK_VERSION}); upgrade xl_addin to use it"
     )
 
 
@@ -465,19 +636,19 @@ def schema_version(conn) -> int:
 
 def check_schema(conn, url: DeskURL) -> int:
     version = schema_version(conn)
-    if version > schema.CURRENT_VERSION:
+    if version > DESK_VERSION:
         raise _newer(version, url)
     if version == 0:
         raise StoreError(f"the desk store {url.display} has no history yet: whoever owns the database runs "
                          "`lx-addin store init` once")
-    if version < schema.CURRENT_VERSION:
+    if version < DESK_VERSION:
         raise StoreError(f"the desk store {url.display} has schema {version}; whoever owns the database runs "
-                         f"`lx-addin store init` to bring it to {schema.CURRENT_VERSION}")
+                         f"`lx-addin store init` to bring it to {DESK_VERSION}")
     return version
 
 
 def migrate(conn, url: DeskURL) -> tuple[int, int]:
-    """Bring the schema to :data:`schema.CURRENT_VERSION`, forward only, each step in its own
+    """Bring the schema to :data:`DESK_VERSION`, forward only, each step in its own
     transaction, one migrator at a time. Returns (version before, version after)."""
     before = None
     while True:
@@ -487,9 +658,9 @@ def migrate(conn, url: DeskURL) -> tuple[int, int]:
             conn.execute(schema.VERSION_DDL.replace("schema_version", T_VERSION, 1))
             version = schema_version(conn)
             before = version if before is None else before
-            if version > schema.CURRENT_VERSION:
+            if version > DESK_VERSION:
                 raise _newer(version, url)
-            if version == schema.CURRENT_VERSION:
+            if version == DESK_VERSION:
                 return before, version
             step = min(v for v in MIGRATIONS if v > version)
             MIGRATIONS[step](conn)
