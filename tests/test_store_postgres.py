@@ -286,6 +286,15 @@ def test_a_colleagues_later_fetch_of_the_same_snapshot_moves_its_time_without_re
     assert ben.put(snap(c, DAYS[3], fetched_at=150.0) for c in codes).unchanged == 3  # an older one changes nothing
     exported = list(ann.export_rows(SRC))
     assert {s.fetched_at for s in exported} == {200.0} and len(exported) == 3
+    # two fetches' rows (two formulas' fetches), fetched again together later: both move forward
+    assert ann.put(snap(c, DAYS[6], fetched_at=100.0) for c in codes[:2]).inserted == 2
+    assert ann.put([snap(codes[2], DAYS[6], fetched_at=110.0)]).inserted == 1
+    written = _xmins(pg_server, DAYS[6])
+    assert ben.put(snap(c, DAYS[6], fetched_at=300.0) for c in codes).replaced == 3
+    assert _xmins(pg_server, DAYS[6]) == written
+    assert [ben.latest([c], source=SRC)[c].fetched_at for c in codes] == [300.0] * 3
+    assert ben.put(snap(c, DAYS[6], fetched_at=400.0) for c in codes).replaced == 3  # now one fetch's rows
+    assert _xmins(pg_server, DAYS[6]) == written and ann.info().replacements == 9
 
 
 def test_part_of_a_fetch_or_other_values_are_written_and_only_those_rows_move(pg_server, desk):

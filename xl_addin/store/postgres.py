@@ -91,8 +91,8 @@ WITH kept AS (
     SELECT k.* FROM kept k LEFT JOIN theirs r ON r.fetch_id = k.old_id
     WHERE k.old_at IS NULL OR GREATEST(k.old_at, r.fetched_at) < k.fetched_at
 ), made AS (
-    INSERT INTO {T_FETCHES} (source, data_date, fetched_at, codes)
-    SELECT source, data_date, fetched_at, md5(string_agg(code, ',' ORDER BY code)) FROM {T_INCOMING} i
+    INSERT INTO {T_FETCHES} (source, data_date, fetched_at, codes, batch)
+    SELECT source, data_date, fetched_at, md5(string_agg(code, ',' ORDER BY code)), %(batch)s FROM {T_INCOMING} i
     WHERE EXISTS (SELECT 1 FROM todo t WHERE t.source = i.source AND t.data_date = i.data_date
                   AND t.fetched_at = i.fetched_at)
     GROUP BY 1, 2, 3
@@ -117,13 +117,15 @@ SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FR
 #: the same for a fetch's batch the store has none of (counted in this writer's turn): no row looked up
 _PUT_NEW = _PUT[:_PUT.index("WITH kept AS (")] + f"""
 WITH todo AS (SELECT * FROM {T_INCOMING}), made AS""" + _PUT[_PUT.index(" (\n    INSERT INTO " + T_FETCHES):]
-#: a fetch's batch the store has whole already, as new or newer, known from the fetches alone: a fetch of
-#: the same (source, date) and the same codes at this time or later. Each fetch keeps the digest of its
-#: batch's codes, every one of which has a fetch time at least the fetch's from then on (fetch times only
-#: move forward; a fetch moved forward takes the codes of the batch that moved it)
+#: a fetch's batch known from the fetches alone: a fetch of the same (source, date) and the same codes at
+#: this time or later means the store has it whole, as new or newer (each fetch keeps the digest of its
+#: batch's codes, every one of which has a fetch time at least the fetch's from then on: fetch times only
+#: move forward, and a fetch moved forward takes the codes of the batch that moved it). An older one that
+#: still has a row for each of the codes and the same digest of their values is moved forward.
 _SEEN = f"""
-SELECT EXISTS (SELECT 1 FROM {T_FETCHES} f WHERE source = %s AND data_date = %s AND codes = %s AND fetched_at >= %s
-               AND EXISTS (SELECT 1 FROM {T_HISTORY} x WHERE x.fetch_id = f.fetch_id))  -- (history emptied by hand)
+SELECT f.fetch_id, f.fetched_at >= %s, f.batch, (SELECT count(*) FROM {T_HISTORY} x WHERE x.fetch_id = f.fetch_id)
+FROM {T_FETCHES} f WHERE f.source = %s AND f.data_date = %s AND f.codes = %s
+ORDER BY f.fetched_at DESC LIMIT 4
 """
 #: otherwise, each row of the batch beside the store's (one primary-key lookup a code, whatever the
 #: statistics say), by the fetch that wrote it: how many rows, how many of them hold other values (by each
@@ -145,7 +147,7 @@ FROM kept k LEFT JOIN {T_FETCHES} f USING (fetch_id) GROUP BY k.fetch_id
 """
 _CONFIRM = f"""
 WITH moved AS (
-    UPDATE {T_FETCHES} f SET fetched_at = %(at)s, replaced = f.replaced + m.n, codes = %(set)s
+    UPDATE {T_FETCHES} f SET fetched_at = %(at)s, replaced = f.replaced + m.n, codes = %(set)s, batch = %(batch)s
     FROM unnest(%(ids)s::bigint[], %(ns)s::bigint[]) AS m(id, n)
     WHERE f.fetch_id = m.id AND f.fetched_at < %(at)s
 ), cleared AS (
@@ -334,7 +336,8 @@ class PostgresStore(HistoryStore):
             return PutResult(unchanged=unchanged)
         kinds = {(s.source, s.data_date, s.fetched_at) for s in newest.values()}
         one_fetch = kinds.pop() if len(kinds) == 1 else None  # one fetch's batch: the usual put
-        codes = [s.code for s in newest.values()]
+        ordered = sorted(newest.values(), key=_by_code)  # the batch digest's order
+        codes = [s.code for s in ordered]
         dates = sorted({(s.source, s.data_date) for s in newest.values()})
         sources = sorted({src for src, _ in dates})
         if len(dates) <= _TURN_DATES:
@@ -344,7 +347,7 @@ class PostgresStore(HistoryStore):
         take_turns = "SELECT " + ", ".join(sql for sql, _ in turns)
         turn_args = [a for _, args in turns for a in args]
         joined = ",".join(codes)  # five-digit codes: one text, split by the server (a list is dumped in Python)
-        rows = digests = None
+        rows = digests = mine = None
         for attempt in range(5):
             try:
                 with self._session(write=True) as conn:
@@ -354,20 +357,30 @@ class PostgresStore(HistoryStore):
                     if one_fetch is not None:
                         source, day, at = one_fetch
                         code_set = _code_set(codes)
-                        if conn.execute(_SEEN, (source, day, code_set, at)).fetchone()[0]:
-                            return PutResult(unchanged=unchanged + len(codes))  # the writer before us fetched it
-                        digests = digests or _digests(newest.values())
+                        for fetch_id, newer, batch, rows_now in conn.execute(_SEEN, (at, source, day, code_set)):
+                            if newer and rows_now:  # the writer before us fetched it (and history is there)
+                                return PutResult(unchanged=unchanged + len(codes))
+                            if digests is None and rows_now == len(codes) and batch is not None:
+                                digests, mine = _digests(ordered)
+                            if rows_now == len(codes) and batch is not None and batch == mine:
+                                conn.execute(_CONFIRM, {"at": at, "ids": [fetch_id], "ns": [len(codes)], "source": source,
+                                                        "codes": joined, "set": code_set, "batch": batch})
+                                return PutResult(replaced=len(codes), unchanged=unchanged)
+                        if digests is None:
+                            digests, mine = _digests(ordered)
                         kept = conn.execute(_KEPT, (joined, ",".join(map(str, digests)), source, day, at, at)).fetchall()
                         decided = _decide(kept, len(codes))
                         if decided is not None:
                             newer, older = decided
                             if older:  # the same values, fetched later: their fetches move forward
                                 conn.execute(_CONFIRM, {"at": at, "ids": [i for i, _ in older], "ns": [n for _, n in older],
-                                                        "source": source, "codes": joined, "set": code_set})
+                                                        "source": source, "codes": joined, "set": code_set,
+                                                        "batch": mine if len(older) == 1 and not newer else None})
                             return PutResult(replaced=len(codes) - newer, unchanged=unchanged + newer)
                         new = not kept
-                    digests = digests or _digests(newest.values())
-                    rows = rows or list(map(_row, newest.values(), digests))
+                    if digests is None:
+                        digests, mine = _digests(ordered)
+                    rows = rows or list(map(_row, ordered, digests))
                     if self._incoming_on is not conn:  # once per connection (emptied at each commit)
                         conn.execute(_INCOMING_DDL)
                     with conn.cursor() as cur:
@@ -375,7 +388,8 @@ class PostgresStore(HistoryStore):
                             copy.set_types(_COPY_TYPES)
                             for row in rows:
                                 copy.write_row(row)
-                    inserted, replaced = conn.execute(_PUT_NEW if new else _PUT).fetchone()
+                    batch = mine if one_fetch is not None else None  # a one-fetch put's, for the next one's check
+                    inserted, replaced = conn.execute(_PUT_NEW if new else _PUT, {"batch": batch}).fetchone()
                 self._incoming_on = conn  # committed: the table stays for the session
                 break
             except StoreError as exc:
@@ -501,9 +515,10 @@ _PACK = struct.Struct("<Q" + "".join("q" if k in _INT_KEYS else "d" for k in VAL
 assert len(VALUE_KEYS) <= 64
 
 
-def digest(values: tuple) -> int:
-    """64 bits of BLAKE2b over a row's values packed as their columns' types: the same values, the same
-    digest (-0.0 and 0.0 differ here: a fetch of one after the other is written, not moved forward)."""
+def _packed(values: tuple) -> bytes:
+    """A row's values as bytes for their digest (share counts as 8-byte integers, the rest as doubles, a
+    mask of the missing ones): the same bytes for the same values on every machine and Python. (-0.0 and
+    0.0 differ here: a fetch of one after the other is written, not moved forward.)"""
     missing = 0
     if None in values:
         values = list(values)
@@ -512,10 +527,26 @@ def digest(values: tuple) -> int:
                 missing |= 1 << i
                 values[i] = 0
     try:
-        packed = _PACK.pack(missing, *values)
+        return _PACK.pack(missing, *values)
     except struct.error:  # a share count given as a float (2.0): as its column keeps it
-        packed = _PACK.pack(missing, *(_value(k, v) for k, v in zip(VALUE_KEYS, values)))
-    return int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(), "little", signed=True)
+        return _PACK.pack(missing, *(_value(k, v) for k, v in zip(VALUE_KEYS, values)))
+
+
+def _digests(snapshots: list[Snapshot]) -> tuple[list[int], int]:
+    """Each row's digest (64 bits of BLAKE2b over its values) and the batch's (over each row's code and
+    values, in the order given: code order), in one pass."""
+    batch = hashlib.blake2b(digest_size=8)
+    out = []
+    for s in snapshots:
+        packed = _packed(tuple(map(s.values.get, VALUE_KEYS)))
+        batch.update(s.code.encode())
+        batch.update(packed)
+        out.append(int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(), "little", signed=True))
+    return out, int.from_bytes(batch.digest(), "little", signed=True)
+
+
+def _by_code(s: Snapshot) -> str:
+    return s.code
 
 
 def _decide(kept: list[tuple], n: int) -> tuple[int, list[tuple[int, int]]] | None:
@@ -537,10 +568,6 @@ def _decide(kept: list[tuple], n: int) -> tuple[int, list[tuple[int, int]]] | No
 def _code_set(codes: list[str]) -> str:
     """The digest of a batch's codes, as the server makes it: md5 of them sorted (bytewise), comma-joined."""
     return hashlib.md5(",".join(sorted(codes)).encode(), usedforsecurity=False).hexdigest()
-
-
-def _digests(snapshots) -> list[int]:
-    return [digest(tuple(map(s.values.get, VALUE_KEYS))) for s in snapshots]
 
 
 def _row(s: Snapshot, digest: int) -> list:
@@ -600,6 +627,7 @@ def _to_v3(conn) -> None:
         data_date  DATE NOT NULL,
         fetched_at DOUBLE PRECISION NOT NULL,
         codes      TEXT,  -- md5 of its batch's codes, sorted, comma-joined
+        batch      BIGINT,  -- the digest of its batch's values (one fetch's put), see postgres._digests
         replaced   BIGINT NOT NULL DEFAULT 0)""")
     conn.execute(f"CREATE INDEX IF NOT EXISTS fetches_fetched ON {T_FETCHES} (source, fetched_at)")
     conn.execute(f"CREATE INDEX IF NOT EXISTS fetches_date ON {T_FETCHES} (source, data_date, codes)")
