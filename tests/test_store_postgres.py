@@ -323,6 +323,8 @@ def test_history_emptied_by_hand_is_written_again(pg_server, desk):
     assert store.put(batch).inserted == 2
     pg_server.psql("TRUNCATE xl_addin.history", db="desk")  # the fetches left behind say nothing now
     assert store.put(batch).inserted == 2 and store.info().snapshots == 2
+    pg_server.psql("DELETE FROM xl_addin.history WHERE code = '00005'", db="desk")  # one of a fetch's rows
+    assert store.put(batch).inserted == 1 and store.info().snapshots == 2
 
 
 def test_a_version_2_desk_is_brought_to_3_by_init_keeping_every_row_and_its_fetch_time(pg_server):

@@ -358,7 +358,7 @@ class PostgresStore(HistoryStore):
                         source, day, at = one_fetch
                         code_set = _code_set(codes)
                         for fetch_id, newer, batch, rows_now in conn.execute(_SEEN, (at, source, day, code_set)):
-                            if newer and rows_now:  # the writer before us fetched it (and history is there)
+                            if newer and rows_now == len(codes):  # the writer before us fetched it (its rows all there)
                                 return PutResult(unchanged=unchanged + len(codes))
                             if digests is None and rows_now == len(codes) and batch is not None:
                                 digests, mine = _digests(ordered)
@@ -629,6 +629,7 @@ def _to_v3(conn) -> None:
         codes      TEXT,  -- md5 of its batch's codes, sorted, comma-joined
         batch      BIGINT,  -- the digest of its batch's values (one fetch's put), see postgres._digests
         replaced   BIGINT NOT NULL DEFAULT 0)""")
+    conn.execute(f"ALTER TABLE {T_FETCHES} ADD COLUMN IF NOT EXISTS codes TEXT, ADD COLUMN IF NOT EXISTS batch BIGINT")
     conn.execute(f"CREATE INDEX IF NOT EXISTS fetches_fetched ON {T_FETCHES} (source, fetched_at)")
     conn.execute(f"CREATE INDEX IF NOT EXISTS fetches_date ON {T_FETCHES} (source, data_date, codes)")
     conn.execute(f"ALTER TABLE {T_HISTORY} ADD COLUMN IF NOT EXISTS fetch_id BIGINT, "
