@@ -79,7 +79,7 @@ _COPY_TYPES = ["text", "text", "date", "float8", "int8"] + ["int8" if k in _INT_
 #: (source, date, fetch time) with rows to write; these are written in key order (so that two writers
 #: lock rows in the same order and never deadlock), the newest fetch winning, -0.0 kept as 0.0 (as
 #: SQLite keeps it); a code that now has a record is no longer "absent"
-_PUT = f"""
+_TODO = f"""
 WITH kept AS (
     SELECT t.*, h.fetch_id AS old_id, h.fetched_at AS old_at
     FROM {T_INCOMING} t
@@ -90,7 +90,10 @@ WITH kept AS (
 ), todo AS (
     SELECT k.* FROM kept k LEFT JOIN theirs r ON r.fetch_id = k.old_id
     WHERE k.old_at IS NULL OR GREATEST(k.old_at, r.fetched_at) < k.fetched_at
-), made AS (
+)"""
+#: writing ``todo``: a fetch row for each (source, date, fetch time) with rows to write, the rows, the absent
+_WRITE = f"""
+, made AS (
     INSERT INTO {T_FETCHES} (source, data_date, fetched_at, codes, batch)
     SELECT source, data_date, fetched_at, md5(string_agg(code, ',' ORDER BY code)), %(batch)s FROM {T_INCOMING} i
     WHERE EXISTS (SELECT 1 FROM todo t WHERE t.source = i.source AND t.data_date = i.data_date
@@ -114,9 +117,9 @@ WITH kept AS (
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
 """
+_PUT = _TODO + _WRITE
 #: the same for a fetch's batch the store has none of (counted in this writer's turn): no row looked up
-_PUT_NEW = _PUT[:_PUT.index("WITH kept AS (")] + f"""
-WITH todo AS (SELECT * FROM {T_INCOMING}), made AS""" + _PUT[_PUT.index(" (\n    INSERT INTO " + T_FETCHES):]
+_PUT_NEW = f"WITH todo AS (SELECT * FROM {T_INCOMING})" + _WRITE
 #: a fetch's batch known from the fetches alone: a fetch of the same (source, date) and the same codes at
 #: this time or later means the store has it whole, as new or newer (each fetch keeps the digest of its
 #: batch's codes, every one of which has a fetch time at least the fetch's from then on: fetch times only
@@ -360,12 +363,14 @@ class PostgresStore(HistoryStore):
                         for fetch_id, newer, batch, rows_now in conn.execute(_SEEN, (at, source, day, code_set)):
                             if newer and rows_now == len(codes):  # the writer before us fetched it (its rows all there)
                                 return PutResult(unchanged=unchanged + len(codes))
-                            if digests is None and rows_now == len(codes) and batch is not None:
-                                digests, mine = _digests(ordered)
-                            if rows_now == len(codes) and batch is not None and batch == mine:
-                                conn.execute(_CONFIRM, {"at": at, "ids": [fetch_id], "ns": [len(codes)], "source": source,
-                                                        "codes": joined, "set": code_set, "batch": batch})
-                                return PutResult(replaced=len(codes), unchanged=unchanged)
+                            if rows_now == len(codes) and batch is not None:  # older: the same values?
+                                if digests is None:
+                                    digests, mine = _digests(ordered)
+                                if batch == mine:
+                                    conn.execute(_CONFIRM, {"at": at, "ids": [fetch_id], "ns": [len(codes)],
+                                                            "source": source, "codes": joined, "set": code_set,
+                                                            "batch": batch})
+                                    return PutResult(replaced=len(codes), unchanged=unchanged)
                         if digests is None:
                             digests, mine = _digests(ordered)
                         kept = conn.execute(_KEPT, (joined, ",".join(map(str, digests)), source, day, at, at)).fetchall()
